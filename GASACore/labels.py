@@ -1,0 +1,176 @@
+"""Label sets with names, colours and SNOMED CT terminology (BTCV, AMOS22, KiTS23).
+
+Each label carries the DICOM-style triplets 3D Slicer's terminology uses: a category (for example
+"Anatomical Structure"), a type (the organ) and an optional type modifier (right / left).
+Colours are RGB 0-255, close to Slicer's GenericAnatomyColors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LABEL_SETS", "Code", "Label", "Terminology", "labels_from_json", "labels_to_json"]
+
+
+@dataclass(frozen=True)
+class Code:
+    """One coded concept: scheme designator (``SCT`` = SNOMED CT), code value and meaning."""
+
+    scheme: str
+    value: str
+    meaning: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"scheme": self.scheme, "value": self.value, "meaning": self.meaning}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Code:
+        return cls(scheme=str(data["scheme"]), value=str(data["value"]), meaning=str(data["meaning"]))
+
+
+@dataclass(frozen=True)
+class Terminology:
+    """Category, type and optional type modifier of a segment."""
+
+    category: Code
+    type: Code
+    modifier: Code | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "category": self.category.to_json(),
+            "type": self.type.to_json(),
+            "modifier": self.modifier.to_json() if self.modifier else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Terminology:
+        modifier = data.get("modifier")
+        return cls(
+            category=Code.from_json(data["category"]),
+            type=Code.from_json(data["type"]),
+            modifier=Code.from_json(modifier) if modifier else None,
+        )
+
+
+@dataclass(frozen=True)
+class Label:
+    """One output class of a model: label value, display name, colour and terminology."""
+
+    value: int
+    name: str
+    color: tuple[int, int, int]
+    terminology: Terminology | None = field(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "name": self.name,
+            "color": list(self.color),
+            "terminology": self.terminology.to_json() if self.terminology else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Label:
+        value = int(data["value"])
+        color = tuple(int(c) for c in data.get("color", (128, 128, 128)))
+        if value < 1 or len(color) != 3 or any(not 0 <= c <= 255 for c in color):
+            raise ValueError(f"a label needs a value >= 1 and an RGB colour 0-255, got {dict(data)!r}")
+        term = data.get("terminology")
+        return cls(
+            value=value,
+            name=str(data["name"]),
+            color=color,  # type: ignore[arg-type]
+            terminology=Terminology.from_json(term) if term else None,
+        )
+
+
+def labels_to_json(labels: Sequence[Label]) -> list[dict[str, Any]]:
+    return [label.to_json() for label in labels]
+
+
+def labels_from_json(data: Sequence[Mapping[str, Any]]) -> tuple[Label, ...]:
+    """Parse labels and check that values are unique."""
+    labels = tuple(Label.from_json(item) for item in data)
+    values = [label.value for label in labels]
+    if len(set(values)) != len(values):
+        raise ValueError(f"label values must be unique, got {values}")
+    return labels
+
+
+_ANATOMY = Code("SCT", "123037004", "Anatomical Structure")
+_MORPHOLOGY = Code("SCT", "49755003", "Morphologically Altered Structure")
+_RIGHT = Code("SCT", "24028007", "Right")
+_LEFT = Code("SCT", "7771000", "Left")
+
+
+def _organ(
+    value: int, name: str, color: tuple[int, int, int], code: str, meaning: str, side: Code | None = None
+) -> Label:
+    return Label(value, name, color, Terminology(_ANATOMY, Code("SCT", code, meaning), side))
+
+
+_SPLEEN = ("spleen", (157, 108, 162), "78961009", "Spleen")
+_GALLBLADDER = ("gallbladder", (139, 150, 98), "28231008", "Gallbladder")
+_ESOPHAGUS = ("esophagus", (211, 171, 143), "32849002", "Esophagus")
+_LIVER = ("liver", (221, 130, 101), "10200004", "Liver")
+_STOMACH = ("stomach", (216, 132, 105), "69695003", "Stomach")
+_AORTA = ("aorta", (224, 97, 76), "15825003", "Aorta")
+_IVC = ("inferior vena cava", (0, 151, 206), "64131007", "Inferior vena cava")
+_PANCREAS = ("pancreas", (249, 180, 111), "15776009", "Pancreas")
+
+
+def _kidneys(first: int) -> list[Label]:
+    return [
+        _organ(first, "right kidney", (185, 102, 83), "64033007", "Kidney", _RIGHT),
+        _organ(first + 1, "left kidney", (185, 102, 83), "64033007", "Kidney", _LEFT),
+    ]
+
+
+def _adrenals(first: int) -> list[Label]:
+    return [
+        _organ(first, "right adrenal gland", (244, 214, 49), "23451007", "Adrenal gland", _RIGHT),
+        _organ(first + 1, "left adrenal gland", (244, 214, 49), "23451007", "Adrenal gland", _LEFT),
+    ]
+
+
+BTCV_LABELS: tuple[Label, ...] = (
+    _organ(1, *_SPLEEN),
+    *_kidneys(2),
+    _organ(4, *_GALLBLADDER),
+    _organ(5, *_ESOPHAGUS),
+    _organ(6, *_LIVER),
+    _organ(7, *_STOMACH),
+    _organ(8, *_AORTA),
+    _organ(9, *_IVC),
+    _organ(10, "portal and splenic veins", (0, 112, 165), "32764006", "Portal vein"),
+    _organ(11, *_PANCREAS),
+    *_adrenals(12),
+)
+
+AMOS_LABELS: tuple[Label, ...] = (
+    _organ(1, *_SPLEEN),
+    *_kidneys(2),
+    _organ(4, *_GALLBLADDER),
+    _organ(5, *_ESOPHAGUS),
+    _organ(6, *_LIVER),
+    _organ(7, *_STOMACH),
+    _organ(8, *_AORTA),
+    _organ(9, "postcava", (0, 151, 206), "64131007", "Inferior vena cava"),
+    _organ(10, *_PANCREAS),
+    *_adrenals(11),
+    _organ(13, "duodenum", (255, 253, 229), "38848004", "Duodenum"),
+    _organ(14, "urinary bladder", (222, 154, 132), "89837001", "Urinary bladder"),
+    _organ(15, "prostate or uterus", (230, 158, 140), "41216001", "Prostate"),
+)
+
+KITS23_LABELS: tuple[Label, ...] = (
+    _organ(1, "kidney", (185, 102, 83), "64033007", "Kidney"),
+    Label(2, "kidney tumor", (253, 135, 192), Terminology(_MORPHOLOGY, Code("SCT", "108369006", "Neoplasm"))),
+    Label(3, "kidney cyst", (205, 205, 100), Terminology(_MORPHOLOGY, Code("SCT", "367643001", "Cyst"))),
+)
+
+#: Known label sets by name.
+LABEL_SETS: Mapping[str, tuple[Label, ...]] = {"btcv": BTCV_LABELS, "amos": AMOS_LABELS, "kits23": KITS23_LABELS}

@@ -1,0 +1,139 @@
+"""U-Nets of dynamic-network-architectures with a fixed input size, with or without the GASA block.
+
+The classes keep the backbone's state-dict keys identical to dynamic-network-architectures', so a
+nnU-Net v2 checkpoint of the plain network loads unchanged. The GASA variants add ``gasa.*`` keys and
+widen only the first decoder transposed convolution to ``C + 3 * dim`` inputs.
+
+They take the same keyword arguments as dynamic-network-architectures' classes plus ``patch_size``
+and the ``gasa_*`` options, so nnU-Net v2 can build them from a plans file
+(``network_class_name: "GASACore.network.unets.GASAPlainConvUNet"``).
+
+Layout: input ``(N, C_in, X, Y, Z)`` of exactly ``patch_size``; output logits ``(N, K, X, Y, Z)``, or with
+deep supervision a list of logits at decreasing resolution, full resolution first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
+from torch import nn
+
+from GASACore.network.gasa_block import GASABlock, check_spatial_size
+
+__all__ = ["FixedPatchPlainConvUNet", "FixedPatchResidualEncoderUNet", "GASAPlainConvUNet", "GASAResidualEncoderUNet"]
+
+
+def _bottleneck_size(patch_size: Sequence[int], strides: Sequence[Sequence[int] | int]) -> tuple[int, int, int]:
+    total = [1, 1, 1]
+    for stride in strides:
+        stride_triple = (stride,) * 3 if isinstance(stride, int) else tuple(stride)
+        total = [t * s for t, s in zip(total, stride_triple, strict=True)]
+    patch = tuple(int(p) for p in patch_size)
+    if len(patch) != 3 or any(p % t or p // t < 1 for p, t in zip(patch, total, strict=True)):
+        raise ValueError(
+            f"patch_size must be 3 positive multiples of the total stride {tuple(total)} (a bottleneck of at "
+            f"least 1 voxel), got {tuple(patch_size)}"
+        )
+    return tuple(p // t for p, t in zip(patch, total, strict=True))  # type: ignore[return-value]
+
+
+class _FixedPatchMixin:
+    """Forward that checks the input size and runs an optional block on the bottleneck."""
+
+    patch_size: tuple[int, int, int]
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def _bottleneck(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        check_spatial_size(x, self.patch_size, type(self).__name__)
+        skips = list(self.encoder(x))
+        skips[-1] = self._bottleneck(skips[-1])
+        return self.decoder(skips)
+
+
+class _GASAMixin(_FixedPatchMixin):
+    gasa: GASABlock
+
+    def _attach_gasa(self, strides: Sequence[Any], conv_bias: bool, options: dict[str, Any]) -> None:
+        bottleneck = _bottleneck_size(self.patch_size, strides)
+        channels = self.encoder.output_channels[-1]
+        self.gasa = GASABlock(channels=channels, spatial_size=bottleneck, **options)
+        first = self.decoder.transpconvs[0]
+        self.decoder.transpconvs[0] = type(first)(
+            self.gasa.out_channels,
+            first.out_channels,
+            first.kernel_size,
+            first.stride,
+            bias=conv_bias,
+        )
+
+    def _bottleneck(self, features: torch.Tensor) -> torch.Tensor:
+        return self.gasa(features)
+
+
+def _gasa_options(dim: int, heads: int, pe: str, qkv_norm: bool, dropout: float) -> dict[str, Any]:
+    return {"dim": dim, "heads": heads, "positional_embedding": pe, "qkv_norm": qkv_norm, "dropout": dropout}
+
+
+class FixedPatchPlainConvUNet(_FixedPatchMixin, PlainConvUNet):
+    """nnU-Net v2's ``PlainConvUNet`` that accepts exactly ``patch_size`` inputs (same state dict)."""
+
+    def __init__(self, *args: Any, patch_size: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
+        _bottleneck_size(self.patch_size, self.encoder.strides)
+
+
+class FixedPatchResidualEncoderUNet(_FixedPatchMixin, ResidualEncoderUNet):
+    """nnU-Net v2's ``ResidualEncoderUNet`` that accepts exactly ``patch_size`` inputs (same state dict)."""
+
+    def __init__(self, *args: Any, patch_size: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
+        _bottleneck_size(self.patch_size, self.encoder.strides)
+
+
+class GASAPlainConvUNet(_GASAMixin, PlainConvUNet):
+    """GASA-UNet: ``PlainConvUNet`` + the GASA block after the last encoder stage."""
+
+    def __init__(
+        self,
+        *args: Any,
+        patch_size: Sequence[int],
+        gasa_dim: int = 25,
+        gasa_heads: int = 5,
+        gasa_pe: str = "voxels",
+        gasa_qkv_norm: bool = False,
+        gasa_dropout: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
+        options = _gasa_options(gasa_dim, gasa_heads, gasa_pe, gasa_qkv_norm, gasa_dropout)
+        self._attach_gasa(self.encoder.strides, self.encoder.conv_bias, options)
+
+
+class GASAResidualEncoderUNet(_GASAMixin, ResidualEncoderUNet):
+    """GASA-L: ``ResidualEncoderUNet`` + the GASA block after the last encoder stage."""
+
+    def __init__(
+        self,
+        *args: Any,
+        patch_size: Sequence[int],
+        gasa_dim: int = 25,
+        gasa_heads: int = 5,
+        gasa_pe: str = "voxels",
+        gasa_qkv_norm: bool = False,
+        gasa_dropout: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
+        options = _gasa_options(gasa_dim, gasa_heads, gasa_pe, gasa_qkv_norm, gasa_dropout)
+        self._attach_gasa(self.encoder.strides, self.encoder.conv_bias, options)

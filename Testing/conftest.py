@@ -1,0 +1,32 @@
+"""Shared fixtures: paths to the real CT data in ../shared/data and small network plans."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path:
+    candidates = [Path(os.environ["GASA_SHARED_DATA"])] if "GASA_SHARED_DATA" in os.environ else []
+    candidates += [REPO_ROOT.parent / "shared" / "data", REPO_ROOT / "Resources" / "SampleData"]
+    for candidate in candidates:
+        if (candidate / "totalsegmentator" / "example_ct.nii.gz").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"real CT data not found in {[str(c) for c in candidates]}; set GASA_SHARED_DATA to the shared data folder"
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder holding ``totalsegmentator/`` (the real public CT sample data)."""
+    return _shared_data()
+
+
+@pytest.fixture(scope="session")
+def example_ct(shared_data: Path) -> Path:
+    return shared_data / "totalsegmentator" / "example_ct.nii.gz"
