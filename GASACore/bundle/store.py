@@ -1,0 +1,163 @@
+"""Loading any model path, and saving GASASegmenter bundles."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from GASACore.bundle.integrity import extract_bundle_zip, sha256_of
+from GASACore.bundle.model import SCHEMA_VERSION, ArchitectureSpec, FoldWeights, ModelBundle
+from GASACore.bundle.nnunet_folder import is_nnunet_results_folder, load_nnunet_results_folder
+from GASACore.bundle.weights import check_state_dict_fits, save_safetensors
+from GASACore.errors import ModelError
+from GASACore.labels import Label, labels_from_json, labels_to_json
+
+__all__ = ["load_model", "read_bundle", "save_bundle"]
+
+
+def load_model(path: str | Path, *, folds: Sequence[str | int] | None = None, verify: bool = True) -> ModelBundle:
+    """Open a model: a bundle folder, a zipped bundle, or an nnU-Net v2 results folder.
+
+    Args:
+        path: the model location.
+        folds: restrict to these folds (``0``/``"fold_0"``/``"all"``); all folds when ``None``.
+        verify: check every weight file's SHA-256 now (bundles), before anything runs.
+
+    Raises:
+        ModelError: missing or malformed model; ``BundleIntegrityError`` for a changed weight file.
+    """
+    location = Path(path).expanduser()
+    if not location.exists():
+        raise ModelError(f"model not found: {location} (expected a bundle folder, .zip or nnU-Net results folder)")
+    if location.is_file():
+        location = extract_bundle_zip(location)
+    if (location / "model.json").is_file():
+        model = read_bundle(location)
+    elif is_nnunet_results_folder(location):
+        model = load_nnunet_results_folder(location)
+    else:
+        raise ModelError(
+            f"{location} is not a model: expected model.json (GASASegmenter bundle) or plans.json + dataset.json "
+            "(nnU-Net v2 results folder)"
+        )
+    model = model.select_folds(folds)
+    if verify:
+        model.verify()
+    return model
+
+
+def read_bundle(folder: Path) -> ModelBundle:
+    """Parse ``folder/model.json`` (no weights are read)."""
+    try:
+        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {folder / 'model.json'}: expected JSON ({err})") from err
+    if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
+        got = meta.get("schema_version") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelError(f"model.json schema_version must be {SCHEMA_VERSION}, got {got!r} (in {folder})")
+    try:
+        architecture = ArchitectureSpec.from_json(meta["architecture"])
+        labels = labels_from_json(meta["labels"])
+        folds = tuple(
+            FoldWeights(str(f["name"]), _inside(folder, f["file"]), str(f["sha256"]), "safetensors")
+            for f in meta["folds"]
+        )
+        inference = meta.get("inference", {})
+        regions = inference.get("regions_class_order")
+        preprocessing = meta["preprocessing"]
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, ModelError):
+            raise
+        raise ModelError(f"model.json in {folder} is malformed: {type(err).__name__}: {err}") from err
+    if not folds:
+        raise ModelError(f"model.json in {folder} lists no folds")
+    return ModelBundle(
+        root=folder,
+        metadata=meta,
+        architecture=architecture,
+        preprocessing=preprocessing,
+        labels=labels,
+        folds=folds,
+        mirror_axes=tuple(int(a) for a in inference.get("mirror_axes", (0, 1, 2))),
+        regions_class_order=tuple(int(r) for r in regions) if regions else None,
+        source="bundle",
+    )
+
+
+def _inside(folder: Path, relative: str) -> Path:
+    candidate = (folder / relative).resolve()
+    if folder.resolve() not in candidate.parents:
+        raise ModelError(f"model.json names weight file {relative!r} outside its bundle folder")
+    return candidate
+
+
+def save_bundle(
+    target: str | Path,
+    *,
+    metadata: Mapping[str, Any],
+    architecture: ArchitectureSpec,
+    preprocessing: Mapping[str, Any],
+    labels: Sequence[Label],
+    fold_weights: Mapping[str, Mapping[str, torch.Tensor]],
+    mirror_axes: Sequence[int] = (0, 1, 2),
+    regions_class_order: Sequence[int] | None = None,
+    training: Mapping[str, Any] | None = None,
+) -> ModelBundle:
+    """Write a bundle folder atomically (built in a temporary sibling folder, then renamed).
+
+    Args:
+        target: new folder; must not exist.
+        metadata: ``name``, ``version``, ``description``, ``license``, ``citation``, ``intended_use``...
+        architecture: the network and plan the weights belong to (checked against every fold).
+        preprocessing: ``PreprocessingConfig.to_json()``.
+        labels: foreground labels (values 1..K-1 for softmax models).
+        fold_weights: fold name (``fold_0``...) -> state dict.
+        mirror_axes: axes allowed for mirroring TTA.
+        regions_class_order: region-based models only.
+        training: record of data, recipe and metrics.
+
+    Returns:
+        The saved bundle, re-read and verified.
+    """
+    destination = Path(target)
+    if destination.exists():
+        raise ModelError(f"refusing to overwrite existing {destination}; choose a new bundle folder")
+    if not fold_weights:
+        raise ModelError("a bundle needs at least one fold of weights")
+    probe = ModelBundle(destination, {}, architecture, preprocessing, tuple(labels), (), (), None, "bundle")
+    network = probe.build_network()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
+    try:
+        folds = []
+        for name, state in fold_weights.items():
+            check_state_dict_fits(network, state, f"fold {name}")
+            file_name = f"{name}.safetensors"
+            save_safetensors(state, staging / file_name)
+            folds.append({"name": name, "file": file_name, "sha256": sha256_of(staging / file_name)})
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            **{k: v for k, v in metadata.items() if k not in {"schema_version", "folds"}},
+            "architecture": architecture.to_json(),
+            "preprocessing": dict(preprocessing),
+            "inference": {
+                "mirror_axes": list(mirror_axes),
+                "regions_class_order": list(regions_class_order) if regions_class_order else None,
+            },
+            "labels": labels_to_json(labels),
+            "folds": folds,
+            "training": dict(training or {}),
+        }
+        (staging / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_model(destination)
