@@ -1,0 +1,187 @@
+"""One segmentation from image to label map: the Python API behind ``gasa-segment``.
+
+Data flow (architecture.md): read (SimpleITK, array ``(z, y, x)``) -> nnU-Net pre-processing ->
+sliding-window prediction averaged over folds and mirrors -> back to the input grid -> label map in
+exactly the input geometry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from GASACore.bundle import FoldWeights, ModelBundle, load_model
+from GASACore.errors import InputError, ModelError
+from GASACore.inference import SlidingWindowConfig, predict_sliding_window, select_device
+from GASACore.io import Geometry, LoadedImage, read_image
+from GASACore.preprocessing import preprocess, restore_segmentation
+
+__all__ = ["AIR_HU", "SegmentOptions", "SegmentationResult", "segment"]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, float], None]
+CancelCheck = Callable[[], bool] | threading.Event
+
+#: Windows whose every voxel is at or below this value (Hounsfield units) are "air" and may be skipped.
+AIR_HU = -900.0
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How to run a model.
+
+    Attributes:
+        device: ``"auto"`` (CUDA when usable), ``"cpu"`` or ``"cuda"``.
+        folds: fold names or numbers to ensemble; all of the model's folds when ``None``.
+        tta: mirroring test-time augmentation on the model's allowed axes.
+        step_size: sliding-window step as a fraction of the patch (0 < step <= 1; nnU-Net: 0.5).
+        fast: first fold only, no TTA and step 1.0 - several times faster, slightly less accurate.
+        skip_air: skip windows that hold only air (<= ``AIR_HU``); CT models only.
+        batch_size: windows per forward pass.
+    """
+
+    device: str = "auto"
+    folds: Sequence[str | int] | None = None
+    tta: bool = True
+    step_size: float = 0.5
+    fast: bool = False
+    skip_air: bool = False
+    batch_size: int = 1
+
+
+@dataclass
+class SegmentationResult:
+    """A label map ``(z, y, x)`` in the input's geometry, with the model and timings (seconds)."""
+
+    labels: np.ndarray
+    geometry: Geometry
+    model: ModelBundle
+    device: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _LazyFolds(Sequence):
+    """The model's fold state dicts, read (and hash-checked) only when the predictor reaches them."""
+
+    def __init__(self, model: ModelBundle, folds: Sequence[FoldWeights], network: torch.nn.Module) -> None:
+        self._model, self._folds, self._network = model, list(folds), network
+
+    def __len__(self) -> int:
+        return len(self._folds)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self._model.load_fold(self._folds[index], self._network)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return (self[i] for i in range(len(self)))
+
+
+def _air_threshold(model: ModelBundle, preprocessing) -> float | None:
+    """The normalised value below which a window is all air, or ``None`` when it cannot be known."""
+    try:
+        return float(preprocessing.normalised_value(0, AIR_HU)) + 1e-4
+    except (AttributeError, ValueError) as err:
+        logger.warning("air-window skipping is off for model %s: %s", model.name, err)
+        return None
+
+
+def _stage(progress: ProgressCallback | None, stage: str, fraction: float) -> None:
+    if progress is not None:
+        progress(stage, fraction)
+
+
+def segment(
+    image: str | Path | LoadedImage,
+    model: str | Path | ModelBundle,
+    *,
+    options: SegmentOptions | None = None,
+    series: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> SegmentationResult:
+    """Segment one CT.
+
+    Args:
+        image: a file (NIfTI, NRRD, MHA), a DICOM series folder, or an already read ``LoadedImage``.
+        model: a bundle folder or zip, an nnU-Net v2 results folder, or a loaded ``ModelBundle``.
+        options: run options (device, folds, TTA, step size, fast mode, air skipping).
+        series: SeriesInstanceUID to pick when a DICOM folder holds several series.
+        progress: called as ``progress(stage, fraction)`` with stages load, preprocess, predict, export.
+        cancel: a ``threading.Event`` or a callable returning ``True`` to stop; raises ``Cancelled``.
+
+    Returns:
+        The label map ``(z, y, x)`` (uint8, or uint16 above 255 labels) and the input geometry.
+
+    Raises:
+        InputError: unreadable or unsuitable image. ModelError: bad model, or one that does not fit
+        the input. Cancelled: cancelled. GASAError: non-finite network output or device problems.
+    """
+    opts = options or SegmentOptions()
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    _stage(progress, "load", 0.0)
+    bundle = model if isinstance(model, ModelBundle) else load_model(model, folds=opts.folds)
+    if isinstance(model, ModelBundle) and opts.folds:
+        bundle = bundle.select_folds(opts.folds)
+    loaded = image if isinstance(image, LoadedImage) else read_image(image, series=series)
+    if bundle.architecture.num_input_channels != 1:
+        raise ModelError(
+            f"model {bundle.name} expects {bundle.architecture.num_input_channels} input channels; "
+            f"got 1 image ({loaded.source}). Multi-channel inputs are not supported yet."
+        )
+    device, reason = select_device(opts.device)
+    logger.info("device: %s (%s)", device, reason)
+    timings["load"] = time.perf_counter() - start
+
+    stage_start = time.perf_counter()
+    _stage(progress, "preprocess", 0.0)
+    config = bundle.preprocessing_config()
+    data, properties = preprocess(loaded.array[None], loaded.geometry.spacing_zyx, config)
+    timings["preprocess"] = time.perf_counter() - stage_start
+    _stage(progress, "preprocess", 1.0)
+
+    stage_start = time.perf_counter()
+    folds = bundle.folds[:1] if opts.fast else bundle.folds
+    network = bundle.build_network()
+    window_config = SlidingWindowConfig(
+        patch_size=bundle.patch_size,
+        step_size=1.0 if opts.fast else opts.step_size,
+        mirror_axes=bundle.mirror_axes if (opts.tta and not opts.fast) else (),
+        batch_size=opts.batch_size,
+        device=device,
+        skip_threshold=_air_threshold(bundle, config) if opts.skip_air else None,
+    )
+    logits = predict_sliding_window(
+        network,
+        torch.from_numpy(np.ascontiguousarray(data)),
+        num_classes=bundle.architecture.num_classes,
+        config=window_config,
+        fold_weights=_LazyFolds(bundle, folds, network),
+        progress=progress,
+        cancel=cancel,
+    )
+    del data
+    timings["predict"] = time.perf_counter() - stage_start
+
+    stage_start = time.perf_counter()
+    _stage(progress, "export", 0.0)
+    labels = restore_segmentation(
+        logits, properties, config, device=device, regions_class_order=bundle.regions_class_order
+    )
+    del logits
+    expected_shape = tuple(reversed(loaded.geometry.size))
+    if labels.shape != expected_shape:
+        raise InputError(f"internal error: label map shape {labels.shape} differs from the input's {expected_shape}")
+    timings["restore"] = time.perf_counter() - stage_start
+    timings["total"] = time.perf_counter() - start
+    return SegmentationResult(labels, loaded.geometry, bundle, str(device), timings)
