@@ -1,0 +1,147 @@
+"""Model bundles: save / load round trip, SHA-256 verification, safe zips, fit checks, fold selection."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from GASACore.bundle import ArchitectureSpec, load_model, save_bundle
+from GASACore.errors import BundleIntegrityError, ModelError
+from GASACore.labels import BTCV_LABELS
+from GASACore.network import UNetPlan, build_network
+
+PLAN = UNetPlan(
+    patch_size=(8, 16, 16),
+    strides=((1, 1, 1), (1, 2, 2), (2, 2, 2)),
+    kernel_sizes=((1, 3, 3), (3, 3, 3), (3, 3, 3)),
+    features_per_stage=(4, 8, 16),
+)
+SPEC = ArchitectureSpec("gasa-unet", PLAN, 1, 14, {"heads": 5, "dim": 25})
+PREPROCESSING = {"placeholder": True}
+
+
+def _weights(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return build_network("gasa-unet", plan=PLAN, num_input_channels=1, num_classes=14).state_dict()
+
+
+@pytest.fixture
+def bundle_dir(tmp_path: Path) -> Path:
+    save_bundle(
+        tmp_path / "model",
+        metadata={"name": "tiny", "version": "1.0", "description": "test", "license": "Apache-2.0"},
+        architecture=SPEC,
+        preprocessing=PREPROCESSING,
+        labels=BTCV_LABELS,
+        fold_weights={"fold_0": _weights(0), "fold_1": _weights(1)},
+        training={"data": "none"},
+    )
+    return tmp_path / "model"
+
+
+def test_round_trip(bundle_dir: Path) -> None:
+    model = load_model(bundle_dir)
+    assert model.name == "tiny" and model.source == "bundle"
+    assert model.architecture == SPEC
+    assert [f.name for f in model.folds] == ["fold_0", "fold_1"]
+    assert model.labels == BTCV_LABELS
+    network = model.build_network()
+    state = model.load_fold(model.folds[1], network)
+    expected = _weights(1)
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    meta = json.loads((bundle_dir / "model.json").read_text())
+    assert meta["schema_version"] == 1 and len(meta["folds"][0]["sha256"]) == 64
+    assert meta["labels"][0]["terminology"]["type"]["value"] == "78961009"
+
+
+def test_fold_selection(bundle_dir: Path) -> None:
+    assert [f.name for f in load_model(bundle_dir, folds=[1]).folds] == ["fold_1"]
+    assert [f.name for f in load_model(bundle_dir, folds=["fold_0"]).folds] == ["fold_0"]
+    with pytest.raises(ModelError, match=r"fold_7.*fold_0"):
+        load_model(bundle_dir, folds=[7])
+
+
+def test_changed_byte_is_refused_before_loading(bundle_dir: Path) -> None:
+    weights = bundle_dir / "fold_1.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleIntegrityError, match=r"fold_1\.safetensors.*modified"):
+        load_model(bundle_dir)
+
+
+def test_missing_weight_file(bundle_dir: Path) -> None:
+    (bundle_dir / "fold_0.safetensors").unlink()
+    with pytest.raises(BundleIntegrityError, match="missing"):
+        load_model(bundle_dir)
+
+
+def test_zip_bundle_and_path_traversal(bundle_dir: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in bundle_dir.iterdir():
+            zf.write(file, f"model/{file.name}")
+    assert load_model(archive).name == "tiny"
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../outside.txt", "x")
+        zf.writestr("model.json", "{}")
+    with pytest.raises(ModelError, match="unsafe member"):
+        load_model(evil)
+    assert not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match=r"model\.json"):
+        load_model(tmp_path / "empty")
+    text = tmp_path / "model.zip"
+    text.write_text("not a zip")
+    with pytest.raises(ModelError, match="expected a model bundle"):
+        load_model(text)
+
+
+def test_malformed_model_json(bundle_dir: Path) -> None:
+    meta = json.loads((bundle_dir / "model.json").read_text())
+    meta["architecture"]["name"] = "unetr"
+    (bundle_dir / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="unetr"):
+        load_model(bundle_dir)
+    meta["architecture"]["name"] = "gasa-unet"
+    meta["schema_version"] = 99
+    (bundle_dir / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="schema_version"):
+        load_model(bundle_dir)
+
+
+def test_weights_must_fit_architecture(tmp_path: Path) -> None:
+    other = build_network("nnunet", plan=PLAN, num_input_channels=1, num_classes=14).state_dict()
+    with pytest.raises(ModelError, match=r"missing.*gasa|wrong shapes"):
+        save_bundle(
+            tmp_path / "bad",
+            metadata={"name": "bad"},
+            architecture=SPEC,
+            preprocessing=PREPROCESSING,
+            labels=BTCV_LABELS,
+            fold_weights={"fold_0": other},
+        )
+    assert not any(tmp_path.iterdir()), "a failed save leaves nothing behind"
+
+
+def test_refuses_to_overwrite(bundle_dir: Path) -> None:
+    with pytest.raises(ModelError, match="overwrite"):
+        save_bundle(
+            bundle_dir,
+            metadata={"name": "again"},
+            architecture=SPEC,
+            preprocessing=PREPROCESSING,
+            labels=BTCV_LABELS,
+            fold_weights={"fold_0": _weights(0)},
+        )
+    assert load_model(bundle_dir).name == "tiny"
