@@ -1,0 +1,298 @@
+"""``gasa-train``: from a public CT data set to a GASASegmenter model bundle, on nnU-Net v2.
+
+The path, one sub-command per step::
+
+    gasa-train convert btcv /data/BTCV --dataset-id 501 --nnunet-raw RAW     # public data -> nnU-Net raw
+    gasa-train plan 501 --nnunet-raw RAW --nnunet-preprocessed PRE          # fingerprint, plans, GASA plans
+    gasa-train train 501 --variant gasa-unet --fold 0 --device cuda          # nnU-Net training (GASA network)
+    torchrun --nproc_per_node=4 -m train.cli train 501 --variant gasa-l --fold 0   # multi-GPU DDP
+    gasa-train evaluate PRED_DIR REF_DIR --labels btcv                      # Dice / NSD per organ
+    gasa-train export RESULTS/Dataset501_BTCV/GASATrainer__nnUNetPlans_gasa-unet__3d_fullres bundle/ --label-set btcv
+
+``gasa-segment INPUT -o OUT -m bundle/`` (or the 3D Slicer module) then runs the bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+_EPILOG = "Steps: convert -> plan -> train -> evaluate -> export. Run `gasa-train STEP -h` for each."
+_FOLDER_HELP = "(default: the environment variable of the same name)"
+
+
+def _add_nnunet_folders(parser: argparse.ArgumentParser, *names: str) -> None:
+    for name in names:
+        parser.add_argument(f"--nnunet-{name}", metavar="DIR", help=f"nnUNet_{name} folder {_FOLDER_HELP}")
+
+
+def _add_plan_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="nnU-Net fingerprint + plans + pre-processing, then GASA-UNet / GASA-L plans",
+        description=(
+            "Step 2 of public data set -> bundle. Runs nnU-Net v2's fingerprint extraction, experiment planning "
+            "and pre-processing of a converted data set (nnUNet_raw/DatasetXXX_Name), then writes "
+            "<plans>_gasa-unet.json and <plans>_gasa-l.json next to nnU-Net's plans: the same pre-processing and "
+            "3d_fullres network topology, with the GASA block added after the encoder (GASA-L: residual encoder "
+            "with 3,..,3,5 blocks and one decoder conv per stage). Each plan is checked by building its network "
+            "through nnU-Net's get_network_from_plans. Next step: `gasa-train train`."
+        ),
+    )
+    parser.add_argument("dataset", help="data set id (501) or name (Dataset501_BTCV) in nnUNet_raw")
+    _add_nnunet_folders(parser, "raw", "preprocessed")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=["gasa-unet", "gasa-l"],
+        choices=["gasa-unet", "gasa-l"],
+        help="GASA plans to write (default: both)",
+    )
+    parser.add_argument("--plans-name", default="nnUNetPlans", help="base plans name (default nnUNetPlans)")
+    parser.add_argument("--gasa-dim", type=int, default=25, help="GASA token dimension n (paper: 25)")
+    parser.add_argument("--gasa-heads", type=int, default=5, help="attention heads; must divide --gasa-dim (paper: 5)")
+    parser.add_argument(
+        "--gasa-pe",
+        default="voxels",
+        choices=["voxels", "tokens", "none"],
+        help="positional embedding: voxels (APE, paper best), tokens (BPE), none",
+    )
+    parser.add_argument("--gasa-qkv-norm", action="store_true", help="LayerNorm after the qkv projection (off)")
+    parser.add_argument("--gasa-dropout", type=float, default=0.5, help="dropout on the GASA features (0.5)")
+    small = parser.add_argument_group("planner size (CPU / small GPUs; defaults are nnU-Net's)")
+    small.add_argument("--gpu-memory-gb", type=float, help="memory target that sizes the patch (nnU-Net: 8)")
+    small.add_argument(
+        "--target-spacing",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="3d_fullres target spacing in mm, image axis order",
+    )
+    small.add_argument("--base-features", type=int, help="features of the first stage (nnU-Net: 32)")
+    small.add_argument("--max-features", type=int, help="feature cap (nnU-Net: 320)")
+    parser.add_argument(
+        "--configurations",
+        nargs="+",
+        default=["3d_fullres"],
+        help="configurations to pre-process (default 3d_fullres, the one GASA trains)",
+    )
+    parser.add_argument("-j", "--num-processes", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--no-integrity-check", action="store_true", help="skip nnU-Net's data set check")
+    parser.set_defaults(func=_run_plan)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from train.planning import GASAOptions, PlannerSettings, configure_nnunet_paths, run_planning
+
+    configure_nnunet_paths(args.nnunet_raw, args.nnunet_preprocessed, require=("nnUNet_raw", "nnUNet_preprocessed"))
+    options = GASAOptions(args.gasa_dim, args.gasa_heads, args.gasa_pe, args.gasa_qkv_norm, args.gasa_dropout)
+    settings = PlannerSettings(
+        plans_name=args.plans_name,
+        gpu_memory_gb=args.gpu_memory_gb,
+        target_spacing=tuple(args.target_spacing) if args.target_spacing else None,
+        base_features=args.base_features,
+        max_features=args.max_features,
+    )
+    result = run_planning(
+        args.dataset,
+        settings=settings,
+        variants=args.variants,
+        options=options,
+        configurations=args.configurations,
+        num_processes=args.num_processes,
+        verify_integrity=not args.no_integrity_check,
+    )
+    print(f"plans: {result.base_plans}")
+    for variant, path in result.gasa_plans.items():
+        print(f"{variant}: {path}")
+    for plans, count in result.parameters.items():
+        print(f"  {plans}: {count:,} parameters")
+    return 0
+
+
+def _add_train_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one fold with nnU-Net v2 (CPU, CUDA, or multi-GPU DDP via torchrun)",
+        description=(
+            "Step 3 of public data set -> bundle. Trains a planned data set with nnU-Net v2's trainer (its "
+            "augmentation, SGD + poly LR, Dice + CE, deep supervision) on the GASA plans. Writes "
+            "nnUNet_results/DatasetXXX/GASATrainer__<plans>__3d_fullres/fold_N with checkpoints, "
+            "training_log_*.txt, progress.png (loss / pseudo-Dice / lr curves), epochs.jsonl (one JSON line per "
+            "epoch) and gasa_training.json (recipe and time), then runs nnU-Net's validation "
+            "(fold_N/validation/summary.json). Multi-GPU: `torchrun --nproc_per_node=N -m train.cli train ...` "
+            "(NCCL on CUDA; gloo with --device cpu); the batch size in the plans is the global batch, split "
+            "over the ranks. Next step: `gasa-train export`."
+        ),
+    )
+    parser.add_argument("dataset", help="data set id or name (planned with `gasa-train plan`)")
+    _add_nnunet_folders(parser, "preprocessed", "results")
+    parser.add_argument(
+        "--variant",
+        default="gasa-unet",
+        choices=["gasa-unet", "gasa-l", "nnunet"],
+        help="network: gasa-unet, gasa-l or plain nnunet (default gasa-unet)",
+    )
+    parser.add_argument("--fold", default="0", help="0-4 (5-fold cross-validation) or all (default 0)")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="default cuda")
+    parser.add_argument("--plans-name", default="nnUNetPlans", help="base plans name (default nnUNetPlans)")
+    parser.add_argument("--epochs", type=int, default=1000, help="epochs (nnU-Net and paper: 1000)")
+    parser.add_argument("--iterations", type=int, default=250, help="training iterations per epoch (250)")
+    parser.add_argument("--val-iterations", type=int, default=50, help="pseudo-Dice iterations per epoch (50)")
+    parser.add_argument("--save-every", type=int, default=50, help="write checkpoint_latest every N epochs (50)")
+    parser.add_argument(
+        "--continue",
+        dest="continue_training",
+        action="store_true",
+        help="resume from the fold's last checkpoint (final, latest, then best)",
+    )
+    parser.add_argument("--no-validation", action="store_true", help="skip the final sliding-window validation")
+    parser.add_argument(
+        "--augmentation-workers",
+        type=int,
+        help="data augmentation processes (nnUNet_n_proc_DA; 0 = in the main process)",
+    )
+    parser.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    if args.augmentation_workers is not None:
+        os.environ["nnUNet_n_proc_DA"] = str(args.augmentation_workers)  # noqa: SIM112 - nnU-Net reads it
+    from train.planning import configure_nnunet_paths
+    from train.training import Schedule, run_gasa_training
+
+    configure_nnunet_paths(
+        None, args.nnunet_preprocessed, args.nnunet_results, require=("nnUNet_preprocessed", "nnUNet_results")
+    )
+    schedule = Schedule(args.epochs, args.iterations, args.val_iterations, args.save_every)
+    run = run_gasa_training(
+        args.dataset,
+        variant=args.variant,
+        fold=args.fold,
+        device=args.device,
+        schedule=schedule,
+        continue_training=args.continue_training,
+        validate=not args.no_validation,
+        base_plans_name=args.plans_name,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {run.fold_folder} in {run.wall_time_s:.0f} s (world size {run.world_size})")
+        print(f"results folder for `gasa-train export`: {run.results_folder}")
+    return 0
+
+
+def _add_export_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="nnU-Net v2 results folder -> GASASegmenter model bundle",
+        description=(
+            "Last step of public data set -> bundle. Writes a bundle folder (model.json + one SHA-256-checked "
+            "safetensors file per fold) that gasa-segment and the 3D Slicer module load: network and "
+            "pre-processing from plans.json, labels with names, colours and SNOMED CT codes from the chosen "
+            "label set, and a training record (data set, recipe, validation Dice, training time)."
+        ),
+    )
+    parser.add_argument("results", help="nnUNet_results/DatasetXXX/<Trainer>__<plans>__<configuration> folder")
+    parser.add_argument("bundle", help="new bundle folder (must not exist)")
+    parser.add_argument(
+        "--label-set",
+        required=True,
+        choices=["btcv", "amos", "kits23"],
+        help="label names / colours / terminology matching the data set's label values",
+    )
+    parser.add_argument("--name", help="model name (default: the bundle folder name)")
+    parser.add_argument("--version", default="0.1.0", help="model version (default 0.1.0)")
+    parser.add_argument("--description", help="one-paragraph description")
+    parser.add_argument("--license", dest="license_", help="licence of the weights (follow the training data's)")
+    parser.add_argument("--intended-use", default="research only; not for clinical use")
+    parser.add_argument("--folds", nargs="+", help="folds to include (fold_0 ... / 0 ...; default: all)")
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from train.export import export_results_folder
+
+    metadata = {"version": args.version, "intended_use": args.intended_use}
+    for key, value in (("name", args.name), ("description", args.description), ("license", args.license_)):
+        if value:
+            metadata[key] = value
+    bundle = export_results_folder(
+        args.results, args.bundle, label_set=args.label_set, metadata=metadata, folds=args.folds
+    )
+    print(f"bundle {bundle.root}: {len(bundle.folds)} fold(s), {len(bundle.labels)} labels, verified")
+    return 0
+
+
+def _optional_parsers() -> list[tuple[str, Callable[[Any], Any] | None, str]]:
+    """The convert / evaluate sub-commands, owned by train.datasets / train.evaluation."""
+    found: list[tuple[str, Callable[[Any], Any] | None, str]] = []
+    for step, module_name, function in (
+        ("convert", "train.datasets", "add_convert_parser"),
+        ("evaluate", "train.evaluation", "add_evaluate_parser"),
+    ):
+        try:
+            module = __import__(module_name, fromlist=[function])
+            found.append((step, getattr(module, function), ""))
+        except (ImportError, AttributeError) as err:
+            found.append((step, None, f"{type(err).__name__}: {err}"))
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gasa-train`` parser with all five sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="gasa-train",
+        description=(
+            "Train GASA-UNet on nnU-Net v2 and export a GASASegmenter model bundle: convert a public data set "
+            "(BTCV, AMOS, KiTS23) -> plan -> train -> evaluate -> export."
+        ),
+        epilog=_EPILOG,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="STEP", required=True)
+    optional = dict((step, (adder, error)) for step, adder, error in _optional_parsers())
+    for step, add in (
+        ("convert", None),
+        ("plan", _add_plan_parser),
+        ("train", _add_train_parser),
+        ("evaluate", None),
+        ("export", _add_export_parser),
+    ):
+        if add is not None:
+            add(subparsers)
+            continue
+        adder, error = optional[step]
+        if adder is not None:
+            adder(subparsers)
+        else:
+            stub = subparsers.add_parser(step, help=f"(unavailable: {error})")
+            stub.set_defaults(func=lambda _args, _e=error, _s=step: _unavailable(_s, _e))
+    return parser
+
+
+def _unavailable(step: str, error: str) -> int:
+    print(f"gasa-train {step} is not available in this installation ({error})", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gasa-train``; returns the exit code (0 on success)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"gasa-train {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""``gasa-train export``: an nnU-Net v2 results folder -> a GASASegmenter model bundle.
+
+The bundle gets the network and pre-processing read from ``plans.json`` / ``dataset.json`` (via
+``GASACore.bundle.load_nnunet_results_folder``), labels with names, colours and SNOMED CT codes from a
+GASACore label set (matched by value with ``dataset.json``), one safetensors file per fold with its
+SHA-256, and a ``training`` record: data set, recipe, validation metrics and training time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from GASACore.bundle import ModelBundle, load_nnunet_results_folder, save_bundle
+from GASACore.labels import LABEL_SETS, Label
+
+__all__ = ["ExportMetadata", "export_results_folder", "match_labels", "training_record"]
+
+logger = logging.getLogger(__name__)
+
+ExportMetadata = Mapping[str, Any]
+
+_PAPER_CITATION = (
+    "GASA-UNet: Global Axial Self-Attention U-Net for 3D Medical Image Segmentation (the method); "
+    "Isensee et al., nnU-Net, Nature Methods 2021 (the training framework)."
+)
+
+
+def match_labels(dataset_labels: Mapping[str, Any], label_set: str) -> list[Label]:
+    """The label set's entries for the foreground values of ``dataset.json`` ``labels``.
+
+    Raises:
+        ValueError: unknown label set, region-based labels, or a value the label set does not define.
+    """
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"label set must be one of {sorted(LABEL_SETS)}, got {label_set!r}")
+    by_value = {label.value: label for label in LABEL_SETS[label_set]}
+    labels: list[Label] = []
+    for name, value in dataset_labels.items():
+        if name in ("background", "ignore"):
+            continue
+        if isinstance(value, (list, tuple)):
+            raise ValueError(f"region-based label {name!r}={value} cannot be matched to label set {label_set!r}")
+        if int(value) not in by_value:
+            raise ValueError(
+                f"dataset.json label {name!r}={value} is not in label set {label_set!r} "
+                f"(values {sorted(by_value)}); pick the label set the data set was converted to"
+            )
+        match = by_value[int(value)]
+        if match.name.replace(" ", "_").lower() != str(name).replace(" ", "_").lower():
+            logger.warning("dataset.json calls label %s %r; the bundle uses %r", value, name, match.name)
+        labels.append(match)
+    return sorted(labels, key=lambda label: label.value)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except ValueError:
+        logger.warning("ignoring unreadable %s", path)
+        return None
+
+
+def _validation_metrics(fold_dir: Path, names: Mapping[int, str]) -> dict[str, Any] | None:
+    summary = _read_json(fold_dir / "validation" / "summary.json")
+    if summary is None:
+        return None
+    per_class = {}
+    for key, values in summary.get("mean", {}).items():
+        value = int(key) if str(key).lstrip("-").isdigit() else key
+        label = names.get(value, str(key)) if isinstance(value, int) else str(key)
+        per_class[label] = {"dice": values.get("Dice"), "iou": values.get("IoU"), "n_ref": values.get("n_ref")}
+    return {
+        "source": "nnU-Net final validation (fold_N/validation/summary.json), sliding window with mirroring",
+        "mean_dice": summary.get("foreground_mean", {}).get("Dice"),
+        "per_class": per_class,
+        "cases": len(summary.get("metric_per_case", [])),
+    }
+
+
+def training_record(
+    results: Path, bundle: ModelBundle, dataset: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Data set, recipe, per-fold validation metrics and training time of a results folder."""
+    plans = _read_json(results / "plans.json") or {}
+    names = {label.value: label.name for label in bundle.labels}
+    folds: dict[str, Any] = {}
+    recipe: dict[str, Any] = {}
+    for fold in bundle.folds:
+        fold_dir = fold.path.parent
+        record = _read_json(fold_dir / "gasa_training.json") or {}
+        if record and not recipe:
+            recipe = {
+                k: record[k]
+                for k in (
+                    "variant",
+                    "trainer",
+                    "plans",
+                    "configuration",
+                    "schedule",
+                    "batch_size",
+                    "patch_size",
+                    "spacing",
+                    "initial_lr",
+                    "weight_decay",
+                )
+                if k in record
+            }
+        folds[fold.name] = {
+            "checkpoint": fold.path.name,
+            "training_time_s": record.get("total_wall_time_s"),
+            "sessions": record.get("sessions"),
+            "validation": _validation_metrics(fold_dir, names),
+        }
+    if not recipe:
+        trainer, plans_name, configuration = [*results.name.split("__"), "", "", ""][:3]
+        recipe = {"trainer": trainer, "plans": plans_name, "configuration": configuration}
+    recipe["framework"] = "nnU-Net v2 (augmentation, SGD + poly LR, Dice + CE, deep supervision)"
+    recipe["gasa"] = plans.get("gasa")
+    return {
+        "dataset": {
+            "name": dataset.get("name", results.parent.name),
+            "nnunet_dataset": results.parent.name,
+            "num_training_cases": dataset.get("numTraining"),
+            "description": dataset.get("description"),
+            "reference": dataset.get("reference"),
+            "licence": dataset.get("licence") or dataset.get("license"),
+        },
+        "recipe": recipe,
+        "folds": folds,
+        **dict(extra or {}),
+    }
+
+
+def export_results_folder(
+    results: str | Path,
+    target: str | Path,
+    *,
+    label_set: str,
+    metadata: ExportMetadata | None = None,
+    folds: Sequence[str] | None = None,
+    training_extra: Mapping[str, Any] | None = None,
+) -> ModelBundle:
+    """Write a verified bundle from an nnU-Net v2 results folder.
+
+    Args:
+        results: ``nnUNet_results/DatasetXXX/<Trainer>__<plans>__<configuration>``.
+        target: new bundle folder (must not exist).
+        label_set: ``btcv``, ``amos`` or ``kits23``.
+        metadata: model.json fields (``name``, ``version``, ``description``, ``license``, ``citation``,
+            ``intended_use``...); sensible defaults for missing ones.
+        folds: fold names to export (``fold_0``, ``fold_all``...); every fold with a checkpoint when ``None``.
+        training_extra: extra entries for the training record (e.g. a caveat about the labels).
+
+    Returns:
+        The saved bundle, re-read and SHA-256 verified.
+    """
+    folder = Path(results).expanduser().resolve()
+    source = load_nnunet_results_folder(folder)
+    if folds:
+        source = source.select_folds(list(folds))
+    dataset = _read_json(folder / "dataset.json") or {}
+    labels = match_labels(dataset.get("labels", {}), label_set)
+    weights = {fold.name: source.load_fold(fold) for fold in source.folds}
+    meta = {
+        "name": Path(target).name,
+        "version": "0.1.0",
+        "description": f"{source.architecture.name} trained with nnU-Net v2 on {folder.parent.name}",
+        "license": "see training data licence",
+        "citation": _PAPER_CITATION,
+        "intended_use": "research only; not for clinical use",
+        **dict(metadata or {}),
+    }
+    training = training_record(folder, source, dataset, training_extra)
+    bundle = save_bundle(
+        target,
+        metadata=meta,
+        architecture=source.architecture,
+        preprocessing=source.preprocessing,
+        labels=labels,
+        fold_weights=weights,
+        mirror_axes=source.mirror_axes,
+        regions_class_order=source.regions_class_order,
+        training=training,
+    )
+    logger.info("exported %s (%d folds) to %s", folder.name, len(weights), bundle.root)
+    return bundle

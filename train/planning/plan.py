@@ -1,0 +1,154 @@
+"""``gasa-train plan``: nnU-Net v2 fingerprint, planning and pre-processing, then the GASA plans.
+
+Steps (nnU-Net's Python API, ``nnunetv2.experiment_planning.plan_and_preprocess_api``):
+1. ``extract_fingerprints``: spacings, shapes and CT intensity statistics of the raw data set.
+2. planning (nnU-Net's ``ExperimentPlanner``; optionally smaller networks / patches for CPU work)
+   -> ``nnUNet_preprocessed/DatasetXXX/<plans>.json``.
+3. ``preprocess``: resampled, normalised arrays for the chosen configurations.
+4. ``<plans>_gasa-unet.json`` / ``<plans>_gasa-l.json`` derived from ``3d_fullres``; each is checked by
+   building its network through nnU-Net's ``get_network_from_plans``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from train.planning.gasa_plans import GASAOptions, build_network_from_plans, derive_gasa_plans, plans_name_for
+from train.planning.nnunet_env import dataset_folder_name
+
+__all__ = ["PlannerSettings", "PlanningResult", "run_planning", "write_gasa_plans"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """Knobs of nnU-Net's ``ExperimentPlanner`` (``None`` keeps nnU-Net's default).
+
+    Attributes:
+        plans_name: name of the base plans (file ``<plans_name>.json``).
+        gpu_memory_gb: memory target the planner sizes the patch for (nnU-Net default 8 GB; smaller
+            values give smaller patches, useful for CPU training).
+        target_spacing: 3d_fullres target spacing in mm, in the image's (x, y, z) axis order as nnU-Net's
+            ``-overwrite_target_spacing`` expects it.
+        base_features: features of the first stage (nnU-Net default 32).
+        max_features: feature cap (nnU-Net default 320).
+    """
+
+    plans_name: str = "nnUNetPlans"
+    gpu_memory_gb: float | None = None
+    target_spacing: tuple[float, float, float] | None = None
+    base_features: int | None = None
+    max_features: int | None = None
+
+
+@dataclass
+class PlanningResult:
+    """Files written by ``run_planning``."""
+
+    dataset_name: str
+    base_plans: Path
+    gasa_plans: dict[str, Path] = field(default_factory=dict)
+    parameters: dict[str, int] = field(default_factory=dict)
+
+
+def _make_planner(dataset_id: int, settings: PlannerSettings) -> Any:
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+
+    kwargs: dict[str, Any] = {"plans_name": settings.plans_name}
+    if settings.gpu_memory_gb is not None:
+        kwargs["gpu_memory_target_in_gb"] = float(settings.gpu_memory_gb)
+    if settings.target_spacing is not None:
+        kwargs["overwrite_target_spacing"] = [float(s) for s in settings.target_spacing]
+    planner = ExperimentPlanner(dataset_id, **kwargs)
+    if settings.base_features is not None:
+        planner.UNet_base_num_features = int(settings.base_features)
+        planner.UNet_reference_com_nfeatures = int(settings.base_features)
+    if settings.max_features is not None:
+        planner.UNet_max_features_3d = int(settings.max_features)
+    return planner
+
+
+def write_gasa_plans(
+    preprocessed_dataset: Path,
+    *,
+    base_plans_name: str = "nnUNetPlans",
+    variants: Sequence[str] = ("gasa-unet", "gasa-l"),
+    options: GASAOptions | None = None,
+    verify: bool = True,
+) -> tuple[dict[str, Path], dict[str, int]]:
+    """Write ``<base>_<variant>.json`` next to the base plans; returns the paths and parameter counts.
+
+    Raises:
+        FileNotFoundError: the base plans are missing (run the planning first).
+        ValueError: the plans cannot carry a GASA network (see ``derive_gasa_plans``).
+    """
+    base_file = preprocessed_dataset / f"{base_plans_name}.json"
+    if not base_file.is_file():
+        raise FileNotFoundError(f"base plans {base_file} not found: expected nnU-Net planning output there")
+    plans = json.loads(base_file.read_text(encoding="utf-8"))
+    dataset_json = json.loads((preprocessed_dataset / "dataset.json").read_text(encoding="utf-8"))
+    written: dict[str, Path] = {}
+    parameters: dict[str, int] = {}
+    if verify:
+        parameters[base_plans_name] = _count(build_network_from_plans(plans, dataset_json))
+    for variant in variants:
+        derived = derive_gasa_plans(plans, variant, options=options)
+        if verify:
+            parameters[derived["plans_name"]] = _count(build_network_from_plans(derived, dataset_json))
+        target = preprocessed_dataset / f"{plans_name_for(base_plans_name, variant)}.json"
+        target.write_text(json.dumps(derived, indent=4) + "\n", encoding="utf-8")
+        written[variant] = target
+        logger.info("wrote %s", target)
+    return written, parameters
+
+
+def _count(network: Any) -> int:
+    return sum(p.numel() for p in network.parameters())
+
+
+def run_planning(
+    dataset: str | int,
+    *,
+    settings: PlannerSettings | None = None,
+    variants: Sequence[str] = ("gasa-unet", "gasa-l"),
+    options: GASAOptions | None = None,
+    configurations: Sequence[str] = ("3d_fullres",),
+    num_processes: int = 2,
+    verify_integrity: bool = True,
+    skip_preprocessing: bool = False,
+) -> PlanningResult:
+    """Fingerprint, plan and pre-process one raw data set, then write the GASA plans.
+
+    The nnU-Net folders must already be configured (``configure_nnunet_paths``).
+
+    Args:
+        dataset: id (``501``) or name (``Dataset501_BTCV``) of a data set in ``nnUNet_raw``.
+        settings: planner knobs (patch / network size, target spacing, plans name).
+        variants: GASA plans to derive (``gasa-unet``, ``gasa-l``); empty for nnU-Net's plans only.
+        options: GASA block options for the derived plans.
+        configurations: configurations to pre-process (``3d_fullres`` is what GASA trains on).
+        num_processes: worker processes for fingerprinting and pre-processing.
+        verify_integrity: run nnU-Net's data set integrity check first.
+        skip_preprocessing: plan only (the arrays already exist).
+    """
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, preprocess
+    from nnunetv2.paths import nnUNet_preprocessed
+
+    settings = settings or PlannerSettings()
+    name = dataset_folder_name(dataset)
+    dataset_id = int(name[len("Dataset") : len("Dataset") + 3])
+    extract_fingerprints([dataset_id], num_processes=num_processes, check_dataset_integrity=verify_integrity)
+    planner = _make_planner(dataset_id, settings)
+    planner.plan_experiment()
+    plans_identifier = planner.plans_identifier
+    if not skip_preprocessing:
+        preprocess([dataset_id], plans_identifier, configurations=tuple(configurations), num_processes=[num_processes])
+    folder = Path(str(nnUNet_preprocessed)) / name
+    gasa, parameters = write_gasa_plans(folder, base_plans_name=plans_identifier, variants=variants, options=options)
+    return PlanningResult(name, folder / f"{plans_identifier}.json", gasa, parameters)

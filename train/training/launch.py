@@ -1,0 +1,209 @@
+"""``gasa-train train``: run nnU-Net v2 training of a GASA (or plain nnU-Net) plan through its Python API.
+
+Single process: ``gasa-train train 501 --variant gasa-unet --fold 0 --device cuda``.
+Multi-GPU (DDP): ``torchrun --nproc_per_node=4 -m train.cli train 501 --variant gasa-unet --fold 0``;
+torchrun sets ``WORLD_SIZE`` / ``RANK`` / ``LOCAL_RANK`` and this module initialises the process group
+(NCCL on CUDA, gloo on CPU). nnU-Net then splits the global batch over the ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from train.planning.gasa_plans import plans_name_for
+from train.planning.nnunet_env import dataset_folder_name
+from train.training.trainers import GASATrainer, Schedule
+
+__all__ = ["TRAIN_VARIANTS", "TrainingRun", "parse_fold", "results_folder", "run_gasa_training"]
+
+logger = logging.getLogger(__name__)
+
+#: Variants ``gasa-train train`` accepts; ``nnunet`` trains nnU-Net's own base plans.
+TRAIN_VARIANTS = ("gasa-unet", "gasa-l", "nnunet")
+RECORD_NAME = "gasa_training.json"
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Where a training wrote its fold and how long this session took."""
+
+    results_folder: Path
+    fold_folder: Path
+    wall_time_s: float
+    world_size: int
+
+
+def parse_fold(fold: str | int) -> int | str:
+    """``"0"``..``"4"`` -> int, ``"all"`` stays; anything else raises ``ValueError``."""
+    if str(fold) == "all":
+        return "all"
+    try:
+        value = int(fold)
+    except ValueError as err:
+        raise ValueError(f"fold must be an integer (0-4 for 5-fold CV) or 'all', got {fold!r}") from err
+    if value < 0:
+        raise ValueError(f"fold must be >= 0 or 'all', got {value}")
+    return value
+
+
+def _plans_identifier(variant: str, base_plans_name: str) -> str:
+    if variant not in TRAIN_VARIANTS:
+        raise ValueError(f"variant must be one of {list(TRAIN_VARIANTS)}, got {variant!r}")
+    return base_plans_name if variant == "nnunet" else plans_name_for(base_plans_name, variant)
+
+
+def results_folder(
+    dataset_name: str, variant: str, base_plans_name: str = "nnUNetPlans", configuration: str = "3d_fullres"
+) -> Path:
+    """``nnUNet_results/DatasetXXX/GASATrainer__<plans>__<configuration>``."""
+    from nnunetv2.paths import nnUNet_results
+
+    plans = _plans_identifier(variant, base_plans_name)
+    return Path(str(nnUNet_results)) / dataset_name / f"{GASATrainer.__name__}__{plans}__{configuration}"
+
+
+def _maybe_init_distributed(device: torch.device) -> int:
+    """Initialise torch.distributed when started by torchrun; returns the world size."""
+    import torch.distributed as dist
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1 or dist.is_initialized():
+        return dist.get_world_size() if dist.is_initialized() else 1
+    if device.type == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"LOCAL_RANK {local_rank} needs a GPU, only {torch.cuda.device_count()} visible")
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+    logger.info("DDP rank %d of %d (%s)", dist.get_rank(), world_size, dist.get_backend())
+    return world_size
+
+
+def _load_trainer(
+    dataset_name: str,
+    plans_identifier: str,
+    configuration: str,
+    fold: int | str,
+    device: torch.device,
+    continue_training: bool,
+) -> GASATrainer:
+    from nnunetv2.paths import nnUNet_preprocessed
+
+    folder = Path(str(nnUNet_preprocessed)) / dataset_name
+    plans_file = folder / f"{plans_identifier}.json"
+    if not plans_file.is_file():
+        raise FileNotFoundError(f"plans {plans_file} not found: run `gasa-train plan {dataset_name}` first")
+    plans = json.loads(plans_file.read_text(encoding="utf-8"))
+    if configuration not in plans.get("configurations", {}):
+        raise ValueError(
+            f"{plans_file.name} has no configuration {configuration!r}; has {sorted(plans['configurations'])}"
+        )
+    plans["continue_training"] = continue_training
+    dataset_json = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    return GASATrainer(plans=plans, configuration=configuration, fold=fold, dataset_json=dataset_json, device=device)
+
+
+def _write_record(trainer: GASATrainer, variant: str, schedule: Schedule, started: float, world_size: int) -> float:
+    """Append this session to ``fold_N/gasa_training.json``; returns its wall time in seconds."""
+    elapsed = time.time() - started
+    path = Path(trainer.output_folder) / RECORD_NAME
+    previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    sessions = list(previous.get("sessions", []))
+    sessions.append(
+        {
+            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": round(elapsed, 1),
+            "epochs_done": int(trainer.current_epoch),
+            "device": str(trainer.device),
+            "world_size": world_size,
+            "torch": torch.__version__,
+        }
+    )
+    record: dict[str, Any] = {
+        "variant": variant,
+        "trainer": type(trainer).__name__,
+        "plans": trainer.plans_manager.plans_name,
+        "configuration": trainer.configuration_name,
+        "fold": trainer.fold,
+        "schedule": asdict(schedule),
+        "batch_size": trainer.configuration_manager.batch_size,
+        "patch_size": list(trainer.configuration_manager.patch_size),
+        "spacing": list(trainer.configuration_manager.spacing),
+        "initial_lr": trainer.initial_lr,
+        "weight_decay": trainer.weight_decay,
+        "sessions": sessions,
+        "total_wall_time_s": round(sum(s["wall_time_s"] for s in sessions), 1),
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return elapsed
+
+
+def run_gasa_training(
+    dataset: str | int,
+    *,
+    variant: str = "gasa-unet",
+    fold: int | str = 0,
+    device: str = "cuda",
+    schedule: Schedule | None = None,
+    continue_training: bool = False,
+    validate: bool = True,
+    base_plans_name: str = "nnUNetPlans",
+    configuration: str = "3d_fullres",
+) -> TrainingRun:
+    """Train one fold; on rank 0 also runs nnU-Net's final validation and writes ``gasa_training.json``.
+
+    Args:
+        dataset: id or name of a planned and pre-processed data set.
+        variant: ``gasa-unet``, ``gasa-l`` or ``nnunet`` (nnU-Net's base plans).
+        fold: 0-4 (nnU-Net's 5-fold split) or ``"all"`` (train on every case).
+        device: ``cuda`` or ``cpu``.
+        schedule: epochs / iterations; nnU-Net's 1000 x 250 when ``None``.
+        continue_training: resume from ``checkpoint_final`` / ``latest`` / ``best`` of the fold folder.
+        validate: run the sliding-window validation that writes ``fold_N/validation/summary.json``.
+        base_plans_name: plans the GASA plans were derived from.
+        configuration: nnU-Net configuration (GASA plans carry ``3d_fullres`` only).
+    """
+    from nnunetv2.run.run_training import maybe_load_checkpoint
+
+    if device not in ("cuda", "cpu"):
+        raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
+    torch_device = torch.device(device)
+    schedule = schedule or Schedule()
+    fold = parse_fold(fold)
+    name = dataset_folder_name(dataset)
+    world_size = _maybe_init_distributed(torch_device)
+    started = time.time()
+    trainer = _load_trainer(
+        name, _plans_identifier(variant, base_plans_name), configuration, fold, torch_device, continue_training
+    )
+    trainer.apply_schedule(schedule)
+    maybe_load_checkpoint(trainer, continue_training, False)
+    trainer.run_training()
+    if validate:
+        trainer.perform_actual_validation(False)
+    elapsed = time.time() - started
+    if trainer.local_rank == 0:
+        elapsed = _write_record(trainer, variant, schedule, started, world_size)
+    _maybe_destroy_distributed()
+    return TrainingRun(Path(trainer.output_folder_base), Path(trainer.output_folder), elapsed, world_size)
+
+
+def _maybe_destroy_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
