@@ -1,0 +1,57 @@
+"""Sliding-window inference: nnU-Net v2's window rules, Gaussian blending, mirroring TTA, fold ensembling,
+device choice, CUDA out-of-memory fallback, progress and cancel callbacks.
+"""
+
+from __future__ import annotations
+
+from GASACore.inference.callbacks import CancelSignal, ProgressCallback, ProgressReporter, cancel_checker
+from GASACore.inference.config import Autocast, SlidingWindowConfig
+from GASACore.inference.device import (
+    accumulation_fits,
+    arch_supported,
+    available_cpus,
+    cpu_threads,
+    cuda_unusable_reason,
+    resolve_num_threads,
+    select_device,
+)
+from GASACore.inference.sliding_window import (
+    SKIPPED_LOGITS,
+    accumulation_bytes,
+    predict_sliding_window,
+    retry_on_cuda_oom,
+)
+from GASACore.inference.windows import (
+    Slicer,
+    gaussian_importance,
+    mirror_combinations,
+    pad_to_patch,
+    window_slicers,
+    window_starts,
+)
+
+__all__ = [
+    "SKIPPED_LOGITS",
+    "Autocast",
+    "CancelSignal",
+    "ProgressCallback",
+    "ProgressReporter",
+    "Slicer",
+    "SlidingWindowConfig",
+    "accumulation_bytes",
+    "accumulation_fits",
+    "arch_supported",
+    "available_cpus",
+    "cancel_checker",
+    "cpu_threads",
+    "cuda_unusable_reason",
+    "gaussian_importance",
+    "mirror_combinations",
+    "pad_to_patch",
+    "predict_sliding_window",
+    "resolve_num_threads",
+    "retry_on_cuda_oom",
+    "select_device",
+    "window_slicers",
+    "window_starts",
+]

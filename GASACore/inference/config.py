@@ -1,0 +1,127 @@
+"""Configuration of sliding-window inference: window size, overlap, test-time mirroring, device, precision."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import torch
+
+__all__ = ["Autocast", "SlidingWindowConfig"]
+
+
+class Autocast(str, Enum):
+    """Precision of the network's forward pass on CUDA (on the CPU the network always runs in float32)."""
+
+    FP16 = "fp16"  #: ``torch.autocast("cuda", dtype=torch.float16)``, nnU-Net's choice
+    BF16 = "bf16"  #: ``torch.autocast("cuda", dtype=torch.bfloat16)``
+    FP32 = "fp32"  #: no autocast
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The autocast dtype, ``None`` for float32 (no autocast)."""
+        return {Autocast.FP16: torch.float16, Autocast.BF16: torch.bfloat16}.get(self)
+
+
+def _device(value: torch.device | str) -> torch.device | str:
+    if isinstance(value, str):
+        value = value.strip().lower()
+        if value == "auto":
+            return "auto"
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}") from err
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+    return device
+
+
+@dataclass(frozen=True)
+class SlidingWindowConfig:
+    """How :func:`~GASACore.inference.predict_sliding_window` runs. Values are checked and normalised on creation.
+
+    Attributes:
+        patch_size: window size ``(X, Y, Z)`` in voxels; the network must accept exactly this size.
+        step_size: largest step between windows as a fraction of the patch, ``0 < step_size <= 1``
+            (0.5 = nnU-Net's 50% overlap; smaller is slower and slightly better).
+        mirror_axes: spatial axes (0 = X, 1 = Y, 2 = Z) mirrored for test-time augmentation; every
+            non-empty combination is predicted (7 extra passes for 3 axes). Empty: no mirroring.
+        use_gaussian: weight each window by nnU-Net's Gaussian importance map (sigma = patch / 8);
+            ``False`` gives every voxel of a window weight 1.
+        batch_size: windows per forward pass (nnU-Net uses 1). Halved automatically on CUDA out-of-memory.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``; ``"auto"`` is
+            resolved by :func:`~GASACore.inference.select_device` when predicting.
+        accumulate_on_device: keep the image and the logit sums on the GPU (fast) instead of the CPU.
+            ``None``: on the GPU when they take at most half of its free memory. Ignored on the CPU.
+        autocast: ``"fp16"`` (default, as nnU-Net), ``"bf16"`` or ``"fp32"``; applies on CUDA only.
+        skip_threshold: windows whose whole input (every channel and voxel) is below this value, in the
+            units of the pre-processed image, are not predicted; voxels that only skipped windows cover
+            get background logits. ``None``: predict every window.
+        num_threads: CPU threads for torch during the prediction; ``None``: every CPU this process may
+            use, unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set (then torch's setting stays).
+    """
+
+    patch_size: tuple[int, int, int]
+    step_size: float = 0.5
+    mirror_axes: tuple[int, ...] = (0, 1, 2)
+    use_gaussian: bool = True
+    batch_size: int = 1
+    device: torch.device | str = "cpu"
+    accumulate_on_device: bool | None = None
+    autocast: Autocast | str = Autocast.FP16
+    skip_threshold: float | None = None
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        patch = _patch_size(self.patch_size)
+        if not isinstance(self.step_size, (int, float)) or not 0 < self.step_size <= 1:
+            raise ValueError(f"step_size must be in (0, 1], got {self.step_size!r}")
+        axes = _mirror_axes(self.mirror_axes)
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        try:
+            autocast = Autocast(self.autocast)
+        except ValueError as err:
+            expected = [a.value for a in Autocast]
+            raise ValueError(f"autocast must be one of {expected}, got {self.autocast!r}") from err
+        threshold = self.skip_threshold
+        if threshold is not None and (not isinstance(threshold, (int, float)) or not math.isfinite(threshold)):
+            raise ValueError(f"skip_threshold must be a finite number or None, got {threshold!r}")
+        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
+            raise ValueError(f"num_threads must be an integer >= 1 or None, got {self.num_threads!r}")
+        if self.accumulate_on_device not in (None, True, False):
+            raise ValueError(f"accumulate_on_device must be True, False or None, got {self.accumulate_on_device!r}")
+        object.__setattr__(self, "patch_size", patch)
+        object.__setattr__(self, "step_size", float(self.step_size))
+        object.__setattr__(self, "mirror_axes", axes)
+        object.__setattr__(self, "device", _device(self.device))
+        object.__setattr__(self, "autocast", autocast)
+        object.__setattr__(self, "skip_threshold", None if threshold is None else float(threshold))
+
+
+def _patch_size(value: Any) -> tuple[int, int, int]:
+    try:
+        patch = tuple(operator.index(p) for p in value if not isinstance(p, bool))
+    except TypeError:
+        patch = ()
+    if len(patch) != 3 or len(patch) != len(value) or any(p <= 0 for p in patch):
+        raise ValueError(f"patch_size must be 3 positive integers (X, Y, Z), got {value!r}")
+    return patch  # type: ignore[return-value]
+
+
+def _mirror_axes(value: Any) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ValueError(f"mirror_axes must be a tuple of distinct spatial axes from 0, 1, 2, got {value!r}")
+    axes = tuple(value)
+    if any(not isinstance(a, int) or isinstance(a, bool) or a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(
+        axes
+    ):
+        raise ValueError(f"mirror_axes must be a tuple of distinct spatial axes from 0, 1, 2, got {value!r}")
+    return axes

@@ -1,0 +1,331 @@
+"""Sliding-window prediction with Gaussian blending, mirroring TTA, fold ensembling and CUDA OOM fallback.
+
+The arithmetic is nnU-Net v2's (``nnUNetPredictor.predict_sliding_window_return_logits``): zero-pad to the
+patch, windows by :func:`~GASACore.inference.windows.window_starts`, each window's prediction averaged over
+the mirror combinations, multiplied by the Gaussian importance map and summed, the sum divided by the summed
+weights. Two deliberate differences: logits are accumulated in float32 on every device (nnU-Net uses float16,
+which costs ~1e-3 relative precision, to halve memory), and all folds are summed into one accumulator
+divided by ``weights * n_folds`` at the end, so memory holds one logit array, never one per fold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from GASACore.errors import GASAError, InputError, ModelError
+from GASACore.inference.callbacks import CancelSignal, ProgressCallback, ProgressReporter, cancel_checker
+from GASACore.inference.config import SlidingWindowConfig
+from GASACore.inference.device import accumulation_fits, cpu_threads, free_cuda_memory, select_device
+from GASACore.inference.windows import Slicer, gaussian_importance, mirror_combinations, pad_to_patch, window_slicers
+
+__all__ = [
+    "SKIPPED_LOGITS",
+    "accumulation_bytes",
+    "predict_sliding_window",
+    "retry_on_cuda_oom",
+]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Logits of voxels covered only by skipped windows: ``(background, every other class)``; softmax gives the
+#: background a probability of 1 - 2e-9 per other class.
+SKIPPED_LOGITS = (10.0, -10.0)
+
+
+def accumulation_bytes(num_channels: int, num_classes: int, spatial_shape: Sequence[int]) -> int:
+    """Bytes of the image copy, logit sums and weight sums kept on the accumulation device (all float32)."""
+    return 4 * (num_channels + num_classes + 1) * int(np.prod([int(s) for s in spatial_shape]))
+
+
+def retry_on_cuda_oom(
+    attempt: Callable[[bool, int], T], *, device: torch.device, on_device: bool, batch_size: int
+) -> T:
+    """Run ``attempt(on_device, batch_size)``, degrading on ``torch.cuda.OutOfMemoryError`` only.
+
+    First OOM with accumulation on the GPU: warn, free memory, retry accumulating on the CPU. Further OOMs:
+    halve the batch while it is above 1. OOM at batch 1 on the CPU accumulator: raise.
+
+    Args:
+        attempt: the whole prediction, restartable from scratch.
+        device: the CUDA device whose cache is freed between attempts.
+        on_device: whether the first attempt accumulates on the GPU.
+        batch_size: windows per forward pass of the first attempt.
+
+    Returns:
+        What the first successful attempt returns.
+
+    Raises:
+        GASAError: still out of memory with batch 1 and accumulation on the CPU.
+    """
+    while True:
+        try:
+            return attempt(on_device, batch_size)
+        except torch.cuda.OutOfMemoryError as err:
+            reason = (str(err).splitlines() or ["CUDA out of memory"])[0]
+            if on_device:
+                logger.warning("CUDA out of memory accumulating on %s (%s); retrying on the CPU", device, reason)
+                on_device = False
+            elif batch_size > 1:
+                batch_size //= 2
+                logger.warning("CUDA out of memory (%s); retrying with %d window(s) per batch", reason, batch_size)
+            else:
+                raise GASAError(
+                    f"CUDA ran out of memory on {device} with 1 window per batch and logits on the CPU ({reason}); "
+                    "expected a GPU with more free memory: close other GPU programs or use device 'cpu'"
+                ) from err
+        free_cuda_memory(device)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Everything one (restartable) prediction attempt needs."""
+
+    network: nn.Module
+    data: torch.Tensor  # (C, X, Y, Z) float32 padded image on the CPU
+    windows: list[Slicer]  # windows that are predicted (not skipped)
+    folds: list[Mapping[str, Any] | None]
+    num_classes: int
+    config: SlidingWindowConfig
+    device: torch.device
+    progress: ProgressReporter
+    check_cancel: Callable[[], None]
+
+
+def _as_logits(output: Any, expected: tuple[int, ...]) -> torch.Tensor:
+    if isinstance(output, (list, tuple)) and output:  # deep supervision: the first output is full resolution
+        output = output[0]
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ModelError(f"the network must return logits of shape {expected} (B, K, X, Y, Z), got {got}")
+    return output.float()
+
+
+def _autocast(run: _Run) -> AbstractContextManager[Any]:
+    dtype = run.config.autocast.dtype  # type: ignore[union-attr]
+    if run.device.type != "cuda" or dtype is None:
+        return nullcontext()
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _predict_batch(run: _Run, batch: torch.Tensor) -> torch.Tensor:
+    """Mirror-averaged float32 logits ``(B, K, X, Y, Z)`` of a batch ``(B, C, X, Y, Z)`` on ``run.device``."""
+    expected = (batch.shape[0], run.num_classes, *run.config.patch_size)
+    combos = mirror_combinations(run.config.mirror_axes)
+    with _autocast(run):
+        prediction = _as_logits(run.network(batch), expected)
+        for axes in combos:
+            flipped = _as_logits(run.network(torch.flip(batch, axes)), expected)
+            prediction = prediction + torch.flip(flipped, axes)
+    if combos:
+        prediction /= len(combos) + 1
+    return prediction
+
+
+def _check_finite(prediction: torch.Tensor, first: int, fold_index: int, run: _Run) -> None:
+    finite = torch.isfinite(prediction).flatten(1).all(dim=1)
+    if bool(finite.all()):
+        return
+    bad = int((~finite).nonzero()[0, 0])
+    start = tuple(s.start for s in run.windows[first + bad][1:])
+    hint = f" under {run.config.autocast.value} autocast" if run.device.type == "cuda" else ""  # type: ignore[union-attr]
+    raise GASAError(
+        f"the network returned non-finite logits (NaN or inf){hint} in fold {fold_index} "
+        f"(of {len(run.folds)}), window {first + bad + 1} of {len(run.windows)} starting at "
+        f"voxel {start} (X, Y, Z) of the padded image; expected finite logits"
+    )
+
+
+def _load_fold(network: nn.Module, state: Mapping[str, Any] | None, fold_index: int) -> None:
+    if state is None:
+        return
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:  # load_state_dict reports missing/unexpected keys and shape mismatches this way
+        raise ModelError(f"the weights of fold {fold_index} do not fit the network: {err}") from err
+
+
+def _predict_fold(
+    run: _Run, data: torch.Tensor, logits: torch.Tensor, gaussian: torch.Tensor | None, fold_index: int, batch: int
+) -> None:
+    """Add the Gaussian-weighted predictions of every window of one fold to ``logits`` (K, X, Y, Z)."""
+    for first in range(0, len(run.windows), batch):
+        run.check_cancel()
+        slicers = run.windows[first : first + batch]
+        windows = torch.stack([data[s] for s in slicers]).to(run.device)
+        prediction = _predict_batch(run, windows).to(logits.device)
+        _check_finite(prediction, first, fold_index, run)
+        for slicer, window_logits in zip(slicers, prediction, strict=True):
+            logits[slicer] += window_logits if gaussian is None else window_logits * gaussian
+        run.progress.advance(len(slicers))
+
+
+def _weight_sums(
+    shape: Sequence[int], windows: Sequence[Slicer], gaussian: torch.Tensor | None, device: torch.device
+) -> torch.Tensor:
+    weights = torch.zeros(tuple(shape), dtype=torch.float32, device=device)
+    for slicer in windows:
+        weights[slicer[1:]] += 1.0 if gaussian is None else gaussian
+    return weights
+
+
+def _normalise(logits: torch.Tensor, weights: torch.Tensor, n_folds: int) -> None:
+    """Divide the logit sums by the weight sums of all folds in place; uncovered voxels get background."""
+    uncovered = weights == 0
+    any_uncovered = bool(uncovered.any())
+    if n_folds > 1:
+        weights *= n_folds
+    if any_uncovered:
+        weights[uncovered] = 1.0
+    logits /= weights
+    if any_uncovered:
+        logits[0][uncovered] = SKIPPED_LOGITS[0]
+        logits[1:, uncovered] = SKIPPED_LOGITS[1]
+
+
+def _accumulate(run: _Run, on_device: bool, batch: int) -> torch.Tensor:
+    """One attempt: every fold and window; returns averaged logits (K, X, Y, Z), not an inference tensor."""
+    target = run.device if on_device else torch.device("cpu")
+    logger.info(
+        "predicting %d window(s) x %d fold(s) x %d mirror(s) on %s, batch %d, logits accumulated on %s",
+        len(run.windows), len(run.folds), len(mirror_combinations(run.config.mirror_axes)) + 1,
+        run.device, batch, target,
+    )  # fmt: skip
+    run.progress.restart()
+    with torch.inference_mode(False):  # a normal tensor: callers may modify the result in place
+        logits = torch.zeros((run.num_classes, *run.data.shape[1:]), dtype=torch.float32, device=target)
+    with torch.inference_mode():
+        data = run.data.to(target)
+        gaussian = gaussian_importance(run.config.patch_size, device=target) if run.config.use_gaussian else None
+        for fold_index, state in enumerate(run.folds):
+            _load_fold(run.network, state, fold_index)
+            _predict_fold(run, data, logits, gaussian, fold_index, batch)
+        del data
+        _normalise(logits, _weight_sums(logits.shape[1:], run.windows, gaussian, target), len(run.folds))
+    return logits
+
+
+def _checked_image(image: torch.Tensor | np.ndarray) -> torch.Tensor:
+    tensor = torch.as_tensor(image)
+    if tensor.dim() != 4 or 0 in tensor.shape:
+        raise InputError(f"the image must be a non-empty (C, X, Y, Z) array, got shape {tuple(tensor.shape)}")
+    if not (tensor.is_floating_point() or tensor.dtype in (torch.int16, torch.int32, torch.uint8, torch.int64)):
+        raise InputError(f"the image must hold real numbers (float32 after pre-processing), got {tensor.dtype}")
+    tensor = tensor.detach().to(device="cpu", dtype=torch.float32)
+    if not bool(torch.isfinite(tensor).all()):
+        raise InputError("the image must be finite after pre-processing, got NaN or inf values")
+    return tensor
+
+
+def _resolve_device(config: SlidingWindowConfig) -> torch.device:
+    if isinstance(config.device, torch.device):
+        return config.device
+    device, reason = select_device(config.device)
+    logger.info("device %s: %s", device, reason)
+    return device
+
+
+def _accumulate_on_device(config: SlidingWindowConfig, device: torch.device, data: torch.Tensor, classes: int) -> bool:
+    if device.type != "cuda":
+        return False
+    if config.accumulate_on_device is not None:
+        return config.accumulate_on_device
+    required = accumulation_bytes(data.shape[0], classes, data.shape[1:])
+    free, _ = torch.cuda.mem_get_info(device)
+    fits = accumulation_fits(required, free)
+    logger.info("logits need %.2f GiB, %.2f GiB free on %s: accumulating on the %s", required / 2**30,
+                free / 2**30, device, "GPU" if fits else "CPU")  # fmt: skip
+    return fits
+
+
+def _active_windows(data: torch.Tensor, windows: Sequence[Slicer], threshold: float | None) -> list[Slicer]:
+    if threshold is None:
+        return list(windows)
+    return [w for w in windows if not bool(data[w].amax() < threshold)]
+
+
+def _cudnn_benchmark(device: torch.device) -> AbstractContextManager[Any]:
+    # cuDNN picks the fastest convolution algorithms for the fixed window size, as nnU-Net does.
+    if device.type != "cuda":
+        return nullcontext()
+    return torch.backends.cudnn.flags(enabled=True, benchmark=True)
+
+
+def predict_sliding_window(
+    network: nn.Module,
+    image: torch.Tensor | np.ndarray,
+    *,
+    num_classes: int,
+    config: SlidingWindowConfig,
+    fold_weights: Sequence[Mapping[str, Any]] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelSignal | None = None,
+) -> torch.Tensor:
+    """Predict the logits of a whole pre-processed image with a network that takes fixed-size windows.
+
+    The network is put in eval mode (its training flag is restored afterwards) and moved to the device;
+    with ``fold_weights`` it holds the last fold's weights afterwards.
+
+    Args:
+        network: maps ``(B, C, *config.patch_size)`` float32 to logits ``(B, num_classes, *config.patch_size)``
+            (a list/tuple output counts by its first, full-resolution entry).
+        image: ``(C, X, Y, Z)`` pre-processed image (nnU-Net's transposed order, normalised intensities).
+        num_classes: logit channels ``K`` of the network (background included).
+        config: window size, overlap, mirroring, Gaussian, batch, device and precision.
+        fold_weights: state dicts loaded into ``network`` one after another; the logits are averaged over
+            them. ``None``: the network's current weights, once.
+        progress: called as ``progress("predict", fraction)`` with the fraction of (windows x folds) done,
+            increasing, the last call with exactly 1.0. Skipped windows (``skip_threshold``) cost nothing
+            and are not counted.
+        cancel: a ``threading.Event`` or a callable returning ``True``; checked before every window batch.
+
+    Returns:
+        Float32 logits ``(K, X, Y, Z)`` on the CPU, the image's spatial size, averaged over mirrors and folds.
+
+    Raises:
+        InputError: ``image`` is not a finite real ``(C, X, Y, Z)`` array.
+        ModelError: a fold's weights do not fit the network, or its output has the wrong shape.
+        GASAError: non-finite network output (naming fold and window), CUDA not usable, or CUDA out of
+            memory with batch 1 and logits on the CPU.
+        Cancelled: ``cancel`` was set; at most one more window batch runs after it is.
+        ValueError: ``num_classes`` < 1, an empty ``fold_weights`` or a bad ``cancel``.
+    """
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    folds: list[Mapping[str, Any] | None] = [None] if fold_weights is None else list(fold_weights)
+    if not folds:
+        raise ValueError("fold_weights must hold at least one state dict (or be None), got an empty sequence")
+    check_cancel = cancel_checker(cancel)
+    data, unpad = pad_to_patch(_checked_image(image), config.patch_size)
+    windows = window_slicers(data.shape[1:], config.patch_size, config.step_size)
+    active = _active_windows(data, windows, config.skip_threshold)
+    if len(active) < len(windows):
+        logger.info("skipping %d of %d window(s) below %s", len(windows) - len(active), len(windows),
+                    config.skip_threshold)  # fmt: skip
+    device = _resolve_device(config)
+    reporter = ProgressReporter(progress, total=len(active) * len(folds))
+    run = _Run(network, data, active, folds, num_classes, config, device, reporter, check_cancel)
+    was_training = network.training
+    network.eval()
+    network.to(device)
+    try:
+        reporter.start()
+        with cpu_threads(config.num_threads), _cudnn_benchmark(device):
+            on_device = _accumulate_on_device(config, device, data, num_classes)
+            logits = retry_on_cuda_oom(
+                lambda on_gpu, batch: _accumulate(run, on_gpu, batch),
+                device=device, on_device=on_device, batch_size=config.batch_size,
+            )  # fmt: skip
+    finally:
+        network.train(was_training)
+    logits = logits.to("cpu")[unpad].contiguous()
+    reporter.finish()
+    return logits
