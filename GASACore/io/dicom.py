@@ -1,0 +1,125 @@
+"""DICOM series folders: find the series in a folder, choose one, read it (SimpleITK / GDCM)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from GASACore.errors import InputError
+
+__all__ = ["DicomSeries", "has_dicom_series", "list_dicom_series", "read_dicom_series", "select_dicom_series"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DicomSeries:
+    """One DICOM series of a folder.
+
+    Attributes:
+        uid: SeriesInstanceUID (may be ``""`` when the files lack it).
+        files: the slice files, sorted by GDCM along the slice normal.
+    """
+
+    uid: str
+    files: tuple[str, ...]
+
+    @property
+    def description(self) -> str:
+        """SeriesDescription (0008,103E) of the first file, ``""`` when absent or unreadable."""
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(self.files[0])
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            return ""
+        key = "0008|103e"
+        return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
+
+    def summary(self) -> str:
+        """``'UID' (N slices, 'description')`` for messages."""
+        description = self.description
+        details = f"{len(self.files)} slices" + (f", {description!r}" if description else "")
+        return f"{self.uid!r} ({details})"
+
+
+@contextmanager
+def _quiet_itk() -> Iterator[None]:
+    """Silence ITK's stderr warnings (e.g. GDCM's 'No Series were found') for the duration."""
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+
+
+def list_dicom_series(folder: Path) -> list[DicomSeries]:
+    """DICOM series directly inside ``folder`` (not its sub-folders), most slices first, then by UID."""
+    with _quiet_itk():
+        uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        series = [
+            DicomSeries(uid, tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))) for uid in uids
+        ]
+    series = [item for item in series if item.files]
+    return sorted(series, key=lambda item: (-len(item.files), item.uid))
+
+
+def has_dicom_series(folder: Path) -> bool:
+    """True when ``folder`` directly holds at least one DICOM series."""
+    with _quiet_itk():
+        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+
+
+def select_dicom_series(folder: Path, series: str | None = None) -> DicomSeries:
+    """The series of ``folder`` to read: the one whose SeriesInstanceUID is ``series``, else the longest.
+
+    Several series and no ``series`` -> the one with the most slices, with a warning that names the others.
+
+    Raises:
+        InputError: the folder holds no DICOM series, or none with UID ``series``.
+    """
+    found = list_dicom_series(folder)
+    if not found:
+        raise InputError(f"expected a DICOM series in folder {folder}, found none (no readable DICOM files in it)")
+    if series is not None:
+        chosen = [item for item in found if item.uid == series]
+        if not chosen:
+            available = ", ".join(item.summary() for item in found)
+            raise InputError(f"no DICOM series with SeriesInstanceUID {series!r} in {folder}; available: {available}")
+        return chosen[0]
+    if len(found) > 1:
+        others = ", ".join(item.summary() for item in found[1:])
+        logger.warning(
+            "%s holds %d DICOM series; reading %s, the one with the most slices. Others: %s. "
+            "Choose one with series=<SeriesInstanceUID>.",
+            folder,
+            len(found),
+            found[0].summary(),
+            others,
+        )
+    return found[0]
+
+
+def read_dicom_series(series: DicomSeries) -> sitk.Image:
+    """Read all slices of ``series`` into one image (rescale slope/intercept applied by GDCM).
+
+    Raises:
+        InputError: GDCM/ITK cannot assemble the slices (e.g. different slice sizes, corrupt files).
+    """
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(list(series.files))
+    try:
+        return reader.Execute()
+    except RuntimeError as err:
+        folder = Path(series.files[0]).parent
+        reason = str(err).strip().splitlines()[-1]
+        raise InputError(
+            f"expected a readable DICOM series, could not read series {series.uid!r} "
+            f"({len(series.files)} files) in {folder}: {reason}"
+        ) from err

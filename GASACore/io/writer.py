@@ -1,0 +1,149 @@
+"""Write a label map in exactly the input geometry, atomically (temporary file + rename)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from GASACore.errors import InputError
+from GASACore.io.formats import LABEL_MAP_SUFFIXES, SEGMENTATION_SUFFIX, label_map_suffix
+from GASACore.io.geometry import Geometry
+from GASACore.io.segnrrd import segmentation_metadata
+from GASACore.labels import Label
+
+__all__ = ["write_label_map"]
+
+logger = logging.getLogger(__name__)
+
+#: Geometry a written file must reproduce (mm); NIfTI stores float32, ~1e-5 mm at 1000 mm from the origin.
+_VERIFY_ATOL = 1e-3
+
+
+def _label_dtype(labels: np.ndarray, geometry: Geometry) -> type[np.unsignedinteger]:
+    """uint8 when every value is < 256, else uint16; refuses arrays that are not a (z, y, x) label map."""
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "biu":
+        kind = labels.dtype if isinstance(labels, np.ndarray) else type(labels).__name__
+        raise ValueError(f"labels must be an integer (or bool) numpy array, got {kind}")
+    if labels.shape != geometry.shape_zyx:
+        raise ValueError(
+            f"labels must have shape (z, y, x) = {geometry.shape_zyx} to match geometry size (x, y, z) "
+            f"{geometry.size}, got shape {labels.shape}"
+        )
+    high = int(labels.max())
+    low = int(labels.min()) if labels.dtype.kind == "i" else 0
+    if low < 0 or high > 65535:
+        raise ValueError(f"label values must be 0-65535, got values from {low} to {high}")
+    return np.uint8 if high < 256 else np.uint16
+
+
+def _check_destination(path: Path, overwrite: bool) -> str:
+    """The output format suffix of ``path``; refuses unsupported names, missing folders and existing files."""
+    suffix = label_map_suffix(path)
+    if suffix is None:
+        raise InputError(f"expected an output file name ending in one of {', '.join(LABEL_MAP_SUFFIXES)}, got {path}")
+    if path.is_dir():
+        raise InputError(f"expected an output file path, got the existing folder {path}")
+    if not path.parent.is_dir():
+        raise InputError(f"expected an existing output folder, got {path.parent}, which does not exist")
+    if path.exists() and not overwrite:
+        raise InputError(
+            f"output {path} already exists (FileExistsError); pass overwrite=True to replace it or choose another path"
+        )
+    return suffix
+
+
+def _write_image(image: sitk.Image, destination: Path, target: Path) -> None:
+    writer = sitk.ImageFileWriter()
+    writer.SetFileName(str(destination))
+    writer.SetUseCompression(True)
+    try:
+        writer.Execute(image)
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1]
+        raise OSError(f"could not write label map {target}: {reason}") from err
+
+
+def _verify(written: Path, expected: np.ndarray, geometry: Geometry, target: Path) -> None:
+    """Read the file back: same voxels and geometry, else raise (catches silent short writes, e.g. disk full)."""
+    try:
+        image = sitk.ReadImage(str(written))
+    except RuntimeError as err:
+        raise OSError(f"the label map written to {target} cannot be read back (incomplete write?)") from err
+    if image.GetDimension() != 3 or not np.array_equal(sitk.GetArrayViewFromImage(image), expected):
+        raise OSError(f"the label map written to {target} does not hold the labels written (incomplete write?)")
+    stored = Geometry.from_sitk(image)
+    if not stored.is_close(geometry, atol=_VERIFY_ATOL):
+        raise ValueError(f"{target.name} cannot store geometry {geometry} exactly: it would hold {stored}")
+
+
+def _commit(temporary: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished temporary file into place; without ``overwrite`` never replace an existing file."""
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)  # atomic and fails if path exists (no check-then-replace race)
+    except FileExistsError as err:
+        raise InputError(
+            f"output {path} already exists (FileExistsError); pass overwrite=True to replace it or choose another path"
+        ) from err
+    except OSError:  # no hard links on this file system
+        if path.exists():
+            raise InputError(f"output {path} already exists (FileExistsError); pass overwrite=True") from None
+        os.replace(temporary, path)
+
+
+def write_label_map(
+    labels: np.ndarray,
+    geometry: Geometry,
+    path: str | Path,
+    *,
+    label_info: Sequence[Label] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a label map on the grid ``geometry``.
+
+    Args:
+        labels: integer label values, shape (z, y, x) = ``geometry.shape_zyx``; 0 is background.
+            Stored as uint8 when every value is < 256, else uint16.
+        geometry: size, spacing (mm), origin and direction (LPS) to write, normally the input image's.
+        path: output file; the format comes from the suffix: ``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, or
+            ``.seg.nrrd`` (a 3D Slicer segmentation with one segment per label: name, colour, terminology).
+        label_info: segment names, colours and terminology, used by ``.seg.nrrd`` (other formats hold only
+            the values).
+        overwrite: replace an existing file at ``path``.
+
+    Returns:
+        ``path``. The file appears complete or not at all: it is written to a temporary file in the same
+        folder, read back and checked, then renamed; on any error nothing is left behind.
+
+    Raises:
+        ValueError: ``labels`` is not an integer array of shape ``geometry.shape_zyx`` with values 0-65535,
+            ``label_info`` is invalid, or the format cannot store the geometry.
+        InputError: unsupported suffix, missing output folder, or ``path`` exists and ``overwrite`` is False.
+        OSError: the file could not be written completely.
+    """
+    path = Path(path)
+    suffix = _check_destination(path, overwrite)
+    array = np.ascontiguousarray(labels, dtype=_label_dtype(labels, geometry))
+    image = sitk.GetImageFromArray(array)
+    geometry.apply_to(image)
+    if suffix == SEGMENTATION_SUFFIX:
+        present = np.flatnonzero(np.bincount(array.ravel()))
+        for key, value in segmentation_metadata(geometry, [int(v) for v in present if v], label_info).items():
+            image.SetMetaData(key, value)
+    temporary = path.parent / f".{path.name[: -len(suffix)]}.{secrets.token_hex(6)}.partial{suffix}"
+    try:
+        _write_image(image, temporary, path)
+        _verify(temporary, array, geometry, path)
+        _commit(temporary, path, overwrite)
+    finally:
+        temporary.unlink(missing_ok=True)
+    logger.info("wrote label map %s (%s)", path, array.dtype)
+    return path
