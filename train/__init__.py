@@ -1,0 +1,1 @@
+"""Offline training of GASA-UNet on nnU-Net v2: dataset conversion, planning, training, evaluation, export."""
