@@ -134,3 +134,13 @@ def test_series_is_refused_for_a_file(tmp_path: Path) -> None:
     path = _write(_volume(np.zeros((3, 3, 3), np.int16)), tmp_path / "ct.nii.gz")
     with pytest.raises(InputError, match=r"series='1\.2\.3' selects a DICOM series in a folder, but .* is a file"):
         read_image(path, series="1.2.3")
+
+
+def test_a_folder_without_a_series_points_to_what_it_holds(tmp_path: Path, dicom_slices: list[str]) -> None:
+    (tmp_path / "scans" / "series_1").mkdir(parents=True)
+    shutil.copy(dicom_slices[0], tmp_path / "scans" / "series_1")
+    with pytest.raises(InputError, match=r"found none; its sub-folders \['series_1'\] hold DICOM series"):
+        read_image(tmp_path / "scans")
+    _write(_volume(np.zeros((3, 3, 3), np.int16)), tmp_path / "ct.nii.gz")
+    with pytest.raises(InputError, match=r"found none; it holds image files \['ct.nii.gz'\]: pass one of them"):
+        read_image(tmp_path)

@@ -147,3 +147,16 @@ def test_slicer_loads_real_labels_on_the_real_ct(tmp_path: Path, shared_data: Pa
     counts = np.bincount(voxels.ravel(), minlength=14)
     assert counts[6] > 10_000  # the liver is there, in Slicer's copy too
     assert counts[5] == 0  # the esophagus is outside this field of view: an empty segment
+
+
+def test_slicer_loads_label_values_above_255(tmp_path: Path) -> None:
+    geometry = Geometry((5, 4, 3), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    labels = np.zeros(geometry.shape_zyx, np.uint16)
+    labels[1, 1, 1], labels[2, 2, 2] = 300, 1
+    info = [Label(300, "lesion 300", (10, 20, 30)), Label(1, "organ", (40, 50, 60))]
+    node = _load_in_slicer(write_label_map(labels, geometry, tmp_path / "many.seg.nrrd", label_info=info))
+    segmentation = node.GetSegmentation()
+    found = [(segmentation.GetNthSegment(i).GetName(), segmentation.GetNthSegment(i).GetLabelValue()) for i in (0, 1)]
+    assert found == [("organ", 1), ("lesion 300", 300)]
+    voxels, _ = _slicer_labelmap(node, segmentation.GetNthSegmentID(1))
+    np.testing.assert_array_equal(voxels, labels)
