@@ -1,0 +1,237 @@
+"""The model catalogue (``Resources/models/catalog.json``) and the models a user imported.
+
+A catalogue entry names a bundle folder relative to the catalogue and the SHA-256 of its ``model.json``;
+the bundle's ``model.json`` in turn holds the SHA-256 of every weight file, which the engine checks before
+loading. Imported models (bundle folders, zipped bundles, nnU-Net v2 results folders) are verified with
+``GASACore.bundle.load_model`` and remembered in the application settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from GASACore.labels import Label, labels_from_json
+
+__all__ = [
+    "IMPORTED_MODELS_KEY",
+    "CatalogError",
+    "ModelEntry",
+    "defaultCatalogPath",
+    "forgetImportedModel",
+    "importModel",
+    "importedModels",
+    "loadCatalog",
+    "modelLabels",
+    "resolveModelPath",
+    "validateAgainstSchema",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Settings key holding the JSON list of imported model paths.
+IMPORTED_MODELS_KEY = "GASASegmenter/ImportedModels"
+
+
+class CatalogError(ValueError):
+    """The catalogue or a model named by it is missing, malformed or changed."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model the user can pick.
+
+    Attributes:
+        id: short identifier (catalogue id, or ``imported:<path>``).
+        title: what the model selector shows.
+        path: bundle folder, zip or nnU-Net results folder.
+        sha256: expected SHA-256 of ``model.json`` (catalogue models), ``""`` when not checked here.
+        description: one paragraph for the tooltip.
+    """
+
+    id: str
+    title: str
+    path: Path
+    sha256: str = ""
+    description: str = ""
+
+
+def defaultCatalogPath() -> Path:
+    """``Resources/models/catalog.json`` of the source tree, or of the installed extension."""
+    here = Path(__file__).resolve().parent
+    for root in (here.parents[1], here.parents[1] / "GASASegmenter"):
+        candidate = root / "Resources" / "models" / "catalog.json"
+        if candidate.is_file():
+            return candidate
+    return here.parent / "Resources" / "models" / "catalog.json"
+
+
+_TYPES: Mapping[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+def validateAgainstSchema(data: Any, schema: Mapping[str, Any], where: str = "$") -> list[str]:
+    """Check ``data`` against the JSON Schema subset the catalogue schema uses.
+
+    Supported keywords: ``type``, ``required``, ``properties``, ``additionalProperties`` (false),
+    ``items``, ``minItems``, ``pattern``, ``minLength``, ``enum``, ``const``, ``minimum``.
+
+    Returns:
+        One message per problem (empty when ``data`` fits).
+    """
+    problems: list[str] = []
+    expected = schema.get("type")
+    if expected is not None:
+        allowed = _TYPES[expected]
+        isBool = isinstance(data, bool)
+        if not isinstance(data, allowed) or (isBool and expected != "boolean"):
+            return [f"{where}: expected {expected}, got {type(data).__name__}"]
+    if "const" in schema and data != schema["const"]:
+        problems.append(f"{where}: expected {schema['const']!r}, got {data!r}")
+    if "enum" in schema and data not in schema["enum"]:
+        problems.append(f"{where}: expected one of {schema['enum']}, got {data!r}")
+    if isinstance(data, str):
+        if len(data) < schema.get("minLength", 0):
+            problems.append(f"{where}: expected at least {schema['minLength']} characters, got {data!r}")
+        if "pattern" in schema and not re.search(schema["pattern"], data):
+            problems.append(f"{where}: expected to match {schema['pattern']!r}, got {data!r}")
+    if isinstance(data, (int, float)) and "minimum" in schema and data < schema["minimum"]:
+        problems.append(f"{where}: expected >= {schema['minimum']}, got {data!r}")
+    if isinstance(data, dict):
+        problems += [f"{where}: missing {key!r}" for key in schema.get("required", []) if key not in data]
+        properties = schema.get("properties", {})
+        for key, value in data.items():
+            if key in properties:
+                problems += validateAgainstSchema(value, properties[key], f"{where}.{key}")
+            elif schema.get("additionalProperties", True) is False:
+                problems.append(f"{where}: unexpected key {key!r}")
+    if isinstance(data, list):
+        if len(data) < schema.get("minItems", 0):
+            problems.append(f"{where}: expected at least {schema['minItems']} items, got {len(data)}")
+        if "items" in schema:
+            for index, item in enumerate(data):
+                problems += validateAgainstSchema(item, schema["items"], f"{where}[{index}]")
+    return problems
+
+
+def loadCatalog(path: Path | None = None) -> list[ModelEntry]:
+    """Read and validate the catalogue (against ``catalog.schema.json`` next to it).
+
+    Raises:
+        CatalogError: unreadable JSON, or a catalogue that does not fit the schema.
+    """
+    catalogPath = Path(path) if path is not None else defaultCatalogPath()
+    try:
+        data = json.loads(catalogPath.read_text(encoding="utf-8"))
+        schema = json.loads(catalogPath.with_name("catalog.schema.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CatalogError(f"cannot read the model catalogue {catalogPath}: {err}") from err
+    problems = validateAgainstSchema(data, schema)
+    if problems:
+        raise CatalogError(f"model catalogue {catalogPath} does not fit its schema: " + "; ".join(problems))
+    return [
+        ModelEntry(
+            id=item["id"],
+            title=item["title"],
+            path=(catalogPath.parent / item["path"]).resolve(),
+            sha256=item.get("sha256", ""),
+            description=item.get("description", ""),
+        )
+        for item in data["models"]
+    ]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolveModelPath(entry: ModelEntry) -> Path:
+    """The model's path once it is present and its ``model.json`` has the catalogue's SHA-256.
+
+    Raises:
+        CatalogError: the model is not installed or its ``model.json`` changed.
+    """
+    if not entry.path.exists():
+        raise CatalogError(
+            f"model {entry.title!r} is not installed: expected it at {entry.path}; reinstall the extension "
+            "or import the model with 'Import model...'"
+        )
+    if entry.sha256:
+        modelJson = entry.path / "model.json"
+        got = _sha256(modelJson) if modelJson.is_file() else "(no model.json)"
+        if got != entry.sha256:
+            raise CatalogError(
+                f"model {entry.title!r} was changed: {modelJson} must have SHA-256 {entry.sha256}, got {got}"
+            )
+    return entry.path
+
+
+def modelLabels(path: Path) -> tuple[Label, ...]:
+    """The foreground labels of a model: read from ``model.json`` when there is one, else via the engine."""
+    modelJson = Path(path) / "model.json"
+    if modelJson.is_file():
+        try:
+            return labels_from_json(json.loads(modelJson.read_text(encoding="utf-8"))["labels"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CatalogError(f"cannot read the labels of {modelJson}: {err}") from err
+    from GASACore.bundle import load_model  # imports torch: only for zips and nnU-Net folders
+
+    return tuple(load_model(path, verify=False).labels)
+
+
+def importedModels(settings: Mapping[str, Any]) -> list[ModelEntry]:
+    """Models imported earlier (from ``settings[IMPORTED_MODELS_KEY]``) that still exist."""
+    raw = settings.get(IMPORTED_MODELS_KEY) or "[]"
+    try:
+        paths = json.loads(raw) if isinstance(raw, str) else list(raw)
+    except ValueError:
+        logger.warning("ignoring unreadable setting %s=%r", IMPORTED_MODELS_KEY, raw)
+        return []
+    entries = []
+    for item in paths:
+        path = Path(item)
+        if path.exists():
+            entries.append(ModelEntry(id=f"imported:{path}", title=f"{path.name} (imported)", path=path))
+        else:
+            logger.warning("imported model %s no longer exists; skipping it", path)
+    return entries
+
+
+def importModel(path: str | Path, settings: MutableMapping[str, Any]) -> ModelEntry:
+    """Verify a model with ``GASACore.bundle.load_model`` (weights' SHA-256 included) and remember it.
+
+    Raises:
+        GASACore.errors.ModelError: not a model, or a weight file that does not match its hash.
+    """
+    from GASACore.bundle import load_model
+
+    location = Path(path).expanduser().resolve()
+    model = load_model(location, verify=True)
+    known = [str(entry.path) for entry in importedModels(settings)]
+    if str(location) not in known:
+        known.append(str(location))
+    settings[IMPORTED_MODELS_KEY] = json.dumps(known)
+    logger.info("imported model %s (%d labels) from %s", model.name, len(model.labels), location)
+    return ModelEntry(id=f"imported:{location}", title=f"{location.name} (imported)", path=location)
+
+
+def forgetImportedModel(path: str | Path, settings: MutableMapping[str, Any]) -> None:
+    """Remove a model from the imported list (its files are left alone)."""
+    remaining = [str(e.path) for e in importedModels(settings) if e.path != Path(path).expanduser().resolve()]
+    settings[IMPORTED_MODELS_KEY] = json.dumps(remaining)
