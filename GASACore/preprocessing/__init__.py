@@ -1,0 +1,45 @@
+"""Pre-processing as nnU-Net v2 does it, and the way back.
+
+``preprocess`` turns a ``(C, z, y, x)`` image into the network input ``(C, X, Y, Z)`` (transpose,
+crop to non-zero, normalisation, resampling to the target spacing); ``restore_segmentation``
+maps the network's ``(K, X, Y, Z)`` logits back to a ``(z, y, x)`` label map on the input grid.
+``PreprocessingConfig`` holds a model's settings (``from_nnunet`` reads an nnU-Net v2 plan).
+"""
+
+from __future__ import annotations
+
+from GASACore.preprocessing.config import (
+    SCHEMA_VERSION,
+    IntensityProperties,
+    NormalizationScheme,
+    PreprocessingConfig,
+    ResamplingOrders,
+)
+from GASACore.preprocessing.cropping import BBox, crop_to_bbox, nonzero_bbox, nonzero_mask, uncrop
+from GASACore.preprocessing.normalization import normalize_channel
+from GASACore.preprocessing.pipeline import preprocess
+from GASACore.preprocessing.properties import PreprocessedProperties
+from GASACore.preprocessing.resampling import compute_new_shape, resample_image, separate_axis, source_coordinates
+from GASACore.preprocessing.restore import resample_logits_to_labels, restore_segmentation
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BBox",
+    "IntensityProperties",
+    "NormalizationScheme",
+    "PreprocessedProperties",
+    "PreprocessingConfig",
+    "ResamplingOrders",
+    "compute_new_shape",
+    "crop_to_bbox",
+    "nonzero_bbox",
+    "nonzero_mask",
+    "normalize_channel",
+    "preprocess",
+    "resample_image",
+    "resample_logits_to_labels",
+    "restore_segmentation",
+    "separate_axis",
+    "source_coordinates",
+    "uncrop",
+]

@@ -1,0 +1,170 @@
+"""Image resampling with nnU-Net v2's rules (target shape, anisotropic axis, spline orders).
+
+Rules (``nnunetv2.preprocessing.resampling.default_resampling``, reimplemented):
+
+* new shape per axis = ``round(old_spacing / new_spacing * old_shape)`` (Python rounding);
+* nothing is resampled when the shape does not change;
+* the low-resolution axis is resampled *separately* when the current spacing (else the target
+  spacing) has ``max / min > anisotropy_threshold`` and exactly one axis has the largest spacing:
+  every slice across that axis is resized in 2D with ``order``, then the slices are resampled
+  along the axis with ``order_z`` (0 = nearest slice);
+* otherwise all axes are resized together with ``order``;
+* resizing = spline interpolation with pixel centres aligned (``align_corners=False``), edge
+  values repeated outside, no anti-aliasing, the result clipped to the input's min / max.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "compute_new_shape",
+    "resample_image",
+    "separate_axis",
+    "source_coordinates",
+]
+
+
+def compute_new_shape(
+    old_shape: Sequence[int], old_spacing: Sequence[float], new_spacing: Sequence[float]
+) -> tuple[int, ...]:
+    """Shape after resampling from ``old_spacing`` to ``new_spacing`` (mm), nnU-Net's rounding."""
+    if not len(old_shape) == len(old_spacing) == len(new_spacing):
+        raise ValueError(
+            f"shape, old and new spacing must have the same length, got {old_shape}, {old_spacing}, {new_spacing}"
+        )
+    triples = zip(old_shape, old_spacing, new_spacing, strict=True)
+    return tuple(round(float(o) / float(n) * int(s)) for s, o, n in triples)
+
+
+def _single_lowres_axis(spacing: Sequence[float]) -> int | None:
+    spacing = np.asarray(spacing, dtype=float)
+    axes = np.flatnonzero(spacing.max() / spacing == 1)
+    return int(axes[0]) if axes.size == 1 else None
+
+
+def _is_anisotropic(spacing: Sequence[float], threshold: float) -> bool:
+    return bool(np.max(spacing) / np.min(spacing) > threshold)
+
+
+def separate_axis(
+    current_spacing: Sequence[float],
+    new_spacing: Sequence[float],
+    *,
+    anisotropy_threshold: float = 3.0,
+    force_separate_z: bool | None = None,
+) -> int | None:
+    """The axis resampled separately (nnU-Net's "separate z"), or ``None``.
+
+    Args:
+        current_spacing: spacing of the array being resampled (mm).
+        new_spacing: spacing it is resampled to (mm).
+        anisotropy_threshold: ratio max / min spacing above which the rule applies.
+        force_separate_z: ``None`` decides from the spacings; ``True`` uses the current
+            low-resolution axis; ``False`` never separates.
+
+    Returns:
+        The axis index, or ``None`` when all axes are resampled together (also when two or three
+        axes share the largest spacing).
+    """
+    if force_separate_z is not None:
+        return _single_lowres_axis(current_spacing) if force_separate_z else None
+    if _is_anisotropic(current_spacing, anisotropy_threshold):
+        return _single_lowres_axis(current_spacing)
+    if _is_anisotropic(new_spacing, anisotropy_threshold):
+        return _single_lowres_axis(new_spacing)
+    return None
+
+
+def source_coordinates(n_in: int, n_out: int) -> np.ndarray:
+    """Input coordinate of each output sample along one axis, pixel centres aligned (float64).
+
+    ``(n_in / n_out) * (j + 0.5) - 0.5`` for ``j = 0 .. n_out - 1`` (``align_corners=False``).
+    """
+    if n_in <= 0 or n_out <= 0:
+        raise ValueError(f"axis sizes must be positive, got n_in={n_in}, n_out={n_out}")
+    return float(n_in) / n_out * (np.arange(n_out, dtype=np.float64) + 0.5) - 0.5
+
+
+def _nearest_indices(n_in: int, n_out: int) -> np.ndarray:
+    """Nearest input index per output sample, rounding halves up as scipy's order-0 spline does."""
+    return np.clip(np.floor(source_coordinates(n_in, n_out) + 0.5), 0, n_in - 1).astype(np.intp)
+
+
+def _resize(volume: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
+    """Spline resize of a 2D / 3D float array to ``shape``, edge mode, clipped to the input range."""
+    factors = [n / o for n, o in zip(shape, volume.shape, strict=True)]
+    out = ndimage.zoom(volume, factors, order=order, mode="nearest", grid_mode=True)
+    if out.shape != tuple(shape):  # zoom derives the shape from the factors; guard against rounding
+        raise RuntimeError(f"scipy zoom gave shape {out.shape}, expected {tuple(shape)}")
+    np.clip(out, volume.min(), volume.max(), out=out)
+    return out
+
+
+def _resample_channel_separately(
+    channel: np.ndarray, shape: tuple[int, ...], axis: int, order: int, order_z: int
+) -> np.ndarray:
+    """Resize every slice across ``axis`` in 2D, then resample along ``axis`` with ``order_z``."""
+    in_plane = [s for a, s in enumerate(shape) if a != axis]
+    moved = np.moveaxis(channel, axis, 0)
+    if tuple(moved.shape[1:]) == tuple(in_plane):
+        stack = np.array(moved, dtype=np.float32)
+    else:
+        stack = np.stack([_resize(plane, in_plane, order) for plane in moved])
+    n_in, n_out = stack.shape[0], shape[axis]
+    if n_in != n_out:
+        if order_z == 0:
+            stack = stack[_nearest_indices(n_in, n_out)]
+        else:
+            stack = ndimage.zoom(stack, (n_out / n_in, 1, 1), order=order_z, mode="nearest", grid_mode=True)
+    return np.moveaxis(stack, 0, axis)
+
+
+def resample_image(
+    data: np.ndarray,
+    new_shape: Sequence[int],
+    current_spacing: Sequence[float],
+    new_spacing: Sequence[float],
+    *,
+    order: int = 3,
+    order_z: int = 0,
+    force_separate_z: bool | None = None,
+    anisotropy_threshold: float = 3.0,
+) -> np.ndarray:
+    """Resample a multi-channel image to ``new_shape`` with nnU-Net's rules (see module docstring).
+
+    Args:
+        data: ``(C, X, Y, Z)`` array (float32 recommended; any real dtype).
+        new_shape: ``(X', Y', Z')`` in voxels.
+        current_spacing: spacing of ``data`` in mm (decides the anisotropic rule).
+        new_spacing: spacing of the result in mm.
+        order: spline order (3 for images).
+        order_z: order along the separately resampled axis (0 = nearest slice).
+        force_separate_z: see ``separate_axis``.
+        anisotropy_threshold: see ``separate_axis``.
+
+    Returns:
+        float32 ``(C, X', Y', Z')``; ``data`` itself (as float32) when the shape is unchanged.
+        Splines are evaluated in float64, so the values equal nnU-Net's float64 computation rounded to float32.
+    """
+    if data.ndim != 4 or len(new_shape) != 3:
+        raise ValueError(f"data must be (C, X, Y, Z) and new_shape 3 sizes, got {data.shape} and {tuple(new_shape)}")
+    shape = tuple(int(s) for s in new_shape)
+    if any(s <= 0 for s in shape):
+        raise ValueError(f"new_shape must be positive, got {shape}")
+    data = data.astype(np.float32, copy=False)
+    if tuple(data.shape[1:]) == shape:
+        return data
+    axis = separate_axis(
+        current_spacing, new_spacing, anisotropy_threshold=anisotropy_threshold, force_separate_z=force_separate_z
+    )
+    out = np.empty((data.shape[0], *shape), dtype=np.float32)
+    for c in range(data.shape[0]):
+        if axis is None:
+            out[c] = _resize(data[c], shape, order)
+        else:
+            out[c] = _resample_channel_separately(data[c], shape, axis, order, order_z)
+    return out
