@@ -54,8 +54,8 @@ class SlidingWindowConfig:
         use_gaussian: weight each window by nnU-Net's Gaussian importance map (sigma = patch / 8);
             ``False`` gives every voxel of a window weight 1.
         batch_size: windows per forward pass (nnU-Net uses 1). Halved automatically on CUDA out-of-memory.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``; ``"auto"`` is
-            resolved by :func:`~GASACore.inference.select_device` when predicting.
+        device: ``"auto"`` (default: CUDA when usable, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
+            ``torch.device``; resolved and checked by :func:`~GASACore.inference.select_device` when predicting.
         accumulate_on_device: keep the image and the logit sums on the GPU (fast) instead of the CPU.
             ``None``: on the GPU when they take at most half of its free memory. Ignored on the CPU.
         autocast: ``"fp16"`` (default, as nnU-Net), ``"bf16"`` or ``"fp32"``; applies on CUDA only.
@@ -71,7 +71,7 @@ class SlidingWindowConfig:
     mirror_axes: tuple[int, ...] = (0, 1, 2)
     use_gaussian: bool = True
     batch_size: int = 1
-    device: torch.device | str = "cpu"
+    device: torch.device | str = "auto"
     accumulate_on_device: bool | None = None
     autocast: Autocast | str = Autocast.FP16
     skip_threshold: float | None = None

@@ -11,8 +11,8 @@ divided by ``weights * n_folds`` at the end, so memory holds one logit array, ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -109,11 +109,14 @@ def _as_logits(output: Any, expected: tuple[int, ...]) -> torch.Tensor:
     return output.float()
 
 
+def _autocast_dtype(run: _Run) -> torch.dtype | None:
+    """The autocast dtype in effect: only on CUDA; the CPU always runs float32 (bf16 autocast there is slow)."""
+    return run.config.autocast.dtype if run.device.type == "cuda" else None  # type: ignore[union-attr]
+
+
 def _autocast(run: _Run) -> AbstractContextManager[Any]:
-    dtype = run.config.autocast.dtype  # type: ignore[union-attr]
-    if run.device.type != "cuda" or dtype is None:
-        return nullcontext()
-    return torch.autocast("cuda", dtype=dtype)
+    dtype = _autocast_dtype(run)
+    return nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
 
 
 def _predict_batch(run: _Run, batch: torch.Tensor) -> torch.Tensor:
@@ -136,7 +139,8 @@ def _check_finite(prediction: torch.Tensor, first: int, fold_index: int, run: _R
         return
     bad = int((~finite).nonzero()[0, 0])
     start = tuple(s.start for s in run.windows[first + bad][1:])
-    hint = f" under {run.config.autocast.value} autocast" if run.device.type == "cuda" else ""  # type: ignore[union-attr]
+    autocast = run.config.autocast.value if _autocast_dtype(run) is not None else None  # type: ignore[union-attr]
+    hint = f" under {autocast} autocast" if autocast else ""
     raise GASAError(
         f"the network returned non-finite logits (NaN or inf){hint} in fold {fold_index} "
         f"(of {len(run.folds)}), window {first + bad + 1} of {len(run.windows)} starting at "
@@ -226,9 +230,7 @@ def _checked_image(image: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def _resolve_device(config: SlidingWindowConfig) -> torch.device:
-    if isinstance(config.device, torch.device):
-        return config.device
-    device, reason = select_device(config.device)
+    device, reason = select_device(str(config.device))  # also checks an explicit torch.device("cuda")
     logger.info("device %s: %s", device, reason)
     return device
 
@@ -252,11 +254,16 @@ def _active_windows(data: torch.Tensor, windows: Sequence[Slicer], threshold: fl
     return [w for w in windows if not bool(data[w].amax() < threshold)]
 
 
-def _cudnn_benchmark(device: torch.device) -> AbstractContextManager[Any]:
-    # cuDNN picks the fastest convolution algorithms for the fixed window size, as nnU-Net does.
-    if device.type != "cuda":
-        return nullcontext()
-    return torch.backends.cudnn.flags(enabled=True, benchmark=True)
+@contextmanager
+def _cudnn_benchmark(device: torch.device) -> Iterator[None]:
+    """Let cuDNN pick the fastest convolution algorithms for the fixed window size, as nnU-Net does."""
+    before = torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def predict_sliding_window(

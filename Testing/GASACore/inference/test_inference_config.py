@@ -26,9 +26,9 @@ def test_defaults_and_normalisation() -> None:
         True,
         1,
     )
-    assert default.device == torch.device("cpu") and default.accumulate_on_device is None
+    assert default.device == "auto" and default.accumulate_on_device is None
     assert default.autocast.dtype == torch.float16 and Autocast.FP32.dtype is None
-    assert SlidingWindowConfig(patch_size=(8, 8, 8), device="auto", mirror_axes=()).device == "auto"
+    assert SlidingWindowConfig(patch_size=(8, 8, 8), device=" Auto ", mirror_axes=()).device == "auto"
     with pytest.raises(dataclasses.FrozenInstanceError):
         default.step_size = 1.0  # type: ignore[misc]
 
