@@ -153,6 +153,8 @@ def _load_fold(network: nn.Module, state: Mapping[str, Any] | None, fold_index: 
         return
     try:
         network.load_state_dict(state)
+    except torch.cuda.OutOfMemoryError:  # a RuntimeError too: leave it to retry_on_cuda_oom
+        raise
     except RuntimeError as err:  # load_state_dict reports missing/unexpected keys and shape mismatches this way
         raise ModelError(f"the weights of fold {fold_index} do not fit the network: {err}") from err
 
