@@ -1,0 +1,126 @@
+"""The extension's CMake file lists, the .ui file and the widget, and the model catalogue agree."""
+
+# ruff: noqa: N802, N806
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from GASASegmenterLib.catalog import CatalogError, loadCatalog, resolveModelPath, validateAgainstSchema
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "GASASegmenter"
+
+
+def _cmakeList(path: Path, variable: str) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    match = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S)
+    assert match, f"{variable} not set in {path}"
+    return [item.replace("${MODULE_NAME}", "GASASegmenter") for item in match.group(1).split()]
+
+
+@pytest.mark.parametrize(
+    ("cmake", "variable", "package"),
+    [
+        (REPO / "GASACore" / "CMakeLists.txt", "GASACORE_PYTHON_SCRIPTS", REPO / "GASACore"),
+        (MODULE / "CMakeLists.txt", "MODULE_PYTHON_SCRIPTS", MODULE),
+    ],
+)
+def test_cmake_lists_every_python_file_and_nothing_else(cmake: Path, variable: str, package: Path) -> None:
+    listed = _cmakeList(cmake, variable)
+    assert "GLOB" not in cmake.read_text(encoding="utf-8")
+    missing = [item for item in listed if not (package / item).is_file()]
+    assert not missing, f"{cmake} lists files that do not exist: {missing}"
+    onDisk = sorted(
+        str(p.relative_to(package)).replace("\\", "/")
+        for p in package.rglob("*.py")
+        if "__pycache__" not in p.parts and "Testing" not in p.relative_to(package).parts
+    )
+    unlisted = sorted(set(onDisk) - set(listed))
+    assert not unlisted, f"{cmake} does not list {unlisted}: add them to {variable}"
+
+
+def test_cmake_resources_exist_and_top_level_has_metadata() -> None:
+    for item in _cmakeList(MODULE / "CMakeLists.txt", "MODULE_PYTHON_RESOURCES"):
+        assert (MODULE / item).is_file(), item
+    for cmake in (REPO / "GASACore" / "CMakeLists.txt",):
+        for item in _cmakeList(cmake, "GASACORE_PYTHON_RESOURCES"):
+            assert (cmake.parent / item).is_file(), item
+    top = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    for key in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
+        assert f"set(EXTENSION_{key} " in top, key
+    assert 'set(EXTENSION_CATEGORY "Segmentation")' in top and 'set(EXTENSION_DEPENDS "PyTorch")' in top
+    assert "add_subdirectory(GASACore)" in top and "add_subdirectory(GASASegmenter)" in top
+    module = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "WITH_GENERIC_TESTS" in module and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in module
+    assert "WITH_SUBDIR" in (REPO / "GASACore" / "CMakeLists.txt").read_text(encoding="utf-8")
+
+
+def _uiNames() -> tuple[set[str], dict[str, str]]:
+    root = ET.parse(MODULE / "Resources" / "UI" / "GASASegmenter.ui").getroot()
+    names = {w.get("name") for w in root.iter("widget")} | {w.get("name") for w in root.iter("layout")}
+    bound = {}
+    for widget in root.iter("widget"):
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bound[prop.findtext("string")] = widget.get("name")
+    return names, bound
+
+
+def test_ui_has_every_widget_the_widget_code_uses() -> None:
+    names, _ = _uiNames()
+    code = (MODULE / "GASASegmenterLib" / "widget.py").read_text(encoding="utf-8")
+    used = set(re.findall(r"self\.ui\.(\w+)", code))
+    used |= set(re.findall(r'"(\w+(?:Selector|ComboBox|Button|CheckBox|CollapsibleButton))"', code))
+    assert used, "the widget uses no .ui objects?"
+    assert sorted(used - names) == []
+
+
+def test_every_parameter_node_field_is_bound_through_SlicerParameterName() -> None:
+    tree = ast.parse((MODULE / "GASASegmenterLib" / "widget.py").read_text(encoding="utf-8"))
+    wrapper = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "GASASegmenterParameterNode")
+    fields = {n.target.id for n in wrapper.body if isinstance(n, ast.AnnAssign)}
+    _, bound = _uiNames()
+    assert fields == set(bound), (
+        f"fields without a widget: {fields - set(bound)}; bindings without field: {set(bound) - fields}"
+    )
+
+
+def test_catalog_fits_its_schema_and_names_the_demo_model() -> None:
+    entries = loadCatalog(REPO / "Resources" / "models" / "catalog.json")
+    demo = next(e for e in entries if e.id == "gasa-demo-btcv")
+    assert demo.path == (REPO / "Resources" / "models" / "gasa-demo-btcv").resolve()
+    assert re.fullmatch(r"([0-9a-f]{64})?", demo.sha256)
+
+
+def test_schema_validation_reports_what_is_wrong(tmp_path: Path) -> None:
+    schema = json.loads((REPO / "Resources" / "models" / "catalog.schema.json").read_text(encoding="utf-8"))
+    bad = {"schema_version": 2, "models": [{"id": "Bad Id", "title": "", "path": "/abs", "sha256": "xyz"}]}
+    problems = "\n".join(validateAgainstSchema(bad, schema))
+    for expected in (
+        "schema_version",
+        "$.models[0].id",
+        "missing 'labelSet'",
+        "$.models[0].sha256",
+        "$.models[0].path",
+    ):
+        assert expected in problems
+    (tmp_path / "catalog.json").write_text(json.dumps(bad))
+    (tmp_path / "catalog.schema.json").write_text(json.dumps(schema))
+    with pytest.raises(CatalogError, match="does not fit its schema"):
+        loadCatalog(tmp_path / "catalog.json")
+
+
+def test_catalog_model_with_changed_model_json_is_refused(tmp_path: Path, tiny_bundle: Path) -> None:
+    from GASASegmenterLib.catalog import ModelEntry
+
+    entry = ModelEntry("x", "X", tiny_bundle, sha256="0" * 64)
+    with pytest.raises(CatalogError, match="was changed"):
+        resolveModelPath(entry)
+    with pytest.raises(CatalogError, match="not installed"):
+        resolveModelPath(ModelEntry("y", "Y", tmp_path / "absent"))
