@@ -92,7 +92,7 @@ class _Run:
     network: nn.Module
     data: torch.Tensor  # (C, X, Y, Z) float32 padded image on the CPU
     windows: list[Slicer]  # windows that are predicted (not skipped)
-    folds: list[Mapping[str, Any] | None]
+    folds: Sequence[Mapping[str, Any] | None]  # indexed lazily: one state dict in memory at a time
     num_classes: int
     config: SlidingWindowConfig
     device: torch.device
@@ -211,8 +211,8 @@ def _accumulate(run: _Run, on_device: bool, batch: int) -> torch.Tensor:
     with torch.inference_mode():
         data = run.data.to(target)
         gaussian = gaussian_importance(run.config.patch_size, device=target) if run.config.use_gaussian else None
-        for fold_index, state in enumerate(run.folds):
-            _load_fold(run.network, state, fold_index)
+        for fold_index in range(len(run.folds)):
+            _load_fold(run.network, run.folds[fold_index], fold_index)
             _predict_fold(run, data, logits, gaussian, fold_index, batch)
         del data
         _normalise(logits, _weight_sums(logits.shape[1:], run.windows, gaussian, target), len(run.folds))
@@ -290,7 +290,8 @@ def predict_sliding_window(
         num_classes: logit channels ``K`` of the network (background included).
         config: window size, overlap, mirroring, Gaussian, batch, device and precision.
         fold_weights: state dicts loaded into ``network`` one after another; the logits are averaged over
-            them. ``None``: the network's current weights, once.
+            them. Indexed (``fold_weights[i]``) only when fold ``i`` starts, so a lazy sequence keeps one
+            state dict in memory at a time. ``None``: the network's current weights, once.
         progress: called as ``progress("predict", fraction)`` with the fraction of (windows x folds) done,
             increasing, the last call with exactly 1.0. Skipped windows (``skip_threshold``) cost nothing
             and are not counted.
@@ -309,8 +310,8 @@ def predict_sliding_window(
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    folds: list[Mapping[str, Any] | None] = [None] if fold_weights is None else list(fold_weights)
-    if not folds:
+    folds: Sequence[Mapping[str, Any] | None] = [None] if fold_weights is None else fold_weights
+    if len(folds) == 0:
         raise ValueError("fold_weights must hold at least one state dict (or be None), got an empty sequence")
     check_cancel = cancel_checker(cancel)
     data, unpad = pad_to_patch(_checked_image(image), config.patch_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -241,3 +242,31 @@ def test_retry_on_cuda_oom_sequence() -> None:
 
     with pytest.raises(RuntimeError, match="not a memory problem"):
         retry_on_cuda_oom(other_error, device=torch.device("cpu"), on_device=True, batch_size=2)
+
+
+class _LazyFolds(Sequence):
+    """State dicts made only when indexed; records which folds were read."""
+
+    def __init__(self, nets: list[Affine]) -> None:
+        self.nets, self.read = nets, []
+
+    def __len__(self) -> int:
+        return len(self.nets)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        self.read.append(index)
+        return self.nets[index].state_dict()
+
+
+def test_fold_weights_are_read_lazily_one_at_a_time() -> None:
+    folds = _LazyFolds([Affine(scales=(1.0, 2.0, 3.0)), Affine(scales=(3.0, 2.0, 1.0))])
+    reads_when_fold_1_starts = []
+
+    def hook(call: int, _: torch.Tensor) -> None:
+        if call == 1:
+            reads_when_fold_1_starts.extend(folds.read)
+
+    image = _image(1, 9, 12, 10)
+    logits = predict_sliding_window(Affine(hook=hook), image, num_classes=3, config=config(), fold_weights=folds)
+    assert reads_when_fold_1_starts == [0] and folds.read == [0, 1]
+    torch.testing.assert_close(logits, (folds.nets[0].expected(image) + folds.nets[1].expected(image)) / 2, **TOL)
