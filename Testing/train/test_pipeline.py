@@ -3,72 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from Testing.train.pipeline_helpers import cli_env, run_cli, write_tiny_pairs
+from Testing.train.test_pipeline_support import DATASET, TRAIN_FAST, cli_env, planned_tiny, run_cli
 
-DATASET = "Dataset991_TinyCT"
+__all__ = ["planned_tiny"]  # the session fixture, shared with test_ddp.py
+
 RESULTS = "GASATrainer__nnUNetPlans_gasa-unet__3d_fullres"
-SMALL_PLAN = [
-    "--gpu-memory-gb",
-    "0.1",
-    "--base-features",
-    "4",
-    "--max-features",
-    "32",
-    "--gasa-dim",
-    "8",
-    "--gasa-heads",
-    "2",
-    "-j",
-    "1",
-]
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("gasa_train")
+def pipeline(planned_tiny: Path) -> dict[str, Path]:
+    root = planned_tiny
     env = cli_env(root)
-    pairs = write_tiny_pairs(shared_data, root / "pairs")
-    run_cli(
-        [
-            "convert",
-            "pairs",
-            str(pairs / "images"),
-            str(pairs / "labels"),
-            "--labels",
-            str(pairs / "labels.json"),
-            "--remap",
-            str(pairs / "remap.json"),
-            "--dataset-id",
-            "991",
-            "--name",
-            "TinyCT",
-            "--target",
-            str(root / "raw"),
-            "--copy",
-        ],
-        env,
-    )
-    run_cli(["plan", "991", "--variants", "gasa-unet", "gasa-l", *SMALL_PLAN], env)
-    common = [
-        "train",
-        "991",
-        "--variant",
-        "gasa-unet",
-        "--fold",
-        "all",
-        "--device",
-        "cpu",
-        "--iterations",
-        "2",
-        "--val-iterations",
-        "1",
-        "--augmentation-workers",
-        "0",
-    ]
+    common = ["train", "991", "--variant", "gasa-unet", "--fold", "all", *TRAIN_FAST]
     run_cli([*common, "--epochs", "1", "--no-validation"], env)
     run_cli([*common, "--epochs", "2", "--continue"], env)
     results = root / "results" / DATASET / RESULTS
@@ -76,8 +27,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dic
     return {"root": root, "results": results, "bundle": root / "bundle"}
 
 
-def test_plan_writes_trainable_gasa_plans(pipeline: dict[str, Path]) -> None:
-    folder = pipeline["root"] / "preprocessed" / DATASET
+def test_plan_writes_trainable_gasa_plans(planned_tiny: Path) -> None:
+    folder = planned_tiny / "preprocessed" / DATASET
     for variant, network in (("gasa-unet", "GASAPlainConvUNet"), ("gasa-l", "GASAResidualEncoderUNet")):
         plans = json.loads((folder / f"nnUNetPlans_{variant}.json").read_text())
         arch = plans["configurations"]["3d_fullres"]["architecture"]
@@ -123,12 +74,10 @@ def test_bundle_segments_and_evaluates(pipeline: dict[str, Path], tmp_path: Path
     image = pipeline["root"] / "raw" / DATASET / "imagesTr" / "tiny_000_0000.nii.gz"
     output = tmp_path / "pred" / "tiny_000.nii.gz"
     output.parent.mkdir()
-    run_cli(
-        [str(image), "-o", str(output), "-m", str(pipeline["bundle"]), "--device", "cpu", "--no-tta"],
-        env,
-        module="GASACore.cli",
-    )
-    assert output.is_file()
-    reference = pipeline["root"] / "raw" / DATASET / "labelsTr"
+    run_cli([str(image), "-o", str(output), "-m", str(pipeline["bundle"]), "--device", "cpu", "--no-tta"], env,
+            module="GASACore.cli")  # fmt: skip
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    shutil.copy(pipeline["root"] / "raw" / DATASET / "labelsTr" / "tiny_000.nii.gz", reference)
     report = run_cli(["evaluate", str(output.parent), str(reference), "--labels", "btcv", "--no-plot"], env)
-    assert "spleen" in report.lower() or "dice" in report.lower()
+    assert "spleen" in report.lower()

@@ -1,4 +1,4 @@
-"""Helpers for the gasa-train pipeline tests: a tiny real-CT data set and CLI subprocesses."""
+"""Shared by the gasa-train pipeline and DDP tests: a tiny real-CT data set, planned once, and CLI subprocesses."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +67,22 @@ def run_cli(args: list[str], env: dict[str, str], *, timeout: float = 300, modul
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(command)} exited {done.returncode}:\n{output[-6000:]}")
     return output
+
+
+DATASET = "Dataset991_TinyCT"
+SMALL_PLAN = ["--gpu-memory-gb", "0.1", "--base-features", "4", "--max-features", "32", "--gasa-dim", "8",
+              "--gasa-heads", "2", "-j", "1"]  # fmt: skip
+TRAIN_FAST = ["--device", "cpu", "--iterations", "2", "--val-iterations", "1", "--augmentation-workers", "0"]
+
+
+@pytest.fixture(scope="session")
+def planned_tiny(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """``gasa-train convert pairs`` + ``gasa-train plan`` of the tiny data set; returns the nnU-Net root folder."""
+    root = tmp_path_factory.mktemp("gasa_train")
+    env = cli_env(root)
+    pairs = write_tiny_pairs(shared_data, root / "pairs")
+    run_cli(["convert", "pairs", str(pairs / "images"), str(pairs / "labels"), "--labels", str(pairs / "labels.json"),
+             "--remap", str(pairs / "remap.json"), "--dataset-id", "991", "--name", "TinyCT",
+             "--target", str(root / "raw"), "--copy"], env)  # fmt: skip
+    run_cli(["plan", "991", "--variants", "gasa-unet", "gasa-l", *SMALL_PLAN], env)
+    return root

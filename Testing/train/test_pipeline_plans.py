@@ -1,0 +1,131 @@
+"""GASA plans derived from nnU-Net plans build through nnU-Net's get_network_from_plans with the paper's delta."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+pytest.importorskip("nnunetv2")
+
+from GASACore.network import PAPER_BTCV
+from train.planning import GASAOptions, build_network_from_plans, derive_gasa_plans, gasa_l_blocks_per_stage
+
+#: GASA block + the 75 extra inputs of the first transposed convolution at the paper's BTCV plan.
+PAPER_GASA_DELTA = 1_058_891
+PAPER_NNUNET_PARAMETERS = 30_758_214
+DATASET_JSON = {"channel_names": {"0": "CT"}, "labels": {"background": 0, **{f"organ{i}": i for i in range(1, 14)}}}
+
+
+def _nnunet_plans() -> dict[str, Any]:
+    """nnU-Net v2 plans (as its ExperimentPlanner writes them) for the paper's BTCV network."""
+    plan = PAPER_BTCV
+    kwargs = {
+        "n_stages": plan.n_stages,
+        "features_per_stage": list(plan.features_per_stage),
+        "conv_op": "torch.nn.modules.conv.Conv3d",
+        "kernel_sizes": [list(k) for k in plan.kernel_sizes],
+        "strides": [list(s) for s in plan.strides],
+        "n_conv_per_stage": [2] * plan.n_stages,
+        "n_conv_per_stage_decoder": [2] * (plan.n_stages - 1),
+        "conv_bias": True,
+        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+        "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+        "dropout_op": None,
+        "dropout_op_kwargs": None,
+        "nonlin": "torch.nn.LeakyReLU",
+        "nonlin_kwargs": {"inplace": True},
+    }
+    config = {
+        "data_identifier": "nnUNetPlans_3d_fullres",
+        "preprocessor_name": "DefaultPreprocessor",
+        "batch_size": 2,
+        "patch_size": list(plan.patch_size),
+        "spacing": [3.0, 0.76, 0.76],
+        "normalization_schemes": ["CTNormalization"],
+        "use_mask_for_norm": [False],
+        "architecture": {
+            "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+            "arch_kwargs": kwargs,
+            "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+        },
+        "batch_dice": False,
+    }
+    two_d = copy.deepcopy(config)
+    two_d["patch_size"] = [192, 192]
+    return {
+        "dataset_name": "Dataset501_BTCV",
+        "plans_name": "nnUNetPlans",
+        "image_reader_writer": "SimpleITKIO",
+        "label_manager": "LabelManager",
+        "transpose_forward": [0, 1, 2],
+        "transpose_backward": [0, 1, 2],
+        "configurations": {"2d": two_d, "3d_fullres": config},
+    }
+
+
+def _parameters(plans: dict[str, Any]) -> int:
+    network = build_network_from_plans(plans, DATASET_JSON)
+    return sum(p.numel() for p in network.parameters())
+
+
+def test_gasa_unet_plan_adds_exactly_the_paper_delta() -> None:
+    base = _nnunet_plans()
+    derived = derive_gasa_plans(base, "gasa-unet")
+    assert derived["plans_name"] == "nnUNetPlans_gasa-unet"
+    assert list(derived["configurations"]) == ["3d_fullres"]
+    assert derived["configurations"]["3d_fullres"]["data_identifier"] == "nnUNetPlans_3d_fullres"  # shared data
+    assert base["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"].get("gasa_dim") is None  # untouched
+    assert _parameters(base) == PAPER_NNUNET_PARAMETERS
+    assert _parameters(derived) - PAPER_NNUNET_PARAMETERS == PAPER_GASA_DELTA
+
+
+def test_gasa_l_plan_is_resenc_3_to_5_blocks_plus_the_same_delta() -> None:
+    derived = derive_gasa_plans(_nnunet_plans(), "gasa-l")
+    kwargs = derived["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
+    assert kwargs["n_blocks_per_stage"] == [3, 3, 3, 3, 3, 5]
+    assert kwargs["n_conv_per_stage_decoder"] == [1] * 5
+    assert "n_conv_per_stage" not in kwargs
+    network = build_network_from_plans(derived, DATASET_JSON)
+    assert type(network).__name__ == "GASAResidualEncoderUNet"
+    assert [len(stage.blocks) for stage in network.encoder.stages] == [3, 3, 3, 3, 3, 5]
+    plain_resenc = copy.deepcopy(derived)
+    arch = plain_resenc["configurations"]["3d_fullres"]["architecture"]
+    arch["network_class_name"] = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
+    arch["arch_kwargs"] = {k: v for k, v in arch["arch_kwargs"].items() if not k.startswith(("gasa_", "patch_"))}
+    assert _parameters(derived) - _parameters(plain_resenc) == PAPER_GASA_DELTA
+
+
+def test_gasa_options_reach_the_network() -> None:
+    options = GASAOptions(dim=50, heads=10, pe="tokens", qkv_norm=True, dropout=0.1)
+    derived = derive_gasa_plans(_nnunet_plans(), "gasa-unet", options=options)
+    network = build_network_from_plans(derived, DATASET_JSON)
+    assert network.gasa.out_channels == 320 + 3 * 50
+    assert derived["gasa"]["options"]["pe"] == "tokens"
+
+
+def test_blocks_per_stage_adapt_to_the_number_of_stages() -> None:
+    assert gasa_l_blocks_per_stage(4) == [3, 3, 3, 5]
+    with pytest.raises(ValueError, match="at least 2"):
+        gasa_l_blocks_per_stage(1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"variant": "unetr"}, "variant must be one of"),
+        ({"variant": "gasa-unet", "configuration": "3d_lowres"}, "no configuration"),
+        ({"variant": "gasa-unet", "configuration": "2d"}, "3D configuration"),
+    ],
+)
+def test_derive_rejects_bad_requests(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        derive_gasa_plans(_nnunet_plans(), **kwargs)
+
+
+def test_gasa_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="multiple of heads"):
+        GASAOptions(dim=25, heads=4)
+    with pytest.raises(ValueError, match="positional embedding"):
+        GASAOptions(pe="sinusoidal")

@@ -1,0 +1,178 @@
+"""The demo model: a small GASA-UNet trained on CPU on one real CT, exported as a bundle.
+
+Recipe (``python -m train.demo``; about 25 minutes on 2 CPU cores):
+
+1. convert: TotalSegmentator's public example CT (``example_ct.nii.gz``, 3 mm, abdomen + pelvis) and its
+   label map (``example_seg_fast_force_split.nii.gz``, made by TotalSegmentator's model) -> an nnU-Net raw
+   data set with the BTCV 13-organ numbering (``TOTALSEG_TO_BTCV``; the esophagus is outside the scan).
+2. plan: nnU-Net's planner with a CPU-sized network: 4 mm target spacing, a 0.5 GB memory target (patch
+   64 x 64 x 64, 5 stages), features 16-32-64-128-128; GASA block with the paper's options (dim 25,
+   5 heads, voxel positional embedding, no qkv LayerNorm, dropout 0.5).
+3. train: nnU-Net's trainer (augmentation, SGD + poly LR, Dice + CE, deep supervision) on fold ``all``
+   (the single case), a short schedule, then nnU-Net's validation = Dice on the training CT itself.
+4. export: ``Resources/models/gasa-demo-btcv`` with the truthful record: one training CT, labels by a
+   model, demonstration only, not for clinical use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DemoRecipe", "make_demo_model"]
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATASET_ID = 900
+DATASET_NAME = "TotalSegExampleBTCV"
+SOURCE_NOTE = (
+    "TotalSegmentator example CT (wasserth/TotalSegmentator, tests/reference_files/example_ct.nii.gz, "
+    "commit 0e65a448d557382b1e925276212b3bec7f5aff83, Apache-2.0): one non-contrast abdomen + pelvis CT, "
+    "3 mm isotropic, 122 x 101 x 112 voxels"
+)
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """The demo's plan and schedule (see the module docstring)."""
+
+    target_spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
+    gpu_memory_gb: float = 0.5
+    base_features: int = 16
+    max_features: int = 128
+    epochs: int = 60
+    iterations: int = 10
+    val_iterations: int = 2
+    augmentation_workers: int = 1
+
+
+def _shared_ct_folder() -> Path:
+    candidates = [Path(os.environ["GASA_SHARED_DATA"])] if "GASA_SHARED_DATA" in os.environ else []
+    candidates.append(REPO_ROOT.parent / "shared" / "data")
+    for candidate in candidates:
+        folder = candidate / "totalsegmentator"
+        if (folder / "example_ct.nii.gz").is_file() and (folder / "example_seg_fast_force_split.nii.gz").is_file():
+            return folder
+    raise FileNotFoundError(f"TotalSegmentator example CT + labels not found under {[str(c) for c in candidates]}")
+
+
+def _convert(workdir: Path) -> Path:
+    from GASACore.labels import LABEL_SETS
+    from train.datasets import TOTALSEG_TO_BTCV, convert_pairs
+    from train.datasets.writer import labels_of
+
+    source = _shared_ct_folder()
+    pairs = workdir / "pairs"
+    for sub, name in (("images", "example_ct.nii.gz"), ("labels", "example_seg_fast_force_split.nii.gz")):
+        (pairs / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, pairs / sub / "example_ct.nii.gz")
+    return convert_pairs(
+        pairs / "images",
+        pairs / "labels",
+        workdir / "raw",
+        labels=labels_of(LABEL_SETS["btcv"]),
+        remap=TOTALSEG_TO_BTCV,
+        dataset_id=DATASET_ID,
+        name=DATASET_NAME,
+        link=False,
+        overwrite=True,
+    )
+
+
+def _training_extra(recipe: DemoRecipe, results: Path) -> dict[str, Any]:
+    summary_path = results / "fold_all" / "validation" / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    return {
+        "demonstration_only": True,
+        "caveats": [
+            "Trained on ONE CT: the TotalSegmentator example scan. It will not generalise; it exists to show and test "
+            "the pipeline end to end.",
+            "Reference labels were produced by TotalSegmentator's model (checked by eye by its author), not drawn by "
+            "experts; mapped to the BTCV numbering. The esophagus (label 5) is outside the scan and never trained.",
+            "The Dice values are measured on the training CT itself (nnU-Net validation of fold 'all'): they show "
+            "that training worked, not how the model performs on new scans.",
+            "NOT FOR CLINICAL USE.",
+        ],
+        "training_data_source": SOURCE_NOTE,
+        "demo_recipe": {
+            "command": "python -m train.demo",
+            "target_spacing_mm": list(recipe.target_spacing),
+            "planner_memory_target_gb": recipe.gpu_memory_gb,
+            "features": f"{recipe.base_features}..{recipe.max_features}",
+            "epochs": recipe.epochs,
+            "iterations_per_epoch": recipe.iterations,
+            "device": "cpu",
+        },
+        "dice_on_training_ct": summary.get("foreground_mean", {}).get("Dice"),
+    }
+
+
+def make_demo_model(
+    target: Path,
+    *,
+    workdir: Path | None = None,
+    recipe: DemoRecipe | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> Path:
+    """Run the whole recipe and write the bundle to ``target``; returns the bundle folder."""
+    from train.export import export_results_folder
+    from train.planning import GASAOptions, PlannerSettings, configure_nnunet_paths, run_planning
+
+    recipe = recipe or DemoRecipe()
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass --overwrite to replace the demo bundle")
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="gasa-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("nnUNet_def_n_proc", "1")
+    os.environ["nnUNet_n_proc_DA"] = str(recipe.augmentation_workers)  # noqa: SIM112 - nnU-Net's spelling
+    configure_nnunet_paths(workdir / "raw", workdir / "preprocessed", workdir / "results")
+    if not resume:
+        logger.info("1/4 convert -> %s", _convert(workdir))
+        settings = PlannerSettings(
+            gpu_memory_gb=recipe.gpu_memory_gb,
+            target_spacing=recipe.target_spacing,
+            base_features=recipe.base_features,
+            max_features=recipe.max_features,
+        )
+        planned = run_planning(
+            DATASET_ID, settings=settings, variants=("gasa-unet",), options=GASAOptions(), num_processes=1
+        )
+        logger.info("2/4 plans %s (%s parameters)", planned.gasa_plans, planned.parameters)
+    from train.training import Schedule, run_gasa_training
+
+    schedule = Schedule(recipe.epochs, recipe.iterations, recipe.val_iterations, save_every=5)
+    run = run_gasa_training(
+        DATASET_ID, variant="gasa-unet", fold="all", device="cpu", schedule=schedule, continue_training=resume
+    )
+    logger.info("3/4 trained in %.0f s", run.wall_time_s)
+    if target.exists():
+        shutil.rmtree(target)
+    metadata = {
+        "name": "gasa-demo-btcv",
+        "version": "0.1.0",
+        "description": (
+            "DEMONSTRATION model, not for clinical use: a small GASA-UNet (4 mm, 64^3 patch, features 16-128) "
+            "trained on CPU on a single CT (the TotalSegmentator example scan) with labels produced by "
+            "TotalSegmentator's model, mapped to the 13 BTCV organs. It shows the pipeline end to end; it does "
+            "not generalise."
+        ),
+        "license": "Apache-2.0 (training data: TotalSegmentator example files, Apache-2.0)",
+        "intended_use": "software demonstration and tests only; NOT for clinical or research use",
+    }
+    bundle = export_results_folder(
+        run.results_folder,
+        target,
+        label_set="btcv",
+        metadata=metadata,
+        training_extra=_training_extra(recipe, run.results_folder),
+    )
+    logger.info("4/4 bundle %s", bundle.root)
+    return bundle.root
