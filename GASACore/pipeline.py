@@ -21,7 +21,13 @@ from GASACore.bundle import FoldWeights, ModelBundle, load_model
 from GASACore.errors import InputError, ModelError
 from GASACore.inference import SlidingWindowConfig, predict_sliding_window, select_device
 from GASACore.io import Geometry, LoadedImage, read_image
-from GASACore.preprocessing import preprocess, restore_segmentation
+from GASACore.preprocessing import (
+    NormalizationScheme,
+    PreprocessingConfig,
+    normalize_channel,
+    preprocess,
+    restore_segmentation,
+)
 
 __all__ = ["AIR_HU", "SegmentOptions", "SegmentationResult", "segment"]
 
@@ -86,13 +92,14 @@ class _LazyFolds(Sequence):
         return (self[i] for i in range(len(self)))
 
 
-def _air_threshold(model: ModelBundle, preprocessing) -> float | None:
-    """The normalised value below which a window is all air, or ``None`` when it cannot be known."""
-    try:
-        return float(preprocessing.normalised_value(0, AIR_HU)) + 1e-4
-    except (AttributeError, ValueError) as err:
-        logger.warning("air-window skipping is off for model %s: %s", model.name, err)
+def _air_threshold(model: ModelBundle, config: PreprocessingConfig) -> float | None:
+    """The normalised value at or below which a window is all air, or ``None`` for non-CT models."""
+    if NormalizationScheme(config.normalization_schemes[0]) is not NormalizationScheme.CT:
+        logger.warning("air-window skipping needs a CT-normalised model; %s is not, so it is off", model.name)
         return None
+    air = np.array([AIR_HU], dtype=np.float32)
+    normalised = normalize_channel(air, NormalizationScheme.CT, config.intensity_properties[0])
+    return float(normalised[0]) + 1e-4
 
 
 def _stage(progress: ProgressCallback | None, stage: str, fraction: float) -> None:

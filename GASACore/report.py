@@ -43,6 +43,13 @@ def write_volumes(volumes: dict[str, float], path: Path) -> Path:
     return path
 
 
+def _default_permissions(path: str) -> None:
+    """Give a ``mkstemp`` file (0600) the permissions a normal new file would get under the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 class _atomic:  # noqa: N801 - used as a context manager
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -50,6 +57,7 @@ class _atomic:  # noqa: N801 - used as a context manager
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        _default_permissions(self.tmp)
         self.stream = os.fdopen(fd, "w", newline="", encoding="utf-8")
         return self.stream
 
@@ -76,21 +84,34 @@ def _resize_rows(image: np.ndarray, rows: int) -> np.ndarray:
     return image[index]
 
 
+def _as_lps(array: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """``array`` ``(z, y, x)`` re-oriented so x runs right->left, y anterior->posterior, z inferior->superior."""
+    image = sitk.GetImageFromArray(array)
+    geometry.apply_to(image)
+    oriented = sitk.DICOMOrient(image, "LPS")
+    return sitk.GetArrayViewFromImage(oriented).copy(), tuple(oriented.GetSpacing())  # type: ignore[return-value]
+
+
 def overlay_image(ct: np.ndarray, labels: np.ndarray, geometry: Geometry, label_info: Sequence[Label]) -> np.ndarray:
     """Axial and coronal slices through the labels' centre, side by side: ``(rows, cols, 3)`` uint8.
+
+    Shown in the radiological convention (patient's right on the left of the picture, head up),
+    whatever the image's orientation. The coronal slice keeps its physical aspect ratio.
 
     Args:
         ct: the CT ``(z, y, x)`` in HU. labels: the label map ``(z, y, x)``. geometry: their geometry.
     """
+    ct, spacing = _as_lps(ct, geometry)
+    labels, _ = _as_lps(labels, geometry)
     colors = np.zeros((int(labels.max()) + 1 if labels.size else 1, 3), dtype=np.float64)
     for label in label_info:
         if label.value < len(colors):
             colors[label.value] = label.color
     foreground = np.argwhere(labels > 0)
     centre = foreground.mean(axis=0).astype(int) if len(foreground) else np.array(labels.shape) // 2
-    axial = _blend(ct[centre[0]], labels[centre[0]], colors)  # (y, x): rows = y
-    coronal = _blend(ct[:, centre[1]], labels[:, centre[1]], colors)[::-1]  # (z, x), head up for +z
-    sx, sy, sz = geometry.spacing
+    axial = _blend(ct[centre[0]], labels[centre[0]], colors)  # rows: anterior -> posterior
+    coronal = _blend(ct[:, centre[1]], labels[:, centre[1]], colors)[::-1]  # rows: superior -> inferior
+    sx, sy, sz = spacing
     axial = _resize_rows(axial, max(1, round(axial.shape[0] * sy / sx)))
     coronal = _resize_rows(coronal, max(1, round(coronal.shape[0] * sz / sx)))
     height = max(axial.shape[0], coronal.shape[0])
@@ -111,6 +132,7 @@ def write_overlay_png(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
     os.close(fd)
     try:
+        _default_permissions(tmp)
         sitk.WriteImage(picture, tmp)
         os.replace(tmp, path)
     except BaseException:
