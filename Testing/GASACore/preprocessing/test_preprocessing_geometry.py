@@ -120,10 +120,19 @@ def test_torch_linear_resize_equals_skimage_order_1() -> None:
     ours = np.zeros(shape, dtype=np.uint8)
     resample_logits_to_labels(torch.from_numpy(values), ours, (1, 1, 1), chunk_megabytes=0.001)  # 1 slice a slab
     np.testing.assert_array_equal(ours, reference.argmax(0))
-    nearest_z = np.zeros(shape, dtype=np.uint8)
-    resample_logits_to_labels(torch.from_numpy(values), nearest_z, (1, 1, 0))
-    reference_z = nn_resampling.resample_data_or_seg(values, shape, False, 2, 1, True, order_z=0)
-    np.testing.assert_array_equal(nearest_z, reference_z.argmax(0))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("shape", [(20, 7, 13), (4, 19, 3)])
+def test_separate_axis_nearest_equals_nnunet(axis: int, shape: tuple[int, int, int]) -> None:
+    """Linear in-plane + nearest along the separate axis, growing or shrinking, any axis."""
+    rng = np.random.default_rng(axis)
+    values = rng.normal(size=(4, 9, 14, 6)).astype(np.float32)
+    orders = tuple(0 if a == axis else 1 for a in range(3))
+    ours = np.zeros(shape, dtype=np.uint8)
+    resample_logits_to_labels(torch.from_numpy(values), ours, orders, chunk_megabytes=0.002)
+    reference = nn_resampling.resample_data_or_seg(values, shape, False, axis, 1, True, order_z=0)
+    np.testing.assert_array_equal(ours, reference.argmax(0))
 
 
 def test_invalid_inputs_raise_value_errors() -> None:
