@@ -77,12 +77,21 @@ TRAIN_FAST = ["--device", "cpu", "--iterations", "2", "--val-iterations", "1", "
 
 @pytest.fixture(scope="session")
 def planned_tiny(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    """``gasa-train convert pairs`` + ``gasa-train plan`` of the tiny data set; returns the nnU-Net root folder."""
-    root = tmp_path_factory.mktemp("gasa_train")
+    """``gasa-train convert pairs`` + ``gasa-train plan`` of the tiny data set; returns the nnU-Net root folder.
+
+    Test modules import this fixture, which gives each module its own definition; the folder is built once per
+    session all the same (marker file).
+    """
+    root = tmp_path_factory.getbasetemp() / "gasa_train"
+    done = root / "planned.ok"
+    if done.is_file():
+        return root
+    root.mkdir(exist_ok=True)
     env = cli_env(root)
     pairs = write_tiny_pairs(shared_data, root / "pairs")
     run_cli(["convert", "pairs", str(pairs / "images"), str(pairs / "labels"), "--labels", str(pairs / "labels.json"),
              "--remap", str(pairs / "remap.json"), "--dataset-id", "991", "--name", "TinyCT",
              "--target", str(root / "raw"), "--copy"], env)  # fmt: skip
     run_cli(["plan", "991", "--variants", "gasa-unet", "gasa-l", *SMALL_PLAN], env)
+    done.write_text("ok", encoding="utf-8")
     return root
