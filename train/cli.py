@@ -158,12 +158,20 @@ def _add_train_parser(subparsers: Any) -> None:
         type=int,
         help="data augmentation processes (nnUNet_n_proc_DA; 0 = in the main process)",
     )
+    parser.add_argument(
+        "-j",
+        "--num-processes",
+        type=int,
+        help="processes for the final validation's resampling / export (nnUNet_def_n_proc; nnU-Net: 8)",
+    )
     parser.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     if args.augmentation_workers is not None:
         os.environ["nnUNet_n_proc_DA"] = str(args.augmentation_workers)  # noqa: SIM112 - nnU-Net reads it
+    if args.num_processes is not None:  # read when nnunetv2 is first imported, which happens below
+        os.environ["nnUNet_def_n_proc"] = str(args.num_processes)  # noqa: SIM112 - nnU-Net reads it
     from train.planning import configure_nnunet_paths
     from train.training import Schedule, run_gasa_training
 
