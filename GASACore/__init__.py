@@ -1,10 +1,24 @@
 """GASACore: the GASA-UNet engine (networks, pre-processing, inference, bundles, I/O).
 
-Pure Python on torch, numpy and SimpleITK; never imports slicer, qt, ctk or vtk.
+Pure Python on torch, numpy and SimpleITK; never imports slicer, qt, ctk or vtk. The public API
+``segment``, ``SegmentOptions`` and ``SegmentationResult`` is imported on first use, so that
+``import GASACore`` (and ``gasa-segment --help``) stays fast.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["SegmentOptions", "SegmentationResult", "__version__", "segment"]
+
+_LAZY = {"segment", "SegmentOptions", "SegmentationResult"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from GASACore import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'GASACore' has no attribute {name!r}")

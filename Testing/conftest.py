@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# Tests run tiny networks, for which OpenMP's thread barriers cost more than a second core gains (16x
+# slower with 2 threads when the other core is busy). Set before torch is imported; also inherited by
+# the gasa-segment / training subprocesses the tests start. Benchmarks (bench/) use every core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from pathlib import Path
 
 import pytest

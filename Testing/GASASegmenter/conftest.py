@@ -1,4 +1,3 @@
-# ruff: noqa: N802  (camelCase as in the GASASegmenter module it tests)
 """Fixtures for the module logic: a real slicer-core scene, the sample CT as a volume node, tiny bundles."""
 
 from __future__ import annotations

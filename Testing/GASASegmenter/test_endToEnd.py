@@ -1,4 +1,3 @@
-# ruff: noqa: N802, N803, N806  (camelCase as in the GASASegmenter module it tests)
 """The module logic against real slicer-core MRML and the real ``gasa-segment`` engine process."""
 
 from __future__ import annotations

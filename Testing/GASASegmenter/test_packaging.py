@@ -1,6 +1,5 @@
 """The extension's CMake file lists, the .ui file and the widget, and the model catalogue agree."""
 
-# ruff: noqa: N802, N806
 
 from __future__ import annotations
 

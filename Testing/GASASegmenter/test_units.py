@@ -1,6 +1,5 @@
 """Progress parsing, options, the process runner's tree kill, model import, terminology strings."""
 
-# ruff: noqa: N806
 
 from __future__ import annotations
 

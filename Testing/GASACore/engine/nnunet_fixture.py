@@ -121,23 +121,33 @@ def _train(ct: np.ndarray, target: np.ndarray, iterations: int, seed: int) -> di
     return network.state_dict()
 
 
-def make_nnunet_results_folder(
-    root: Path, ct_path: Path, seg_path: Path, *, spacing_zyx: Sequence[float] = (3.0, 3.0, 3.0), iterations: int = 25
-) -> Path:
-    """Write ``root/Dataset990_GASATest/nnUNetTrainer__nnUNetPlans__3d_fullres`` and return it.
-
-    Training happens on the CT at its own 3 mm grid; ``spacing_zyx`` sets the plan's target spacing so
-    that inference can be made to resample.
-    """
+def load_training_case(ct_path: Path, seg_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The CT ``(z, y, x)`` in HU and its 3-class target (TotalSegmentator labels merged)."""
     ct = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_path))).astype(np.float32)
     total = sitk.GetArrayFromImage(sitk.ReadImage(str(seg_path)))
     target = np.zeros(total.shape, np.uint8)
     for value, ids in enumerate(CLASSES.values(), start=1):
         target[np.isin(total, ids)] = value
-    props = intensity_properties(ct, target)
-    folder = root / "Dataset990_GASATest" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    return ct, target
+
+
+def train_test_weights(ct: np.ndarray, target: np.ndarray, iterations: int = 25) -> dict[str, torch.Tensor]:
+    """Briefly trained weights of the test PlainConvUNet (deterministic for a given input)."""
+    return _train(_ct_normalise(ct, intensity_properties(ct, target)), target, iterations, seed=0)
+
+
+def write_nnunet_results_folder(
+    root: Path,
+    weights: dict[str, torch.Tensor],
+    props: dict[str, float],
+    *,
+    spacing_zyx: Sequence[float] = (3.0, 3.0, 3.0),
+    plans_name: str = "nnUNetPlans",
+) -> Path:
+    """Write ``root/Dataset990_GASATest/nnUNetTrainer__<plans>__3d_fullres`` as nnU-Net v2 does; return it."""
+    folder = root / "Dataset990_GASATest" / f"nnUNetTrainer__{plans_name}__3d_fullres"
     (folder / "fold_0").mkdir(parents=True)
-    plans = make_plans(spacing_zyx, props)
+    plans = make_plans(spacing_zyx, props, plans_name)
     dataset = {
         "channel_names": {"0": "CT"},
         "labels": {"background": 0, **{name: i for i, name in enumerate(CLASSES, start=1)}},
@@ -146,7 +156,6 @@ def make_nnunet_results_folder(
     }
     (folder / "plans.json").write_text(json.dumps(plans, indent=2))
     (folder / "dataset.json").write_text(json.dumps(dataset, indent=2))
-    weights = _train(_ct_normalise(ct, props), target, iterations, seed=0)
     checkpoint = {
         "network_weights": weights,
         "optimizer_state": None,

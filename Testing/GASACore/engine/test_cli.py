@@ -1,0 +1,218 @@
+"""``gasa-segment`` end to end: geometry in = geometry out, DICOM and batch input, JSON progress, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import reoriented
+
+from GASACore.bundle import load_model, save_bundle
+from GASACore.cli import main
+
+OBLIQUE = (
+    math.cos(0.35), -math.sin(0.35), 0.0,
+    math.sin(0.35), math.cos(0.35), 0.0,
+    0.0, 0.0, 1.0,
+)  # fmt: skip
+DIRECTIONS = {
+    "RAS": (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0),
+    "LPS": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+    "LAS": (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0),
+    "oblique": OBLIQUE,
+}
+
+
+def _geometry(path: Path) -> tuple:
+    image = sitk.ReadImage(str(path))
+    return image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection()
+
+
+def _assert_same_geometry(a: Path, b: Path) -> None:
+    size_a, spacing_a, origin_a, direction_a = _geometry(a)
+    size_b, spacing_b, origin_b, direction_b = _geometry(b)
+    assert size_a == size_b
+    np.testing.assert_allclose(spacing_a, spacing_b, atol=1e-5)
+    np.testing.assert_allclose(origin_a, origin_b, atol=1e-4)
+    np.testing.assert_allclose(direction_a, direction_b, atol=1e-6)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_every_orientation_keeps_its_geometry(small_ct: Path, nnunet_model: Path, tmp_path: Path) -> None:
+    results = {}
+    for name, direction in DIRECTIONS.items():
+        ct = reoriented(small_ct, tmp_path / f"{name}.nii.gz", direction)
+        out = tmp_path / f"{name}_seg.nii.gz"
+        assert main([str(ct), "-o", str(out), "-m", str(nnunet_model), "--no-tta", "--progress", "none"]) == 0
+        _assert_same_geometry(ct, out)
+        results[name] = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    reference = results.pop("RAS")
+    assert reference.max() > 0, "the model must find something in the crop"
+    for name, labels in results.items():
+        assert np.array_equal(labels, reference), f"{name}: nnU-Net models work in voxel order, labels must agree"
+
+
+def test_anisotropic_spacing_and_tiny_volume(small_ct: Path, nnunet_model_resampling: Path, tmp_path: Path) -> None:
+    image = sitk.ReadImage(str(small_ct))
+    image.SetSpacing((0.8, 0.8, 5.0))
+    aniso = tmp_path / "aniso.nrrd"
+    sitk.WriteImage(image, str(aniso))
+    tiny = tmp_path / "tiny.mha"
+    sitk.WriteImage(sitk.Cast(image[:9, :7, :5], sitk.sitkFloat32), str(tiny))
+    for source in (aniso, tiny):
+        out = tmp_path / f"{source.stem}_seg.seg.nrrd"
+        args = [str(source), "-o", str(out), "-m", str(nnunet_model_resampling), "--fast", "--progress", "none"]
+        assert main(args) == 0
+        _assert_same_geometry(source, out)
+
+
+def test_dicom_folder(shared_data: Path, nnunet_model: Path, tmp_path: Path) -> None:
+    dicom = shared_data / "totalsegmentator" / "example_ct_dicom"
+    out = tmp_path / "dicom_seg.nrrd"
+    assert main([str(dicom), "-o", str(out), "-m", str(nnunet_model), "--fast", "--progress", "none"]) == 0
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(dicom)))
+    source = reader.Execute()
+    result = sitk.ReadImage(str(out))
+    assert result.GetSize() == source.GetSize() == (512, 512, 20)
+    np.testing.assert_allclose(result.GetOrigin(), source.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(result.GetSpacing(), source.GetSpacing(), atol=1e-5)
+
+
+def test_batch_continues_past_a_bad_case_and_reports_json(small_ct: Path, nnunet_model: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(small_ct, inputs / "a.nii.gz")
+    reoriented(small_ct, inputs / "b.nii.gz", DIRECTIONS["LPS"])
+    (inputs / "broken.nii.gz").write_text("this is not an image")
+    out = tmp_path / "outputs"
+    command = [sys.executable, "-m", "GASACore.cli", str(inputs), "-o", str(out), "-m", str(nnunet_model)]
+    result = subprocess.run([*command, "--fast", "--progress", "json"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    done = [e["case"] for e in events if e["event"] == "done"]
+    errors = [e for e in events if e["event"] == "error"]
+    assert sorted(done) == ["a", "b"]
+    assert [e["case"] for e in errors] == ["broken"] and "broken.nii.gz" in errors[0]["message"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "b.nii.gz"]
+    for case in ("a", "b"):
+        fractions = [e["fraction"] for e in events if e.get("stage") == "predict" and e["event"] == "progress"]
+        assert fractions and all(0.0 <= f <= 1.0 for f in fractions)
+        del case
+    overall = [e["overall"] for e in events if e["event"] == "progress"]
+    assert all(0.0 <= f <= 1.0 for f in overall)
+    assert "2 of 3 inputs segmented" in result.stderr
+
+
+def test_main_job_outputs(small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys) -> None:
+    out, png, volumes = tmp_path / "seg.nii.gz", tmp_path / "overlay.png", tmp_path / "volumes.csv"
+    args = [str(small_ct), "-o", str(out), "-m", str(nnunet_model), "--no-tta", "--progress", "none"]
+    assert main([*args, "--overlay", str(png), "--volumes", str(volumes)]) == 0
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    rows = volumes.read_text().splitlines()
+    assert rows[0] == "label,volume_ml" and len(rows) == 4
+    liver_ml = float(rows[1].split(",")[1])
+    assert liver_ml == pytest.approx((labels == 1).sum() * 27 / 1000, rel=1e-6)
+    picture = sitk.ReadImage(str(png))
+    assert picture.GetNumberOfComponentsPerPixel() == 3 and picture.GetSize()[0] > 40
+    assert "liver" in capsys.readouterr().out
+
+
+def _bad_image_files(folder: Path) -> dict[str, Path]:
+    files = {}
+    files["2D"] = folder / "slice.nii.gz"
+    sitk.WriteImage(sitk.Image(32, 32, sitk.sitkInt16), str(files["2D"]))
+    files["4D"] = folder / "series.nii.gz"
+    volume = sitk.Image(16, 16, 8, sitk.sitkInt16)
+    sitk.WriteImage(sitk.JoinSeries([volume, volume]), str(files["4D"]))
+    nan = np.zeros((8, 16, 16), np.float32)
+    nan[3, 4, 5] = np.nan
+    files["NaN"] = folder / "nan.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(nan), str(files["NaN"]))
+    files["text"] = folder / "notes.nii.gz"
+    files["text"].write_text("patient notes, not an image")
+    files["empty folder"] = folder / "empty"
+    files["empty folder"].mkdir()
+    return files
+
+
+@pytest.mark.parametrize("kind", ["2D", "4D", "NaN", "text", "empty folder"])
+def test_bad_input_gives_clear_error_and_no_output(
+    kind: str, nnunet_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _bad_image_files(tmp_path)[kind]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code = main([str(source), "-o", str(out_dir / "seg.nii.gz"), "-m", str(nnunet_model), "--progress", "none"])
+    assert code == 1
+    message = capsys.readouterr().err
+    assert message.startswith("gasa-segment: error:") and len(message.strip().splitlines()) == 1
+    expected_words = {"2D": "3D", "4D": "3D", "NaN": "NaN", "text": "image", "empty folder": "empty"}
+    assert expected_words[kind].lower() in message.lower(), message
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_bundle(nnunet_model: Path, tmp_path: Path) -> Path:
+    """The nnU-Net test model re-saved as a GASASegmenter bundle."""
+    model = load_model(nnunet_model)
+    save_bundle(
+        tmp_path / "bundle",
+        metadata={"name": "test"},
+        architecture=model.architecture,
+        preprocessing=model.preprocessing,
+        labels=model.labels,
+        fold_weights={"fold_0": model.load_fold(model.folds[0])},
+    )
+    return tmp_path / "bundle"
+
+
+def test_tampered_weights_refused_before_running(tiny_bundle: Path, small_ct: Path, tmp_path: Path, capsys) -> None:
+    weights = tiny_bundle / "fold_0.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    out = tmp_path / "seg.nii.gz"
+    assert main([str(small_ct), "-o", str(out), "-m", str(tiny_bundle), "--progress", "none"]) == 1
+    assert "SHA-256" in capsys.readouterr().err and not out.exists()
+
+
+def test_model_with_other_channel_count(tiny_bundle: Path, small_ct: Path, tmp_path: Path, capsys) -> None:
+    meta = json.loads((tiny_bundle / "model.json").read_text())
+    meta["architecture"]["num_input_channels"] = 2
+    (tiny_bundle / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "seg.nii.gz"
+    assert main([str(small_ct), "-o", str(out), "-m", str(tiny_bundle), "--progress", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "2 input channels" in err and not out.exists()
+
+
+def test_existing_output_is_never_overwritten(small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "seg.nii.gz"
+    out.write_bytes(b"user's precious file")
+    assert main([str(small_ct), "-o", str(out), "-m", str(nnunet_model), "--fast", "--progress", "none"]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"user's precious file" and _leftovers(tmp_path) == []
+    assert main([str(small_ct), "-o", str(out), "-m", str(nnunet_model), "--fast", "--overwrite"]) == 0
+    assert sitk.ReadImage(str(out)).GetSize() == sitk.ReadImage(str(small_ct)).GetSize()
+
+
+def test_bad_options(small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "seg.nii.gz"
+    assert main([str(small_ct), "-o", str(out), "-m", str(nnunet_model), "--step-size", "0"]) == 1
+    assert "step-size" in capsys.readouterr().err
+    assert main([str(small_ct), "-o", str(out), "-m", str(tmp_path / "missing")]) == 1
+    assert "model not found" in capsys.readouterr().err
+    assert main([str(small_ct), "-o", str(out), "-m", str(nnunet_model), "--folds", "3"]) == 1
+    assert "fold_3" in capsys.readouterr().err
+    assert not out.exists()
