@@ -1,6 +1,5 @@
 """The extension's CMake file lists, the .ui file and the widget, and the model catalogue agree."""
 
-
 from __future__ import annotations
 
 import ast

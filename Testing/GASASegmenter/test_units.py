@@ -1,6 +1,5 @@
 """Progress parsing, options, the process runner's tree kill, model import, terminology strings."""
 
-
 from __future__ import annotations
 
 import json
