@@ -19,11 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=defaults.iterations, help="iterations per epoch")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing demo bundle")
     parser.add_argument("--resume", action="store_true", help="continue a training in --workdir (more epochs)")
+    parser.add_argument("--note", help="free text stored in model.json training.note (e.g. why a run was cut)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     recipe = DemoRecipe(epochs=args.epochs, iterations=args.iterations)
     bundle = make_demo_model(
-        args.target, workdir=args.workdir, recipe=recipe, overwrite=args.overwrite, resume=args.resume
+        args.target, workdir=args.workdir, recipe=recipe, overwrite=args.overwrite, resume=args.resume, note=args.note
     )
     print(f"demo bundle: {bundle}")
     return 0

@@ -5,11 +5,11 @@ Recipe (``python -m train.demo``; about 25 minutes on 2 CPU cores):
 1. convert: TotalSegmentator's public example CT (``example_ct.nii.gz``, 3 mm, abdomen + pelvis) and its
    label map (``example_seg_fast_force_split.nii.gz``, made by TotalSegmentator's model) -> an nnU-Net raw
    data set with the BTCV 13-organ numbering (``TOTALSEG_TO_BTCV``; the esophagus is outside the scan).
-2. plan: nnU-Net's planner with a CPU-sized network: 4 mm target spacing, a 0.5 GB memory target (patch
-   64 x 64 x 64, 5 stages), features 16-32-64-128-128; GASA block with the paper's options (dim 25,
+2. plan: nnU-Net's planner with a CPU-sized network: 4 mm target spacing, a 0.1 GB memory target (patch
+   48 x 40 x 48, 4 stages, bottleneck 6 x 5 x 6), features 8-16-32-64; GASA block with the paper's options (dim 25,
    5 heads, voxel positional embedding, no qkv LayerNorm, dropout 0.5).
 3. train: nnU-Net's trainer (augmentation, SGD + poly LR, Dice + CE, deep supervision) on fold ``all``
-   (the single case), 10 epochs x 10 iterations (batch 2; ~1.5-2 min per epoch on 2 busy CPU cores), then
+   (the single case), 40 epochs x 20 iterations (batch 2; ~30-40 s per epoch on 2 busy CPU cores), then
    nnU-Net's validation = Dice on the training CT itself.
 4. export: ``Resources/models/gasa-demo-btcv`` with the truthful record: one training CT, labels by a
    model, demonstration only, not for clinical use.
@@ -45,11 +45,11 @@ class DemoRecipe:
     """The demo's plan and schedule (see the module docstring)."""
 
     target_spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
-    gpu_memory_gb: float = 0.5
-    base_features: int = 16
-    max_features: int = 128
-    epochs: int = 10
-    iterations: int = 10
+    gpu_memory_gb: float = 0.1
+    base_features: int = 8
+    max_features: int = 64
+    epochs: int = 40
+    iterations: int = 20
     val_iterations: int = 2
     augmentation_workers: int = 1
 
@@ -87,7 +87,7 @@ def _convert(workdir: Path) -> Path:
     )
 
 
-def _training_extra(recipe: DemoRecipe, results: Path) -> dict[str, Any]:
+def _training_extra(recipe: DemoRecipe, results: Path, note: str | None) -> dict[str, Any]:
     summary_path = results / "fold_all" / "validation" / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     return {
@@ -112,6 +112,7 @@ def _training_extra(recipe: DemoRecipe, results: Path) -> dict[str, Any]:
             "device": "cpu",
         },
         "dice_on_training_ct": summary.get("foreground_mean", {}).get("Dice"),
+        "note": note,
     }
 
 
@@ -122,6 +123,7 @@ def make_demo_model(
     recipe: DemoRecipe | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    note: str | None = None,
 ) -> Path:
     """Run the whole recipe and write the bundle to ``target``; returns the bundle folder."""
     from train.export import export_results_folder
@@ -160,7 +162,7 @@ def make_demo_model(
         "name": "gasa-demo-btcv",
         "version": "0.1.0",
         "description": (
-            "DEMONSTRATION model, not for clinical use: a small GASA-UNet (4 mm, 64^3 patch, features 16-128) "
+            "DEMONSTRATION model, not for clinical use: a small GASA-UNet (4 mm, 48x40x48 patch, features 8-64) "
             "trained on CPU on a single CT (the TotalSegmentator example scan) with labels produced by "
             "TotalSegmentator's model, mapped to the 13 BTCV organs. It shows the pipeline end to end; it does "
             "not generalise."
@@ -173,7 +175,7 @@ def make_demo_model(
         target,
         label_set="btcv",
         metadata=metadata,
-        training_extra=_training_extra(recipe, run.results_folder),
+        training_extra=_training_extra(recipe, run.results_folder, note),
     )
     logger.info("4/4 bundle %s", bundle.root)
     return bundle.root
