@@ -47,6 +47,11 @@ class _FixedPatchMixin:
     encoder: nn.Module
     decoder: nn.Module
 
+    def __init__(self, *args: Any, patch_size: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
+        _bottleneck_size(self.patch_size, self.encoder.strides)
+
     def _bottleneck(self, features: torch.Tensor) -> torch.Tensor:
         return features
 
@@ -58,82 +63,58 @@ class _FixedPatchMixin:
 
 
 class _GASAMixin(_FixedPatchMixin):
+    """Adds the GASA block after the encoder and widens the first decoder transposed convolution."""
+
     gasa: GASABlock
 
-    def _attach_gasa(self, strides: Sequence[Any], conv_bias: bool, options: dict[str, Any]) -> None:
-        bottleneck = _bottleneck_size(self.patch_size, strides)
-        channels = self.encoder.output_channels[-1]
-        self.gasa = GASABlock(channels=channels, spatial_size=bottleneck, **options)
+    def __init__(
+        self,
+        *args: Any,
+        gasa_dim: int = 25,
+        gasa_heads: int = 5,
+        gasa_pe: str = "voxels",
+        gasa_qkv_norm: bool = False,
+        gasa_dropout: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.gasa = GASABlock(
+            channels=self.encoder.output_channels[-1],
+            spatial_size=_bottleneck_size(self.patch_size, self.encoder.strides),
+            dim=gasa_dim,
+            heads=gasa_heads,
+            positional_embedding=gasa_pe,
+            qkv_norm=gasa_qkv_norm,
+            dropout=gasa_dropout,
+        )
         first = self.decoder.transpconvs[0]
         self.decoder.transpconvs[0] = type(first)(
             self.gasa.out_channels,
             first.out_channels,
             first.kernel_size,
             first.stride,
-            bias=conv_bias,
+            bias=self.encoder.conv_bias,
         )
 
     def _bottleneck(self, features: torch.Tensor) -> torch.Tensor:
         return self.gasa(features)
 
 
-def _gasa_options(dim: int, heads: int, pe: str, qkv_norm: bool, dropout: float) -> dict[str, Any]:
-    return {"dim": dim, "heads": heads, "positional_embedding": pe, "qkv_norm": qkv_norm, "dropout": dropout}
-
-
 class FixedPatchPlainConvUNet(_FixedPatchMixin, PlainConvUNet):
     """nnU-Net v2's ``PlainConvUNet`` that accepts exactly ``patch_size`` inputs (same state dict)."""
-
-    def __init__(self, *args: Any, patch_size: Sequence[int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
-        _bottleneck_size(self.patch_size, self.encoder.strides)
 
 
 class FixedPatchResidualEncoderUNet(_FixedPatchMixin, ResidualEncoderUNet):
     """nnU-Net v2's ``ResidualEncoderUNet`` that accepts exactly ``patch_size`` inputs (same state dict)."""
 
-    def __init__(self, *args: Any, patch_size: Sequence[int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
-        _bottleneck_size(self.patch_size, self.encoder.strides)
-
 
 class GASAPlainConvUNet(_GASAMixin, PlainConvUNet):
-    """GASA-UNet: ``PlainConvUNet`` + the GASA block after the last encoder stage."""
+    """GASA-UNet: ``PlainConvUNet`` + the GASA block after the last encoder stage.
 
-    def __init__(
-        self,
-        *args: Any,
-        patch_size: Sequence[int],
-        gasa_dim: int = 25,
-        gasa_heads: int = 5,
-        gasa_pe: str = "voxels",
-        gasa_qkv_norm: bool = False,
-        gasa_dropout: float = 0.5,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
-        options = _gasa_options(gasa_dim, gasa_heads, gasa_pe, gasa_qkv_norm, gasa_dropout)
-        self._attach_gasa(self.encoder.strides, self.encoder.conv_bias, options)
+    Keyword arguments: dynamic-network-architectures' ``PlainConvUNet`` ones, plus ``patch_size`` and
+    ``gasa_dim`` (25), ``gasa_heads`` (5), ``gasa_pe`` ("voxels"), ``gasa_qkv_norm`` (False), ``gasa_dropout`` (0.5).
+    """
 
 
 class GASAResidualEncoderUNet(_GASAMixin, ResidualEncoderUNet):
-    """GASA-L: ``ResidualEncoderUNet`` + the GASA block after the last encoder stage."""
-
-    def __init__(
-        self,
-        *args: Any,
-        patch_size: Sequence[int],
-        gasa_dim: int = 25,
-        gasa_heads: int = 5,
-        gasa_pe: str = "voxels",
-        gasa_qkv_norm: bool = False,
-        gasa_dropout: float = 0.5,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
-        options = _gasa_options(gasa_dim, gasa_heads, gasa_pe, gasa_qkv_norm, gasa_dropout)
-        self._attach_gasa(self.encoder.strides, self.encoder.conv_bias, options)
+    """GASA-L: ``ResidualEncoderUNet`` + the GASA block after the last encoder stage (same extra kwargs)."""
