@@ -117,6 +117,7 @@ def _run(args: argparse.Namespace, reporter) -> int:
             reporter.done(str(output), case=case.name, device=result.device, seconds=round(result.timings["total"], 2))
             logger.info("%s -> %s in %.1f s on %s", case.name, output, result.timings["total"], result.device)
             if args.progress != "json":
+                print(f"{case.name}: {result.device} ({result.device_reason}), {result.timings['total']:.1f} s")
                 _print_volumes(case.name, output, volumes)
         except Cancelled:
             raise

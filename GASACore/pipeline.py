@@ -72,6 +72,7 @@ class SegmentationResult:
     model: ModelBundle
     device: str
     timings: dict[str, float] = field(default_factory=dict)
+    device_reason: str = ""
 
 
 class _LazyFolds(Sequence):
@@ -191,4 +192,4 @@ def segment(
         raise InputError(f"internal error: label map shape {labels.shape} differs from the input's {expected_shape}")
     timings["restore"] = time.perf_counter() - stage_start
     timings["total"] = time.perf_counter() - start
-    return SegmentationResult(labels, loaded.geometry, bundle, str(device), timings)
+    return SegmentationResult(labels, loaded.geometry, bundle, str(device), timings, reason)
