@@ -111,7 +111,9 @@ def _training_extra(recipe: DemoRecipe, results: Path, note: str | None) -> dict
             "iterations_per_epoch": recipe.iterations,
             "device": "cpu",
         },
-        "dice_on_training_ct": summary.get("foreground_mean", {}).get("Dice"),
+        "dice_on_training_ct": {
+            str(k): v.get("Dice") for k, v in summary.get("mean", {}).items() if v.get("Dice") == v.get("Dice")
+        },
         "note": note,
     }
 

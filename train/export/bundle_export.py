@@ -73,9 +73,13 @@ def _validation_metrics(fold_dir: Path, names: Mapping[int, str]) -> dict[str, A
         value = int(key) if str(key).lstrip("-").isdigit() else key
         label = names.get(value, str(key)) if isinstance(value, int) else str(key)
         per_class[label] = {"dice": values.get("Dice"), "iou": values.get("IoU"), "n_ref": values.get("n_ref")}
+    dice_values = [
+        v["dice"] for v in per_class.values() if isinstance(v["dice"], (int, float)) and v["dice"] == v["dice"]
+    ]
     return {
         "source": "nnU-Net final validation (fold_N/validation/summary.json), sliding window with mirroring",
         "mean_dice": summary.get("foreground_mean", {}).get("Dice"),
+        "mean_dice_present_classes": sum(dice_values) / len(dice_values) if dice_values else None,
         "per_class": per_class,
         "cases": len(summary.get("metric_per_case", [])),
     }
@@ -111,7 +115,8 @@ def training_record(
             }
         folds[fold.name] = {
             "checkpoint": fold.path.name,
-            "training_time_s": record.get("total_wall_time_s"),
+            "training_time_s": record.get("epochs_time_s") or record.get("total_wall_time_s"),
+            "training_time_note": "sum of nnU-Net's epoch durations (all sessions, including interrupted ones)",
             "sessions": record.get("sessions"),
             "validation": _validation_metrics(fold_dir, names),
         }

@@ -144,9 +144,19 @@ def _write_record(trainer: GASATrainer, variant: str, schedule: Schedule, starte
         "weight_decay": trainer.weight_decay,
         "sessions": sessions,
         "total_wall_time_s": round(sum(s["wall_time_s"] for s in sessions), 1),
+        "epochs_time_s": _epochs_time(trainer),
     }
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return elapsed
+
+
+def _epochs_time(trainer: GASATrainer) -> float | None:
+    """Sum of all epochs' durations from nnU-Net's log (kept in checkpoints, so it survives interrupted sessions)."""
+    state = trainer.logger.get_checkpoint()
+    starts, ends = state.get("epoch_start_timestamps", []), state.get("epoch_end_timestamps", [])
+    if not starts or not ends:
+        return None
+    return round(float(sum(end - start for start, end in zip(starts, ends, strict=False))), 1)
 
 
 def run_gasa_training(
