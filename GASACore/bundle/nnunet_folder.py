@@ -10,9 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from GASACore.bundle.model import ArchitectureSpec, FoldWeights, ModelBundle
+from GASACore.bundle.weights import read_nnunet_checkpoint
 from GASACore.errors import ModelError
 from GASACore.labels import LABEL_SETS, Label
 from GASACore.network import UNetPlan
@@ -116,11 +115,7 @@ def _fallback_color(value: int) -> tuple[int, int, int]:
 
 def _allowed_mirror_axes(checkpoint: Path) -> tuple[int, ...]:
     """The checkpoint's ``inference_allowed_mirroring_axes`` (memory-mapped read; all axes when absent)."""
-    try:
-        content = torch.load(str(checkpoint), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # torch raises pickle / zip / runtime errors for bad files
-        raise ModelError(f"cannot load nnU-Net checkpoint {checkpoint} safely (weights_only=True): {err}") from err
-    axes = content.get("inference_allowed_mirroring_axes", (0, 1, 2)) if isinstance(content, dict) else (0, 1, 2)
+    axes = read_nnunet_checkpoint(checkpoint, mmap=True).get("inference_allowed_mirroring_axes", (0, 1, 2))
     return tuple(int(a) for a in axes) if axes else ()
 
 

@@ -145,3 +145,19 @@ def test_refuses_to_overwrite(bundle_dir: Path) -> None:
             fold_weights={"fold_0": _weights(0)},
         )
     assert load_model(bundle_dir).name == "tiny"
+
+
+class _Payload:
+    """Stands for arbitrary pickled code: a checkpoint holding it must be refused."""
+
+    def __reduce__(self):
+        return (print, ("this would run",))
+
+
+def test_nnunet_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
+    from GASACore.bundle.weights import load_nnunet_checkpoint
+
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save({"network_weights": {"w": torch.zeros(1)}, "extra": _Payload()}, path)
+    with pytest.raises(ModelError, match="weights_only=True"):
+        load_nnunet_checkpoint(path)

@@ -160,8 +160,9 @@ def write_nnunet_results_folder(
         "network_weights": weights,
         "optimizer_state": None,
         "grad_scaler_state": None,
-        "logging": {},
-        "_best_ema": None,
+        # Stock nnU-Net logs numpy scalars: loading must still work with weights_only=True.
+        "logging": {"ema_fg_dice": [np.float64(0.25)], "mean_fg_dice": [np.float32(0.2)], "epoch_end_timestamps": []},
+        "_best_ema": np.float64(0.25),
         "current_epoch": 1,
         "init_args": {"plans": plans, "configuration": "3d_fullres", "fold": 0, "dataset_json": dataset},
         "trainer_name": "nnUNetTrainer",
