@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -98,6 +99,26 @@ def _inside(folder: Path, relative: str) -> Path:
     return candidate
 
 
+def _strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities (not valid JSON; nnU-Net's summaries hold them) replaced by ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(item) for item in value]
+    return value
+
+
+def _default_permissions(folder: Path) -> None:
+    """Give a ``mkdtemp`` folder (0700) and its files the permissions the umask gives new ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for file in folder.iterdir():
+        os.chmod(file, 0o666 & ~umask)
+
+
 def save_bundle(
     target: str | Path,
     *,
@@ -155,7 +176,8 @@ def save_bundle(
             "folds": folds,
             "training": dict(training or {}),
         }
-        (staging / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        (staging / "model.json").write_text(json.dumps(_strict_json(meta), indent=2) + "\n", encoding="utf-8")
+        _default_permissions(staging)
         os.replace(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

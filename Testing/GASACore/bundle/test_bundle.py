@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def bundle_dir(tmp_path: Path) -> Path:
         preprocessing=PREPROCESSING,
         labels=BTCV_LABELS,
         fold_weights={"fold_0": _weights(0), "fold_1": _weights(1)},
-        training={"data": "none"},
+        training={"data": "none", "metrics": {"mean_dice": float("nan"), "liver": 0.9}},
     )
     return tmp_path / "model"
 
@@ -53,8 +54,12 @@ def test_round_trip(bundle_dir: Path) -> None:
     state = model.load_fold(model.folds[1], network)
     expected = _weights(1)
     assert all(torch.equal(state[k], expected[k]) for k in expected)
-    meta = json.loads((bundle_dir / "model.json").read_text())
+    meta = json.loads((bundle_dir / "model.json").read_text(), parse_constant=pytest.fail)  # strict JSON
     assert meta["schema_version"] == 1 and len(meta["folds"][0]["sha256"]) == 64
+    assert meta["training"]["metrics"] == {"mean_dice": None, "liver": 0.9}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert bundle_dir.stat().st_mode & 0o777 == 0o777 & ~umask, "permissions of any new folder, not mkdtemp's 0700"
     assert meta["labels"][0]["terminology"]["type"]["value"] == "78961009"
 
 
