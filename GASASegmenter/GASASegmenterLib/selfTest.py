@@ -30,6 +30,7 @@ def bundledSampleCt() -> Path:
     moduleDir = Path(__file__).resolve().parents[1]
     for root in (moduleDir, moduleDir.parent, moduleDir.parent.parent / "shared" / "data"):
         for relative in (
+            "Resources/SampleData/example_ct.nii.gz",
             "Resources/SampleData/totalsegmentator/example_ct.nii.gz",
             "totalsegmentator/example_ct.nii.gz",
         ):
