@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from GASACore.io import Geometry
+from GASACore.io import Geometry, give_default_permissions
 from GASACore.labels import Label
 
 __all__ = ["label_volumes_ml", "overlay_image", "write_overlay_png", "write_volumes"]
@@ -43,13 +43,6 @@ def write_volumes(volumes: dict[str, float], path: Path) -> Path:
     return path
 
 
-def _default_permissions(path: str) -> None:
-    """Give a ``mkstemp`` file (0600) the permissions a normal new file would get under the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 class _atomic:  # noqa: N801 - used as a context manager
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -57,7 +50,7 @@ class _atomic:  # noqa: N801 - used as a context manager
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        _default_permissions(self.tmp)
+        give_default_permissions(Path(self.tmp))
         self.stream = os.fdopen(fd, "w", newline="", encoding="utf-8")
         return self.stream
 
@@ -132,7 +125,7 @@ def write_overlay_png(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
     os.close(fd)
     try:
-        _default_permissions(tmp)
+        give_default_permissions(Path(tmp))
         sitk.WriteImage(picture, tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -18,6 +18,7 @@ from GASACore.bundle.model import SCHEMA_VERSION, ArchitectureSpec, FoldWeights,
 from GASACore.bundle.nnunet_folder import is_nnunet_results_folder, load_nnunet_results_folder
 from GASACore.bundle.weights import check_state_dict_fits, save_safetensors
 from GASACore.errors import ModelError
+from GASACore.io import give_default_permissions
 from GASACore.labels import Label, labels_from_json, labels_to_json
 
 __all__ = ["load_model", "read_bundle", "save_bundle"]
@@ -110,15 +111,6 @@ def _strict_json(value: Any) -> Any:
     return value
 
 
-def _default_permissions(folder: Path) -> None:
-    """Give a ``mkdtemp`` folder (0700) and its files the permissions the umask gives new ones."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for file in folder.iterdir():
-        os.chmod(file, 0o666 & ~umask)
-
-
 def save_bundle(
     target: str | Path,
     *,
@@ -177,7 +169,7 @@ def save_bundle(
             "training": dict(training or {}),
         }
         (staging / "model.json").write_text(json.dumps(_strict_json(meta), indent=2) + "\n", encoding="utf-8")
-        _default_permissions(staging)
+        give_default_permissions(staging)
         os.replace(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,7 +9,7 @@ from GASACore.io.cases import Case, find_cases
 from GASACore.io.formats import IMAGE_SUFFIXES, LABEL_MAP_SUFFIXES
 from GASACore.io.geometry import Geometry
 from GASACore.io.reader import LoadedImage, read_image
-from GASACore.io.writer import write_label_map
+from GASACore.io.writer import give_default_permissions, write_label_map
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -18,6 +18,7 @@ __all__ = [
     "Geometry",
     "LoadedImage",
     "find_cases",
+    "give_default_permissions",
     "read_image",
     "write_label_map",
 ]

@@ -17,12 +17,25 @@ from GASACore.io.geometry import Geometry
 from GASACore.io.segnrrd import segmentation_metadata
 from GASACore.labels import Label
 
-__all__ = ["write_label_map"]
+__all__ = ["give_default_permissions", "write_label_map"]
 
 logger = logging.getLogger(__name__)
 
 #: Geometry a written file must reproduce (mm); NIfTI stores float32, ~1e-5 mm at 1000 mm from the origin.
 _VERIFY_ATOL = 1e-3
+
+
+def give_default_permissions(path: Path) -> None:
+    """Give a file or folder made by ``mkstemp`` / ``mkdtemp`` (0600 / 0700) the permissions the umask gives
+    any new one (folders: also every file directly inside), so outputs are readable as users expect."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if path.is_dir():
+        os.chmod(path, 0o777 & ~umask)
+        for file in path.iterdir():
+            os.chmod(file, 0o666 & ~umask)
+    else:
+        os.chmod(path, 0o666 & ~umask)
 
 
 def _label_dtype(labels: np.ndarray, geometry: Geometry) -> type[np.unsignedinteger]:
