@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -93,7 +94,9 @@ def test_catalog_fits_its_schema_and_names_the_demo_model() -> None:
     entries = loadCatalog(REPO / "Resources" / "models" / "catalog.json")
     demo = next(e for e in entries if e.id == "gasa-demo-btcv")
     assert demo.path == (REPO / "Resources" / "models" / "gasa-demo-btcv").resolve()
-    assert re.fullmatch(r"([0-9a-f]{64})?", demo.sha256)
+    assert re.fullmatch(r"[0-9a-f]{64}", demo.sha256), "the shipped demo model's catalogue entry carries its SHA-256"
+    model_json = REPO / "Resources" / "models" / "gasa-demo-btcv" / "model.json"
+    assert hashlib.sha256(model_json.read_bytes()).hexdigest() == demo.sha256
 
 
 def test_schema_validation_reports_what_is_wrong(tmp_path: Path) -> None:
