@@ -13,7 +13,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-python -m pip install --quiet "torch==2.13.0"
+# TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu) picks the index of the CPU build where PyPI's
+# default wheel would be a CUDA build (GitHub's runners); the project's own machines have it on local disk.
+python -m pip install --quiet ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0"
 printf 'torch==2.13.0\n' > .venv/torch-constraint.txt
 python -m pip install --quiet -c .venv/torch-constraint.txt -r .ci/requirements.txt
 python -m pip install --quiet --no-deps "dynamic-network-architectures==0.4.4" "nnunetv2==2.8.1"
