@@ -1,19 +1,22 @@
 """GASACore: the GASA-UNet engine (networks, pre-processing, inference, bundles, I/O).
 
-Pure Python on torch, numpy and SimpleITK; never imports slicer, qt, ctk or vtk. The public API
-``segment``, ``SegmentOptions`` and ``SegmentationResult`` is imported on first use, so that
-``import GASACore`` (and ``gasa-segment --help``) stays fast.
+Pure Python on torch, numpy and SimpleITK; never imports slicer, qt, ctk or vtk. The public API:
+``segment`` and ``SegmentationResult`` (imported on first use, so that ``import GASACore`` and
+``gasa-segment --help`` stay fast and torch-free), and the torch-free run options ``SegmentOptions``,
+``FoldSelection`` and ``Device`` (:mod:`GASACore.options`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from GASACore.options import Device, FoldSelection, SegmentOptions
+
 __version__ = "0.1.0"
 
-__all__ = ["SegmentOptions", "SegmentationResult", "__version__", "segment"]
+__all__ = ["Device", "FoldSelection", "SegmentOptions", "SegmentationResult", "__version__", "segment"]
 
-_LAZY = {"segment", "SegmentOptions", "SegmentationResult"}
+_LAZY = {"segment", "SegmentationResult"}
 
 
 def __getattr__(name: str) -> Any:

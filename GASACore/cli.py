@@ -1,32 +1,49 @@
 """``gasa-segment``: segment CT files, DICOM series or folders of them with a GASA / nnU-Net v2 model.
 
-Usage: ``gasa-segment INPUT -o OUTPUT -m MODEL [--device auto|cpu|cuda] [--folds ...] [--no-tta]
-[--step-size 0.5] [--fast] [--skip-air] [--progress json|bar|none] [--overwrite]``.
-Exit code 0 only when every input was segmented; on error a one-line message says what was expected
-and what was given.
+Usage::
+
+    gasa-segment INPUT -o OUTPUT -m MODEL [--device auto|cpu|cuda|cuda:N] [--folds ...] [--no-tta]
+                 [--step-size 0.5] [--fast] [--skip-air] [--progress json|bar|none] [--overwrite]
+    gasa-segment --check-device [--device ...]
+
+The options of the run are :mod:`GASACore.options` (declared there, parsed into one ``SegmentOptions``);
+``--progress json`` writes the events of :mod:`GASACore.events`. Exit code 0 only when every input was
+segmented; on error a one-line message says what was expected and what was given.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from GASACore.errors import Cancelled, GASAError
+from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, EventSink, Stage
+from GASACore.options import Device, OptionError, SegmentOptions, add_arguments
+from GASACore.progress import ProgressMode, make_sink
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "parse_args"]
 
 logger = logging.getLogger("gasa-segment")
 
 _LABEL_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
+_USAGE = (
+    "gasa-segment INPUT -o OUTPUT -m MODEL [options]\n"
+    "       gasa-segment --check-device [--device {auto,cpu,cuda,cuda:N}]"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``gasa-segment`` parser; :func:`parse_args` adds the checks between its arguments."""
     parser = argparse.ArgumentParser(
         prog="gasa-segment",
+        usage=_USAGE,
         description=(
             "Segment abdominal CT with a GASA-UNet model bundle or any nnU-Net v2 results folder. INPUT is an "
             "image file (.nii, .nii.gz, .nrrd, .mha, .mhd), a DICOM series folder, or a folder of those (batch: "
@@ -34,41 +51,56 @@ def build_parser() -> argparse.ArgumentParser:
             "the input's geometry."
         ),
     )
-    parser.add_argument("input", type=Path, help="image file, DICOM series folder, or folder of images")
+    parser.add_argument("input", type=Path, nargs="?", help="image file, DICOM series folder, or folder of images")
     parser.add_argument(
         "-o",
         "--output",
         type=Path,
-        required=True,
         help="output label map (.nii.gz, .nii, .nrrd, .mha, or .seg.nrrd for 3D Slicer); a folder for batch input",
     )
-    parser.add_argument(
-        "-m", "--model", type=Path, required=True, help="bundle folder or .zip, or an nnU-Net v2 results folder"
-    )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when usable")
-    parser.add_argument("--folds", nargs="+", default=None, help="folds to ensemble, e.g. 0 1 2 or all (default: all)")
-    parser.add_argument("--no-tta", action="store_true", help="no mirroring test-time augmentation (about 8x faster)")
-    parser.add_argument("--step-size", type=float, default=0.5, help="window step as a fraction of the patch (0-1]")
-    parser.add_argument("--fast", action="store_true", help="first fold only, no TTA, step 1.0")
-    parser.add_argument("--skip-air", action="store_true", help="skip windows that hold only air (CT models)")
-    parser.add_argument("--batch-size", type=int, default=1, help="windows per forward pass (default 1)")
+    parser.add_argument("-m", "--model", type=Path, help="bundle folder or .zip, or an nnU-Net v2 results folder")
+    add_arguments(parser)
     parser.add_argument("--series", default=None, help="SeriesInstanceUID when a DICOM folder holds several series")
     parser.add_argument("--format", default=".nii.gz", choices=_LABEL_SUFFIXES, help="output format in batch mode")
     parser.add_argument("--overlay", type=Path, default=None, help="also write an axial/coronal PNG overlay here")
     parser.add_argument("--volumes", type=Path, default=None, help="also write per-label volumes (ml) as .csv or .json")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
     parser.add_argument(
-        "--progress", choices=("auto", "json", "bar", "none"), default="auto", help="json: one JSON object per line"
+        "--progress",
+        choices=ProgressMode.values(),
+        default=ProgressMode.AUTO.value,
+        help="json: one JSON event per line on stdout",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    actions = parser.add_argument_group("other actions (they take no INPUT, -o or -m)")
+    actions.add_argument(
+        "--check-device",
+        action="store_true",
+        help=(
+            "print one JSON object and exit: the device --device comes to, whether CUDA is usable and why, "
+            "the GPUs, torch and CUDA versions and the build's architectures"
+        ),
+    )
     return parser
 
 
-def _validate(args: argparse.Namespace) -> None:
-    if not 0.0 < args.step_size <= 1.0:
-        raise GASAError(f"--step-size must be in (0, 1], got {args.step_size}")
-    if args.batch_size < 1:
-        raise GASAError(f"--batch-size must be at least 1, got {args.batch_size}")
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv``; a segmentation needs INPUT, -o and -m, an action (``--check-device``) none of them.
+
+    Exits with status 2 and argparse's usage message when they are missing or misplaced.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run_arguments = {"INPUT": args.input, "-o/--output": args.output, "-m/--model": args.model}
+    if args.check_device:
+        given = [name for name, value in run_arguments.items() if value is not None]
+        if given:
+            parser.error(f"--check-device takes no {', '.join(given)}")
+    else:
+        missing = [name for name, value in run_arguments.items() if value is None]
+        if missing:
+            parser.error(f"the following arguments are required: {', '.join(missing)}")
+    return args
 
 
 def _output_for(case_name: str, args: argparse.Namespace, batch: bool) -> Path:
@@ -77,46 +109,62 @@ def _output_for(case_name: str, args: argparse.Namespace, batch: bool) -> Path:
     return args.output
 
 
-def _run(args: argparse.Namespace, reporter) -> int:
+def _refuse_existing_outputs(outputs: Sequence[Path], overwrite: bool) -> None:
+    """The one "output exists" check of a run: before any work, for every file the run will write.
+
+    The writers keep ``overwrite=False`` as their last line of defence (``write_label_map`` links its
+    temporary file into place, which fails on an existing file), so a file that appears meanwhile is safe.
+
+    Raises:
+        GASAError: some outputs exist and ``overwrite`` is off; names up to five of them.
+    """
+    existing = [str(path) for path in outputs if os.path.lexists(path)]
+    if not existing or overwrite:
+        return
+    if len(existing) == 1:
+        raise GASAError(f"output {existing[0]} exists; pass --overwrite to replace it or choose another path")
+    shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+    raise GASAError(
+        f"{len(existing)} outputs exist ({shown}); pass --overwrite to replace them or choose another output folder"
+    )
+
+
+def _run(args: argparse.Namespace, sink: EventSink) -> int:
     from GASACore.bundle import load_model
+    from GASACore.inference import select_device
     from GASACore.io import find_cases, read_image, write_label_map
-    from GASACore.pipeline import SegmentOptions, segment
+    from GASACore.pipeline import segment
     from GASACore.report import label_volumes_ml, write_overlay_png, write_volumes
 
-    _validate(args)
+    options = SegmentOptions.from_args(args)
     cases = find_cases(args.input)
     batch = len(cases) > 1 or (args.input.is_dir() and not cases[0].is_dicom)
+    outputs = [_output_for(case.name, args, batch) for case in cases]
+    extras = [] if batch else [p for p in (args.overlay, args.volumes) if p is not None]
+    _refuse_existing_outputs([*outputs, *extras], args.overwrite)
     if batch:
         args.output.mkdir(parents=True, exist_ok=True)
-    model = load_model(args.model, folds=args.folds)
-    options = SegmentOptions(
-        device=args.device,
-        tta=not args.no_tta,
-        step_size=args.step_size,
-        fast=args.fast,
-        skip_air=args.skip_air,
-        batch_size=args.batch_size,
-    )
+    model = load_model(args.model, folds=options.folds.names)
+    device = select_device(options.device)  # once per run, for every case
+    logger.info("device: %s (%s)", *device)
     failures = 0
-    for index, case in enumerate(cases):
-        reporter.case(case.name, index, len(cases))
-        output = _output_for(case.name, args, batch)
+    for index, (case, output) in enumerate(zip(cases, outputs, strict=True)):
+        sink.emit(CaseEvent(case.name, index, len(cases)))
         try:
-            if output.exists() and not args.overwrite:
-                raise GASAError(f"output {output} exists; pass --overwrite to replace it or choose another path")
             image = read_image(case.path, series=args.series)
-            result = segment(image, model, options=options, progress=reporter)
-            reporter("export", 0.5)
+            result = segment(image, model, options=options, progress=sink, resolved_device=device)
+            sink(Stage.EXPORT, 0.5)
             write_label_map(result.labels, result.geometry, output, label_info=model.labels, overwrite=args.overwrite)
             volumes = label_volumes_ml(result.labels, result.geometry, model.labels)
             if args.volumes and not batch:
                 write_volumes(volumes, args.volumes)
             if args.overlay and not batch:
                 write_overlay_png(image.array, result.labels, result.geometry, model.labels, args.overlay)
-            reporter("export", 1.0)
-            reporter.done(str(output), case=case.name, device=result.device, seconds=round(result.timings["total"], 2))
+            sink(Stage.EXPORT, 1.0)
+            seconds = round(result.timings["total"], 2)
+            sink.emit(DoneEvent(str(output), case=case.name, device=result.device, seconds=seconds))
             logger.info("%s -> %s in %.1f s on %s", case.name, output, result.timings["total"], result.device)
-            if args.progress != "json":
+            if args.progress != ProgressMode.JSON:
                 print(f"{case.name}: {result.device} ({result.device_reason}), {result.timings['total']:.1f} s")
                 _print_volumes(case.name, output, volumes)
         except Cancelled:
@@ -124,7 +172,7 @@ def _run(args: argparse.Namespace, reporter) -> int:
         except (GASAError, OSError, ValueError) as err:
             failures += 1
             message = f"{case.name}: {err}"
-            reporter.error(message, case=case.name)
+            sink.emit(ErrorEvent(message, case=case.name))
             print(f"gasa-segment: error: {message}", file=sys.stderr)
             if not batch:
                 return 1
@@ -139,32 +187,56 @@ def _print_volumes(name: str, output: Path, volumes: dict[str, float]) -> None:
         print(f"  {label:<28s} {ml:10.1f} ml")
 
 
+def _check_device(args: argparse.Namespace) -> int:
+    """``--check-device``: print the device report (one JSON object); also when torch cannot be imported."""
+    try:
+        request = Device.parse(args.device)
+    except OptionError as err:
+        print(f"gasa-segment: error: {err.for_command_line()}", file=sys.stderr)
+        return 1
+    try:
+        from GASACore.inference.device import check_device
+    except ImportError as err:  # e.g. Slicer before its PyTorch extension installed torch
+        report: dict[str, Any] = {
+            "device": "cpu",
+            "requested": str(request),
+            "cuda_usable": False,
+            "reason": f"torch cannot be imported ({type(err).__name__}: {err}); install torch first",
+            "unusable_reason": "torch cannot be imported",
+            "torch": None,
+        }
+    else:
+        report = check_device(request)
+    print(json.dumps(report))
+    return 0
+
+
 def _cancel_on_signal(signum: int, _frame: object) -> None:
     raise Cancelled(f"stopped by signal {signal.Signals(signum).name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gasa-segment``; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    from GASACore.progress import make_reporter
-
-    reporter = make_reporter(args.progress)
+    if args.check_device:
+        return _check_device(args)
+    sink = make_sink(args.progress)
     signal.signal(signal.SIGTERM, _cancel_on_signal)
     try:
-        return _run(args, reporter)
+        return _run(args, sink)
     except (Cancelled, KeyboardInterrupt) as err:
-        reporter.error(f"cancelled: {err}" if str(err) else "cancelled")
+        sink.emit(ErrorEvent(f"cancelled: {err}" if str(err) else "cancelled"))
         print("gasa-segment: cancelled", file=sys.stderr)
         return 130
     except (GASAError, OSError, ValueError) as err:
-        reporter.error(str(err))
+        sink.emit(ErrorEvent(str(err)))
         print(f"gasa-segment: error: {err}", file=sys.stderr)
         return 1
     finally:
-        reporter.close()
+        sink.close()
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ exactly the input geometry.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +18,10 @@ import torch
 
 from GASACore.bundle import FoldWeights, ModelBundle, load_model
 from GASACore.errors import InputError, ModelError
-from GASACore.inference import SlidingWindowConfig, predict_sliding_window, select_device
+from GASACore.events import ProgressSink, Stage
+from GASACore.inference import CancelSignal, ResolvedDevice, SlidingWindowConfig, predict_sliding_window, select_device
 from GASACore.io import Geometry, LoadedImage, read_image
+from GASACore.options import SegmentOptions
 from GASACore.preprocessing import (
     NormalizationScheme,
     PreprocessingConfig,
@@ -29,38 +30,12 @@ from GASACore.preprocessing import (
     restore_segmentation,
 )
 
-__all__ = ["AIR_HU", "SegmentOptions", "SegmentationResult", "segment"]
+__all__ = ["AIR_HU", "SegmentationResult", "segment"]
 
 logger = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[str, float], None]
-CancelCheck = Callable[[], bool] | threading.Event
-
 #: Windows whose every voxel is at or below this value (Hounsfield units) are "air" and may be skipped.
 AIR_HU = -900.0
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """How to run a model.
-
-    Attributes:
-        device: ``"auto"`` (CUDA when usable), ``"cpu"`` or ``"cuda"``.
-        folds: fold names or numbers to ensemble; all of the model's folds when ``None``.
-        tta: mirroring test-time augmentation on the model's allowed axes.
-        step_size: sliding-window step as a fraction of the patch (0 < step <= 1; nnU-Net: 0.5).
-        fast: first fold only, no TTA and step 1.0 - several times faster, slightly less accurate.
-        skip_air: skip windows that hold only air (<= ``AIR_HU``); CT models only.
-        batch_size: windows per forward pass.
-    """
-
-    device: str = "auto"
-    folds: Sequence[str | int] | None = None
-    tta: bool = True
-    step_size: float = 0.5
-    fast: bool = False
-    skip_air: bool = False
-    batch_size: int = 1
 
 
 @dataclass
@@ -103,7 +78,7 @@ def _air_threshold(model: ModelBundle, config: PreprocessingConfig) -> float | N
     return float(normalised[0]) + 1e-4
 
 
-def _stage(progress: ProgressCallback | None, stage: str, fraction: float) -> None:
+def _stage(progress: ProgressSink | None, stage: Stage, fraction: float) -> None:
     if progress is not None:
         progress(stage, fraction)
 
@@ -114,18 +89,23 @@ def segment(
     *,
     options: SegmentOptions | None = None,
     series: str | None = None,
-    progress: ProgressCallback | None = None,
-    cancel: CancelCheck | None = None,
+    progress: ProgressSink | None = None,
+    cancel: CancelSignal | None = None,
+    resolved_device: ResolvedDevice | None = None,
 ) -> SegmentationResult:
     """Segment one CT.
 
     Args:
         image: a file (NIfTI, NRRD, MHA), a DICOM series folder, or an already read ``LoadedImage``.
         model: a bundle folder or zip, an nnU-Net v2 results folder, or a loaded ``ModelBundle``.
-        options: run options (device, folds, TTA, step size, fast mode, air skipping).
+        options: how the model runs (:class:`~GASACore.options.SegmentOptions`: device, folds, TTA, step
+            size, fast mode, air skipping, batch size).
         series: SeriesInstanceUID to pick when a DICOM folder holds several series.
-        progress: called as ``progress(stage, fraction)`` with stages load, preprocess, predict, export.
+        progress: a :class:`~GASACore.events.ProgressSink`, called as ``progress(stage, fraction)`` with the
+            :class:`~GASACore.events.Stage` s load, preprocess, predict, export.
         cancel: a ``threading.Event`` or a callable returning ``True`` to stop; raises ``Cancelled``.
+        resolved_device: ``select_device(options.device)``, resolved once by a caller that segments several images
+            (the CLI); ``None``: resolved here.
 
     Returns:
         The label map ``(z, y, x)`` (uint8, or uint16 above 255 labels) and the input geometry.
@@ -137,36 +117,34 @@ def segment(
     opts = options or SegmentOptions()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    _stage(progress, "load", 0.0)
-    bundle = model if isinstance(model, ModelBundle) else load_model(model, folds=opts.folds)
-    if isinstance(model, ModelBundle) and opts.folds:
-        bundle = bundle.select_folds(opts.folds)
+    _stage(progress, Stage.LOAD, 0.0)
+    folds = opts.folds.names  # empty: every fold
+    bundle = model.select_folds(folds) if isinstance(model, ModelBundle) else load_model(model, folds=folds)
     loaded = image if isinstance(image, LoadedImage) else read_image(image, series=series)
     if bundle.architecture.num_input_channels != 1:
         raise ModelError(
             f"model {bundle.name} expects {bundle.architecture.num_input_channels} input channels; "
             f"got 1 image ({loaded.source}). Multi-channel inputs are not supported yet."
         )
-    device, reason = select_device(opts.device)
-    logger.info("device: %s (%s)", device, reason)
+    run_device, reason = resolved_device if resolved_device is not None else select_device(opts.device)
+    logger.info("device: %s (%s)", run_device, reason)
     timings["load"] = time.perf_counter() - start
 
     stage_start = time.perf_counter()
-    _stage(progress, "preprocess", 0.0)
+    _stage(progress, Stage.PREPROCESS, 0.0)
     config = bundle.preprocessing_config()
     data, properties = preprocess(loaded.array[None], loaded.geometry.spacing_zyx, config)
     timings["preprocess"] = time.perf_counter() - stage_start
-    _stage(progress, "preprocess", 1.0)
+    _stage(progress, Stage.PREPROCESS, 1.0)
 
     stage_start = time.perf_counter()
-    folds = bundle.folds[:1] if opts.fast else bundle.folds
     network = bundle.build_network()
     window_config = SlidingWindowConfig(
         patch_size=bundle.patch_size,
-        step_size=1.0 if opts.fast else opts.step_size,
-        mirror_axes=bundle.mirror_axes if (opts.tta and not opts.fast) else (),
+        step_size=opts.window_step,
+        mirror_axes=bundle.mirror_axes if opts.mirroring else (),
         batch_size=opts.batch_size,
-        device=device,
+        device=run_device,
         skip_threshold=_air_threshold(bundle, config) if opts.skip_air else None,
     )
     logits = predict_sliding_window(
@@ -174,7 +152,7 @@ def segment(
         torch.from_numpy(np.ascontiguousarray(data)),
         num_classes=bundle.architecture.num_classes,
         config=window_config,
-        fold_weights=_LazyFolds(bundle, folds, network),
+        fold_weights=_LazyFolds(bundle, bundle.folds[: opts.max_folds], network),
         progress=progress,
         cancel=cancel,
     )
@@ -182,9 +160,9 @@ def segment(
     timings["predict"] = time.perf_counter() - stage_start
 
     stage_start = time.perf_counter()
-    _stage(progress, "export", 0.0)
+    _stage(progress, Stage.EXPORT, 0.0)
     labels = restore_segmentation(
-        logits, properties, config, device=device, regions_class_order=bundle.regions_class_order
+        logits, properties, config, device=run_device, regions_class_order=bundle.regions_class_order
     )
     del logits
     expected_shape = tuple(reversed(loaded.geometry.size))
@@ -192,4 +170,4 @@ def segment(
         raise InputError(f"internal error: label map shape {labels.shape} differs from the input's {expected_shape}")
     timings["restore"] = time.perf_counter() - stage_start
     timings["total"] = time.perf_counter() - start
-    return SegmentationResult(labels, loaded.geometry, bundle, str(device), timings, reason)
+    return SegmentationResult(labels, loaded.geometry, bundle, str(run_device), timings, reason)

@@ -1,75 +1,51 @@
-"""Progress reporters for ``gasa-segment``: JSON lines for programs, a tqdm bar for people, or nothing."""
+"""Event sinks of ``gasa-segment``: JSON lines for programs, a tqdm bar for people, or nothing.
+
+The events and their JSON form are :mod:`GASACore.events`; this module only decides where they go.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, TextIO
 
-__all__ = ["BarProgress", "JsonProgress", "NullProgress", "Reporter", "make_reporter"]
+from GASACore.enums import StrEnum
+from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, Event, EventSink, ProgressEvent
 
-_STAGE_SPAN = {"load": (0.0, 0.05), "preprocess": (0.05, 0.15), "predict": (0.15, 0.9), "export": (0.9, 1.0)}
-
-
-def overall_fraction(stage: str, fraction: float) -> float:
-    """Map a stage's own fraction onto the whole run (load 5%, preprocess 10%, predict 75%, export 10%)."""
-    low, high = _STAGE_SPAN.get(stage, (0.0, 1.0))
-    return low + (high - low) * min(max(fraction, 0.0), 1.0)
+__all__ = ["BarSink", "JsonLinesSink", "ProgressMode", "make_sink"]
 
 
-class Reporter:
-    """Receives progress, case boundaries, results and errors."""
+class ProgressMode(StrEnum):
+    """``gasa-segment --progress``."""
 
-    def case(self, name: str, index: int, total: int) -> None:
-        """A new input starts."""
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        """``fraction`` of ``stage`` is done."""
-
-    def done(self, output: str, **extra: Any) -> None:
-        """One output was written."""
-
-    def error(self, message: str, **extra: Any) -> None:
-        """One input failed."""
-
-    def close(self) -> None:
-        """No more events."""
+    AUTO = "auto"  #: a bar when stderr is a terminal, else nothing
+    JSON = "json"  #: one JSON event per line on stdout
+    BAR = "bar"  #: a tqdm bar per input on stderr
+    NONE = "none"
 
 
-class NullProgress(Reporter):
-    """Reports nothing."""
+class JsonLinesSink(EventSink):
+    """Writes each event as one JSON line, e.g. ``{"event": "progress", "stage": "predict", "fraction": 0.42, ...}``.
 
-
-class JsonProgress(Reporter):
-    """One JSON object per line, e.g. ``{"event": "progress", "stage": "predict", "fraction": 0.42}``."""
+    Fractions are rounded to 0.001; a progress event equal to the previous one is not written again.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
         self._last: tuple[str, float] | None = None
 
-    def _emit(self, **event: Any) -> None:
-        self._stream.write(json.dumps(event) + "\n")
+    def emit(self, event: Event) -> None:
+        if isinstance(event, ProgressEvent):
+            rounded = round(event.fraction, 3)
+            if self._last == (event.stage, rounded):
+                return
+            self._last = (event.stage, rounded)
+            event = ProgressEvent(event.stage, rounded, round(event.overall, 3))
+        self._stream.write(event.to_json_line() + "\n")
         self._stream.flush()
 
-    def case(self, name: str, index: int, total: int) -> None:
-        self._emit(event="case", name=name, index=index, total=total)
 
-    def __call__(self, stage: str, fraction: float) -> None:
-        rounded = round(float(fraction), 3)
-        if self._last == (stage, rounded):
-            return
-        self._last = (stage, rounded)
-        self._emit(event="progress", stage=stage, fraction=rounded, overall=round(overall_fraction(stage, fraction), 3))
-
-    def done(self, output: str, **extra: Any) -> None:
-        self._emit(event="done", output=output, **extra)
-
-    def error(self, message: str, **extra: Any) -> None:
-        self._emit(event="error", message=message, **extra)
-
-
-class BarProgress(Reporter):
-    """A tqdm progress bar per input on stderr."""
+class BarSink(EventSink):
+    """A tqdm progress bar per input on stderr, showing the whole run's percentage and the stage."""
 
     def __init__(self) -> None:
         from tqdm import tqdm
@@ -77,25 +53,23 @@ class BarProgress(Reporter):
         self._tqdm = tqdm
         self._bar: Any = None
 
-    def case(self, name: str, index: int, total: int) -> None:
-        self.close()
-        self._bar = self._tqdm(total=100, desc=f"[{index + 1}/{total}] {name}", unit="%", leave=True)
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        if self._bar is None:
-            self.case("input", 0, 1)
-        self._bar.set_postfix_str(stage)
-        self._bar.n = round(100 * overall_fraction(stage, fraction), 1)
-        self._bar.refresh()
-
-    def done(self, output: str, **extra: Any) -> None:
-        if self._bar is not None:
-            self._bar.n = 100
+    def emit(self, event: Event) -> None:
+        if isinstance(event, CaseEvent):
+            self.close()
+            self._bar = self._tqdm(total=100, desc=f"[{event.index + 1}/{event.total}] {event.name}", unit="%")
+        elif isinstance(event, ProgressEvent):
+            if self._bar is None:
+                self.emit(CaseEvent("input", 0, 1))
+            self._bar.set_postfix_str(event.stage.value)
+            self._bar.n = round(100 * event.overall, 1)
             self._bar.refresh()
-        self.close()
-
-    def error(self, message: str, **extra: Any) -> None:
-        self.close()
+        elif isinstance(event, DoneEvent):
+            if self._bar is not None:
+                self._bar.n = 100
+                self._bar.refresh()
+            self.close()
+        elif isinstance(event, ErrorEvent):
+            self.close()
 
     def close(self) -> None:
         if self._bar is not None:
@@ -103,10 +77,11 @@ class BarProgress(Reporter):
             self._bar = None
 
 
-def make_reporter(mode: str) -> Reporter:
-    """``json``, ``bar``, ``none``, or ``auto`` (a bar when stderr is a terminal)."""
-    if mode == "json":
-        return JsonProgress()
-    if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
-        return BarProgress()
-    return NullProgress()
+def make_sink(mode: ProgressMode | str) -> EventSink:
+    """The sink for ``--progress``: ``json``, ``bar``, ``none``, or ``auto`` (a bar when stderr is a terminal)."""
+    mode = ProgressMode(mode)
+    if mode is ProgressMode.JSON:
+        return JsonLinesSink()
+    if mode is ProgressMode.BAR or (mode is ProgressMode.AUTO and sys.stderr.isatty()):
+        return BarSink()
+    return EventSink()

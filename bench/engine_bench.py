@@ -204,7 +204,7 @@ def _window_labels_gasa(case: Path, model: Path) -> np.ndarray:
     network = bundle.build_network()
     image = read_image(case)
     data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing_config())
-    config = SlidingWindowConfig(patch_size=bundle.patch_size, mirror_axes=(), device="cpu")
+    config = SlidingWindowConfig(patch_size=bundle.patch_size, mirror_axes=(), device=torch.device("cpu"))
     logits = predict_sliding_window(
         network,
         torch.from_numpy(data),

@@ -4,16 +4,25 @@ device choice, CUDA out-of-memory fallback, progress and cancel callbacks.
 
 from __future__ import annotations
 
-from GASACore.inference.callbacks import CancelSignal, ProgressCallback, ProgressReporter, cancel_checker
+from GASACore.inference.callbacks import CancelSignal, ProgressCounter, cancel_checker
 from GASACore.inference.config import Autocast, SlidingWindowConfig
 from GASACore.inference.device import (
+    CudaEnvironment,
+    DeviceDecision,
+    GpuInfo,
+    ResolvedDevice,
     accumulation_fits,
     arch_supported,
     available_cpus,
+    check_device,
     cpu_threads,
+    cuda_environment,
     cuda_unusable_reason,
+    decide_device,
+    device_report,
     resolve_num_threads,
     select_device,
+    unusable_reason,
 )
 from GASACore.inference.sliding_window import (
     SKIPPED_LOGITS,
@@ -34,8 +43,11 @@ __all__ = [
     "SKIPPED_LOGITS",
     "Autocast",
     "CancelSignal",
-    "ProgressCallback",
-    "ProgressReporter",
+    "CudaEnvironment",
+    "DeviceDecision",
+    "GpuInfo",
+    "ProgressCounter",
+    "ResolvedDevice",
     "Slicer",
     "SlidingWindowConfig",
     "accumulation_bytes",
@@ -43,8 +55,12 @@ __all__ = [
     "arch_supported",
     "available_cpus",
     "cancel_checker",
+    "check_device",
     "cpu_threads",
+    "cuda_environment",
     "cuda_unusable_reason",
+    "decide_device",
+    "device_report",
     "gaussian_importance",
     "mirror_combinations",
     "pad_to_patch",
@@ -52,6 +68,7 @@ __all__ = [
     "resolve_num_threads",
     "retry_on_cuda_oom",
     "select_device",
+    "unusable_reason",
     "window_slicers",
     "window_starts",
 ]

@@ -7,33 +7,32 @@ import threading
 from collections.abc import Callable
 
 from GASACore.errors import Cancelled
+from GASACore.events import ProgressSink, Stage
 
-__all__ = ["CancelSignal", "ProgressCallback", "ProgressReporter", "cancel_checker"]
+__all__ = ["CancelSignal", "ProgressCounter", "cancel_checker"]
 
 logger = logging.getLogger(__name__)
 
-#: ``progress(stage, fraction)``: ``stage`` names the step (``"predict"``), ``fraction`` is in ``[0, 1]``.
-ProgressCallback = Callable[[str, float], None]
 #: A callable returning ``True`` once the run should stop, or a ``threading.Event`` that gets set.
 CancelSignal = Callable[[], bool] | threading.Event
 
 
-class ProgressReporter:
-    """Turns units of work done into monotone fractions for a :data:`ProgressCallback`.
+class ProgressCounter:
+    """Counts units of work done and reports them as monotone fractions to a :class:`~GASACore.events.ProgressSink`.
 
     Fractions never go back, even when a run restarts after a CUDA out-of-memory fallback, and the last
     one reported is exactly 1.0.
 
     Args:
-        callback: receives ``(stage, fraction)``; ``None`` reports nothing.
+        sink: receives ``(stage, fraction)``; ``None`` reports nothing.
         total: units of work (windows x folds); 0 means the work is done at once.
-        stage: the stage name passed to the callback.
+        stage: the stage passed to the sink.
     """
 
-    def __init__(self, callback: ProgressCallback | None, total: int, stage: str = "predict") -> None:
+    def __init__(self, sink: ProgressSink | None, total: int, stage: Stage = Stage.PREDICT) -> None:
         if total < 0:
             raise ValueError(f"total work must be >= 0, got {total!r}")
-        self._callback = callback
+        self._sink = sink
         self._total = total
         self._stage = stage
         self._done = 0
@@ -58,10 +57,10 @@ class ProgressReporter:
         self._emit(1.0)
 
     def _emit(self, fraction: float) -> None:
-        if self._callback is None or fraction <= self._last:
+        if self._sink is None or fraction <= self._last:
             return
         self._last = fraction
-        self._callback(self._stage, fraction)
+        self._sink(self._stage, fraction)
 
 
 def cancel_checker(cancel: CancelSignal | None) -> Callable[[], None]:

@@ -6,15 +6,17 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import torch
 
+from GASACore.enums import StrEnum
+from GASACore.options import check_batch_size, check_step_size
+
 __all__ = ["Autocast", "SlidingWindowConfig"]
 
 
-class Autocast(str, Enum):
+class Autocast(StrEnum):
     """Precision of the network's forward pass on CUDA (on the CPU the network always runs in float32)."""
 
     FP16 = "fp16"  #: ``torch.autocast("cuda", dtype=torch.float16)``, nnU-Net's choice
@@ -25,20 +27,6 @@ class Autocast(str, Enum):
     def dtype(self) -> torch.dtype | None:
         """The autocast dtype, ``None`` for float32 (no autocast)."""
         return {Autocast.FP16: torch.float16, Autocast.BF16: torch.bfloat16}.get(self)
-
-
-def _device(value: torch.device | str) -> torch.device | str:
-    if isinstance(value, str):
-        value = value.strip().lower()
-        if value == "auto":
-            return "auto"
-    try:
-        device = torch.device(value)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}") from err
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
-    return device
 
 
 @dataclass(frozen=True)
@@ -54,8 +42,9 @@ class SlidingWindowConfig:
         use_gaussian: weight each window by nnU-Net's Gaussian importance map (sigma = patch / 8);
             ``False`` gives every voxel of a window weight 1.
         batch_size: windows per forward pass (nnU-Net uses 1). Halved automatically on CUDA out-of-memory.
-        device: ``"auto"`` (default: CUDA when usable, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
-            ``torch.device``; resolved and checked by :func:`~GASACore.inference.select_device` when predicting.
+        device: the ``torch.device`` to run on, resolved and checked once per run by
+            :func:`~GASACore.inference.select_device` (``select_device(options.device).device``). ``None``:
+            :func:`~GASACore.inference.predict_sliding_window` resolves ``"auto"`` itself (one-off use).
         accumulate_on_device: keep the image and the logit sums on the GPU (fast) instead of the CPU.
             ``None``: on the GPU when they take at most half of its free memory. Ignored on the CPU.
         autocast: ``"fp16"`` (default, as nnU-Net), ``"bf16"`` or ``"fp32"``; applies on CUDA only.
@@ -71,7 +60,7 @@ class SlidingWindowConfig:
     mirror_axes: tuple[int, ...] = (0, 1, 2)
     use_gaussian: bool = True
     batch_size: int = 1
-    device: torch.device | str = "auto"
+    device: torch.device | None = None
     accumulate_on_device: bool | None = None
     autocast: Autocast | str = Autocast.FP16
     skip_threshold: float | None = None
@@ -79,11 +68,13 @@ class SlidingWindowConfig:
 
     def __post_init__(self) -> None:
         patch = _patch_size(self.patch_size)
-        if not isinstance(self.step_size, (int, float)) or not 0 < self.step_size <= 1:
-            raise ValueError(f"step_size must be in (0, 1], got {self.step_size!r}")
+        step_size = check_step_size(self.step_size)
         axes = _mirror_axes(self.mirror_axes)
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        batch_size = check_batch_size(self.batch_size)
+        if self.device is not None and not isinstance(self.device, torch.device):
+            raise ValueError(
+                f"device must be a torch.device resolved with select_device, or None (auto), got {self.device!r}"
+            )
         try:
             autocast = Autocast(self.autocast)
         except ValueError as err:
@@ -97,9 +88,9 @@ class SlidingWindowConfig:
         if self.accumulate_on_device not in (None, True, False):
             raise ValueError(f"accumulate_on_device must be True, False or None, got {self.accumulate_on_device!r}")
         object.__setattr__(self, "patch_size", patch)
-        object.__setattr__(self, "step_size", float(self.step_size))
+        object.__setattr__(self, "step_size", step_size)
         object.__setattr__(self, "mirror_axes", axes)
-        object.__setattr__(self, "device", _device(self.device))
+        object.__setattr__(self, "batch_size", batch_size)
         object.__setattr__(self, "autocast", autocast)
         object.__setattr__(self, "skip_threshold", None if threshold is None else float(threshold))
 

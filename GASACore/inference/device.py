@@ -1,6 +1,9 @@
 """Device choice and resources: is CUDA usable (and why not), CPU threads, GPU memory.
 
-The reasons are meant for users: the Slicer module's GPU self-check and ``gasa-segment --device`` show them.
+One rule decides whether a CUDA device can run this torch build (:func:`unusable_reason`: a CUDA build, a
+visible device, kernels for its compute capability), applied once per run by :func:`select_device` and
+reported by ``gasa-segment --check-device`` (:func:`device_report`), which the Slicer module's "Check GPU"
+shows. The reasons are meant for users.
 """
 
 from __future__ import annotations
@@ -9,22 +12,34 @@ import gc
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 
 from GASACore.errors import GASAError
+from GASACore.options import Device, DeviceKind
 
 __all__ = [
+    "CudaEnvironment",
+    "DeviceDecision",
+    "GpuInfo",
+    "ResolvedDevice",
     "accumulation_fits",
     "arch_supported",
     "available_cpus",
+    "check_device",
     "cpu_threads",
+    "cuda_environment",
     "cuda_unusable_reason",
+    "decide_device",
+    "device_report",
     "free_cuda_memory",
     "resolve_num_threads",
     "select_device",
+    "unusable_reason",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,11 +84,107 @@ def _device_label(index: int) -> str:
     return f"CUDA device {index} ({torch.cuda.get_device_name(index)}, capability {major}.{minor})"
 
 
+@dataclass(frozen=True)
+class GpuInfo:
+    """One visible CUDA device as torch reports it.
+
+    Attributes:
+        name: e.g. ``"NVIDIA L4"``.
+        capability: compute capability ``(major, minor)``, e.g. ``(8, 9)``.
+        total_memory: bytes of device memory.
+    """
+
+    name: str
+    capability: tuple[int, int]
+    total_memory: int
+
+    def label(self, index: int) -> str:
+        """``"CUDA device 0 (NVIDIA L4, capability 8.9)"``."""
+        return f"CUDA device {index} ({self.name}, capability {self.capability[0]}.{self.capability[1]})"
+
+
+@dataclass(frozen=True)
+class CudaEnvironment:
+    """What the torch build and the driver offer; everything the device rule looks at.
+
+    Attributes:
+        torch_version: ``torch.__version__``.
+        cuda_version: the CUDA version torch was built with (``torch.version.cuda``), ``None`` on a CPU build.
+        cuda_built: whether torch was built with CUDA.
+        arch_list: the build's kernel architectures, e.g. ``("sm_80", "sm_90", "compute_90")``.
+        gpus: the visible devices, by ordinal.
+        visible_devices: ``CUDA_VISIBLE_DEVICES`` when set.
+        cudnn_version: e.g. ``90100``, ``None`` without cuDNN.
+    """
+
+    torch_version: str
+    cuda_version: str | None
+    cuda_built: bool
+    arch_list: tuple[str, ...] = ()
+    gpus: tuple[GpuInfo, ...] = ()
+    visible_devices: str | None = None
+    cudnn_version: int | None = None
+
+
+def cuda_environment() -> CudaEnvironment:
+    """Ask torch what it was built with and which devices it sees (initialises CUDA when there is a GPU)."""
+    built = bool(torch.backends.cuda.is_built())
+    gpus: tuple[GpuInfo, ...] = ()
+    if built and torch.cuda.is_available():
+        gpus = tuple(
+            GpuInfo(
+                name=torch.cuda.get_device_name(i),
+                capability=tuple(torch.cuda.get_device_capability(i)),  # type: ignore[arg-type]
+                total_memory=int(torch.cuda.get_device_properties(i).total_memory),
+            )
+            for i in range(torch.cuda.device_count())
+        )
+    return CudaEnvironment(
+        torch_version=str(torch.__version__),
+        cuda_version=torch.version.cuda,
+        cuda_built=built,
+        arch_list=tuple(torch.cuda.get_arch_list()) if built else (),
+        gpus=gpus,
+        visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        cudnn_version=torch.backends.cudnn.version() if built and torch.backends.cudnn.is_available() else None,
+    )
+
+
+def unusable_reason(env: CudaEnvironment, index: int = 0) -> str | None:
+    """Why CUDA device ``index`` cannot run this build, judged from what torch reports; ``None`` when it can.
+
+    Checks, in order: a CUDA build, a visible device, the device's compute capability against the build's
+    architectures (:func:`arch_supported`: same-major cubins and PTX). No computation runs here; see
+    :func:`cuda_unusable_reason` for the check that also runs one.
+
+    Examples::
+
+        >>> l4 = GpuInfo("NVIDIA L4", (8, 9), 24 * 2**30)
+        >>> unusable_reason(CudaEnvironment("2.5.1", "12.4", True, ("sm_80", "sm_86"), (l4,))) is None
+        True
+        >>> unusable_reason(CudaEnvironment("2.5.1+cpu", None, False))
+        'torch was built without CUDA (torch 2.5.1+cpu)'
+    """
+    if not env.cuda_built:
+        return f"torch was built without CUDA (torch {env.torch_version})"
+    if not env.gpus:
+        hint = f" (CUDA_VISIBLE_DEVICES={env.visible_devices!r})" if env.visible_devices is not None else ""
+        return f"no CUDA device visible{hint}: is an NVIDIA GPU present and its driver installed?"
+    if not 0 <= index < len(env.gpus):
+        return f"CUDA device {index} was requested but only {len(env.gpus)} device(s) are visible"
+    gpu = env.gpus[index]
+    if env.arch_list and not arch_supported(gpu.capability, env.arch_list):
+        return (
+            f"{gpu.label(index)} is not supported by this torch build (torch {env.torch_version}, "
+            f"CUDA {env.cuda_version}): supported archs {' '.join(env.arch_list)}"
+        )
+    return None
+
+
 def cuda_unusable_reason(index: int = 0) -> str | None:
     """Why CUDA device ``index`` cannot run this torch build, or ``None`` when it can.
 
-    Checks, in order: a CUDA build of torch, a visible device, the device's compute capability against the
-    build's architectures, and a tiny computation on the device.
+    :func:`unusable_reason` on what torch reports, then a tiny computation on the device.
 
     Args:
         index: CUDA device ordinal.
@@ -81,22 +192,7 @@ def cuda_unusable_reason(index: int = 0) -> str | None:
     Returns:
         ``None`` when usable; otherwise a one-line reason such as ``"torch was built without CUDA"``.
     """
-    if not torch.backends.cuda.is_built():
-        return f"torch was built without CUDA (torch {torch.__version__})"
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        hint = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
-        return f"no CUDA device visible{hint}: is an NVIDIA GPU present and its driver installed?"
-    if not 0 <= index < count:
-        return f"CUDA device {index} was requested but only {count} device(s) are visible"
-    archs = torch.cuda.get_arch_list()
-    if archs and not arch_supported(torch.cuda.get_device_capability(index), archs):
-        return (
-            f"{_device_label(index)} is not supported by this torch build (torch {torch.__version__}, "
-            f"CUDA {torch.version.cuda}): supported archs {' '.join(archs)}"
-        )
-    return _probe(index)
+    return unusable_reason(cuda_environment(), index) or _probe(index)
 
 
 def _probe(index: int) -> str | None:
@@ -109,36 +205,136 @@ def _probe(index: int) -> str | None:
     return None
 
 
-def select_device(requested: str) -> tuple[torch.device, str]:
-    """Resolve a device request to a usable device and say why.
+class ResolvedDevice(NamedTuple):
+    """The device a run uses, and why (for the user)."""
+
+    device: torch.device
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeviceDecision:
+    """What a device request comes to (see :func:`decide_device`).
+
+    Attributes:
+        device: ``"cpu"`` or ``"cuda:N"``.
+        cuda_usable: whether the CUDA device the request is about (``N``, or 0) can run this build.
+        unusable_reason: why it cannot, ``None`` when it can.
+        reason: one line for the user, e.g. ``"CUDA not usable (...); using the CPU"``.
+    """
+
+    device: str
+    cuda_usable: bool
+    unusable_reason: str | None
+    reason: str
+
+
+def decide_device(
+    env: CudaEnvironment, request: Device, probe: Callable[[int], str | None] | None = None
+) -> DeviceDecision:
+    """Apply the device rule to a request: ``auto`` takes CUDA device 0 when usable, else the CPU.
 
     Args:
-        requested: ``"auto"`` (CUDA when usable, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        env: what torch offers (:func:`cuda_environment`).
+        request: auto, cpu, cuda or cuda:N.
+        probe: runs a test computation on a device that passed the static checks and returns why it failed;
+            ``None`` skips it (pure use, tests).
+
+    Returns:
+        The decision; an explicit ``cuda``/``cuda:N`` request keeps its device even when it is unusable
+        (:func:`select_device` then refuses it).
+    """
+    index = request.cuda_index
+    why_not = unusable_reason(env, index)
+    if why_not is None and probe is not None:
+        why_not = probe(index)
+    usable = why_not is None
+    label = env.gpus[index].label(index) if usable else ""
+    if request.kind is DeviceKind.AUTO:
+        device = f"cuda:{index}" if usable else "cpu"
+        reason = f"{label} is usable" if usable else f"CUDA not usable ({why_not}); using the CPU"
+    elif request.kind is DeviceKind.CPU:
+        device = "cpu"
+        reason = "the CPU was requested; " + (f"{label} is usable too" if usable else f"CUDA is not usable: {why_not}")
+    else:
+        device = f"cuda:{index}"
+        reason = (
+            f"{label} was requested and is usable"
+            if usable
+            else f"device {str(request)!r} was requested but CUDA is not usable: {why_not}"
+        )
+    return DeviceDecision(device, usable, why_not, reason)
+
+
+def select_device(requested: Device | str = "auto") -> ResolvedDevice:
+    """Resolve a device request to a usable device and say why; a run does this once.
+
+    Args:
+        requested: ``"auto"`` (CUDA when usable, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
+            :class:`~GASACore.options.Device`.
 
     Returns:
         ``(device, reason)``; ``reason`` is human-readable, e.g. ``"CUDA not usable (torch was built without
         CUDA ...); using the CPU"``.
 
     Raises:
-        ValueError: ``requested`` is none of the accepted strings.
+        OptionError: ``requested`` is none of the accepted strings (a ``ValueError``).
         GASAError: CUDA was requested explicitly but is not usable; the message gives the reason.
     """
-    text = str(requested).strip().lower()
-    if text == "cpu":
-        return torch.device("cpu"), "the CPU was requested"
-    if text == "auto":
-        reason = cuda_unusable_reason(0)
-        if reason is None:
-            return torch.device("cuda", 0), f"{_device_label(0)} is usable"
-        return torch.device("cpu"), f"CUDA not usable ({reason}); using the CPU"
-    match = re.fullmatch(r"cuda(?::(\d+))?", text)
-    if match is None:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {requested!r}")
-    index = int(match.group(1) or 0)
-    reason = cuda_unusable_reason(index)
-    if reason is not None:
-        raise GASAError(f"device {requested!r} was requested but CUDA is not usable: {reason}")
-    return torch.device("cuda", index), f"{_device_label(index)} was requested and is usable"
+    request = Device.parse(requested)
+    if request.kind is DeviceKind.CPU:
+        return ResolvedDevice(torch.device("cpu"), "the CPU was requested")
+    decision = decide_device(cuda_environment(), request, _probe)
+    if request.kind is DeviceKind.CUDA and not decision.cuda_usable:
+        raise GASAError(decision.reason)
+    return ResolvedDevice(torch.device(decision.device), decision.reason)
+
+
+def device_report(
+    env: CudaEnvironment, request: Device, probe: Callable[[int], str | None] | None = None
+) -> dict[str, Any]:
+    """The ``gasa-segment --check-device`` report: one JSON-ready object.
+
+    Keys: ``device`` (``"cpu"`` or ``"cuda:N"``: what the request comes to), ``requested``, ``cuda_usable``,
+    ``reason`` (one line for the user), ``unusable_reason``, ``torch``, ``cuda``, ``cudnn``, ``cuda_built``,
+    ``arch_list``, ``cuda_visible_devices`` and ``gpus`` (``index``, ``name``, ``capability`` as ``"8.9"``,
+    ``memory_gib``, ``supported`` by this build's architectures).
+
+    Args:
+        env: what torch offers (:func:`cuda_environment`).
+        request: the ``--device`` asked for.
+        probe: see :func:`decide_device`.
+    """
+    decision = decide_device(env, request, probe)
+    gpus = [
+        {
+            "index": index,
+            "name": gpu.name,
+            "capability": f"{gpu.capability[0]}.{gpu.capability[1]}",
+            "memory_gib": round(gpu.total_memory / 2**30, 2),
+            "supported": not env.arch_list or arch_supported(gpu.capability, env.arch_list),
+        }
+        for index, gpu in enumerate(env.gpus)
+    ]
+    return {
+        "device": decision.device,
+        "requested": str(request),
+        "cuda_usable": decision.cuda_usable,
+        "reason": decision.reason,
+        "unusable_reason": decision.unusable_reason,
+        "torch": env.torch_version,
+        "cuda": env.cuda_version,
+        "cudnn": env.cudnn_version,
+        "cuda_built": env.cuda_built,
+        "arch_list": list(env.arch_list),
+        "cuda_visible_devices": env.visible_devices,
+        "gpus": gpus,
+    }
+
+
+def check_device(requested: Device | str = "auto") -> dict[str, Any]:
+    """:func:`device_report` for this machine, with the test computation on the device concerned."""
+    return device_report(cuda_environment(), Device.parse(requested), _probe)
 
 
 def available_cpus() -> int:

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from GASACore.errors import GASAError, InputError, ModelError
-from GASACore.inference.callbacks import CancelSignal, ProgressCallback, ProgressReporter, cancel_checker
+from GASACore.events import ProgressSink
+from GASACore.inference.callbacks import CancelSignal, ProgressCounter, cancel_checker
 from GASACore.inference.config import SlidingWindowConfig
 from GASACore.inference.device import accumulation_fits, cpu_threads, free_cuda_memory, select_device
 from GASACore.inference.windows import Slicer, gaussian_importance, mirror_combinations, pad_to_patch, window_slicers
@@ -96,7 +97,7 @@ class _Run:
     num_classes: int
     config: SlidingWindowConfig
     device: torch.device
-    progress: ProgressReporter
+    progress: ProgressCounter
     check_cancel: Callable[[], None]
 
 
@@ -231,8 +232,11 @@ def _checked_image(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     return tensor
 
 
-def _resolve_device(config: SlidingWindowConfig) -> torch.device:
-    device, reason = select_device(str(config.device))  # also checks an explicit torch.device("cuda")
+def _device(config: SlidingWindowConfig) -> torch.device:
+    """The configured device; only a one-off call without one resolves ``"auto"`` here."""
+    if config.device is not None:
+        return config.device
+    device, reason = select_device("auto")
     logger.info("device %s: %s", device, reason)
     return device
 
@@ -275,7 +279,7 @@ def predict_sliding_window(
     num_classes: int,
     config: SlidingWindowConfig,
     fold_weights: Sequence[Mapping[str, Any]] | None = None,
-    progress: ProgressCallback | None = None,
+    progress: ProgressSink | None = None,
     cancel: CancelSignal | None = None,
 ) -> torch.Tensor:
     """Predict the logits of a whole pre-processed image with a network that takes fixed-size windows.
@@ -303,8 +307,8 @@ def predict_sliding_window(
     Raises:
         InputError: ``image`` is not a finite real ``(C, X, Y, Z)`` array.
         ModelError: a fold's weights do not fit the network, or its output has the wrong shape.
-        GASAError: non-finite network output (naming fold and window), CUDA not usable, or CUDA out of
-            memory with batch 1 and logits on the CPU.
+        GASAError: non-finite network output (naming fold and window), or CUDA out of memory with batch 1
+            and logits on the CPU.
         Cancelled: ``cancel`` was set; at most one more window batch runs after it is.
         ValueError: ``num_classes`` < 1, an empty ``fold_weights`` or a bad ``cancel``.
     """
@@ -320,8 +324,8 @@ def predict_sliding_window(
     if len(active) < len(windows):
         logger.info("skipping %d of %d window(s) below %s", len(windows) - len(active), len(windows),
                     config.skip_threshold)  # fmt: skip
-    device = _resolve_device(config)
-    reporter = ProgressReporter(progress, total=len(active) * len(folds))
+    device = _device(config)
+    reporter = ProgressCounter(progress, total=len(active) * len(folds))
     run = _Run(network, data, active, folds, num_classes, config, device, reporter, check_cancel)
     was_training = network.training
     network.eval()

@@ -1,4 +1,5 @@
-"""``gasa-segment`` end to end: geometry in = geometry out, DICOM and batch input, JSON progress, bad inputs."""
+"""``gasa-segment`` end to end: geometry in = geometry out, DICOM and batch input, JSON progress, bad inputs,
+existing outputs, the device resolved once per run, ``--check-device``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from conftest import reoriented
 
 from GASACore.bundle import load_model, save_bundle
 from GASACore.cli import main
+from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, ProgressEvent, parse_event_line
+from GASACore.inference import device as device_module
 
 OBLIQUE = (
     math.cos(0.35), -math.sin(0.35), 0.0,
@@ -100,6 +103,8 @@ def test_batch_continues_past_a_bad_case_and_reports_json(small_ct: Path, nnunet
     result = subprocess.run([*command, "--fast", "--progress", "json"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
+    parsed = [parse_event_line(line) for line in result.stdout.splitlines()]
+    assert all(isinstance(e, (CaseEvent, ProgressEvent, DoneEvent, ErrorEvent)) for e in parsed)
     done = [e["case"] for e in events if e["event"] == "done"]
     errors = [e for e in events if e["event"] == "error"]
     assert sorted(done) == ["a", "b"]
@@ -216,3 +221,90 @@ def test_bad_options(small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys)
     assert main([str(small_ct), "-o", str(out), "-m", str(nnunet_model), "--folds", "3"]) == 1
     assert "fold_3" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_existing_outputs_are_refused_before_any_work(
+    small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs, out = tmp_path / "inputs", tmp_path / "outputs"
+    inputs.mkdir()
+    out.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(small_ct, inputs / f"{name}.nii.gz")
+    (out / "b.nii.gz").write_bytes(b"kept")
+    assert main([str(inputs), "-o", str(out), "-m", str(nnunet_model), "--fast", "--progress", "none"]) == 1
+    assert f"output {out / 'b.nii.gz'} exists; pass --overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["b.nii.gz"], "no case may run when an output exists"
+    (out / "c.nii.gz").write_bytes(b"kept too")
+    assert main([str(inputs), "-o", str(out), "-m", str(nnunet_model), "--fast"]) == 1
+    assert "2 outputs exist" in capsys.readouterr().err
+    seg, overlay = tmp_path / "seg.nii.gz", tmp_path / "overlay.png"
+    overlay.write_bytes(b"an older picture")
+    args = [str(small_ct), "-o", str(seg), "-m", str(nnunet_model), "--overlay", str(overlay), "--progress", "none"]
+    assert main(args) == 1
+    assert f"output {overlay} exists" in capsys.readouterr().err and not seg.exists()
+    assert overlay.read_bytes() == b"an older picture"
+
+
+def test_device_is_resolved_once_per_run(
+    small_ct: Path, nnunet_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = device_module.cuda_environment
+    monkeypatch.setattr(device_module, "cuda_environment", lambda: calls.append(1) or real())
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(small_ct, inputs / f"{name}.nii.gz")
+    args = [str(inputs), "-o", str(tmp_path / "out"), "-m", str(nnunet_model), "--fast", "--progress", "none"]
+    assert main([*args, "--device", "auto"]) == 0
+    assert len(calls) == 1, "one device resolution for the whole batch, none in the sliding window"
+
+
+def test_explicit_cuda_on_this_machine_is_refused(small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "seg.nii.gz"
+    assert main([str(small_ct), "-o", str(out), "-m", str(nnunet_model), "--device", "cuda:1"]) == 1
+    assert "device 'cuda:1' was requested but CUDA is not usable: " in capsys.readouterr().err and not out.exists()
+
+
+def test_all_names_the_fold_all_folder(small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "seg.nii.gz"
+    assert main([str(small_ct), "-o", str(out), "-m", str(nnunet_model), "--folds", "all"]) == 1
+    assert "folds ['fold_all'] are not in model" in capsys.readouterr().err and not out.exists()
+
+
+def test_check_device_prints_one_json_object() -> None:
+    command = [sys.executable, "-m", "GASACore.cli", "--check-device"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(result.stdout.strip().splitlines()) == 1
+    assert {"device", "cuda_usable", "reason", "gpus", "torch", "cuda", "arch_list"} <= set(report)
+    assert report["device"] == "cpu" and report["requested"] == "auto" and report["cuda_usable"] is False
+    expected = "torch was built without CUDA" if report["cuda"] is None else "no CUDA device visible"
+    assert report["reason"].startswith(f"CUDA not usable ({expected}") and report["reason"].endswith("using the CPU")
+    asked = subprocess.run([*command, "--device", "CUDA:1"], capture_output=True, text=True, timeout=120, check=False)
+    report = json.loads(asked.stdout)
+    assert report["device"] == "cuda:1" and report["cuda_usable"] is False
+    assert report["reason"].startswith("device 'cuda:1' was requested but CUDA is not usable")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--check-device", "ct.nii.gz"], "--check-device takes no INPUT"),
+        (["--check-device", "-m", "model"], "--check-device takes no -m/--model"),
+        (["ct.nii.gz"], "the following arguments are required: -o/--output, -m/--model"),
+        ([], "the following arguments are required: INPUT, -o/--output, -m/--model"),
+        (["ct.nii.gz", "-o", "x", "-m", "y", "--step-size", "half"], "argument --step-size: invalid float value"),
+    ],
+)
+def test_arguments_that_do_not_go_together(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bad_device_for_check_device(capsys) -> None:
+    assert main(["--check-device", "--device", "gpu"]) == 1
+    assert "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'" in capsys.readouterr().err

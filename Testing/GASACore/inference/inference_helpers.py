@@ -66,6 +66,6 @@ class Affine(nn.Module):
 
 def config(**overrides: object) -> SlidingWindowConfig:
     """The test configuration: PATCH windows, CPU, one thread."""
-    values: dict[str, object] = {"patch_size": PATCH, "device": "cpu", "num_threads": 1}
+    values: dict[str, object] = {"patch_size": PATCH, "device": torch.device("cpu"), "num_threads": 1}
     values.update(overrides)
     return SlidingWindowConfig(**values)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""SlidingWindowConfig validation and the progress / cancel helpers."""
+"""SlidingWindowConfig validation (its step and batch rules are GASACore.options') and the progress / cancel helpers."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import pytest
 import torch
 
 from GASACore.errors import Cancelled
-from GASACore.inference import Autocast, ProgressReporter, SlidingWindowConfig, cancel_checker
+from GASACore.events import Stage
+from GASACore.inference import Autocast, ProgressCounter, SlidingWindowConfig, cancel_checker
+from GASACore.options import OptionError
 
 
 def test_defaults_and_normalisation() -> None:
-    cfg = SlidingWindowConfig(patch_size=[np.int64(48), 192, 192], mirror_axes=[2, 0], device="CUDA:1", autocast="bf16")  # type: ignore[arg-type]
+    cuda1 = torch.device("cuda", 1)
+    cfg = SlidingWindowConfig(patch_size=[np.int64(48), 192, 192], mirror_axes=[2, 0], device=cuda1, autocast="bf16")  # type: ignore[arg-type]
     assert cfg.patch_size == (48, 192, 192) and cfg.mirror_axes == (2, 0)
     assert (
         cfg.device == torch.device("cuda", 1) and cfg.autocast is Autocast.BF16 and cfg.autocast.dtype == torch.bfloat16
@@ -26,9 +29,9 @@ def test_defaults_and_normalisation() -> None:
         True,
         1,
     )
-    assert default.device == "auto" and default.accumulate_on_device is None
+    assert default.device is None and default.accumulate_on_device is None
     assert default.autocast.dtype == torch.float16 and Autocast.FP32.dtype is None
-    assert SlidingWindowConfig(patch_size=(8, 8, 8), device=" Auto ", mirror_axes=()).device == "auto"
+    assert SlidingWindowConfig(patch_size=(8, 8, 8), step_size=np.float32(0.25)).step_size == 0.25
     with pytest.raises(dataclasses.FrozenInstanceError):
         default.step_size = 1.0  # type: ignore[misc]
 
@@ -39,13 +42,14 @@ def test_defaults_and_normalisation() -> None:
         ("patch_size", (8, 8), "patch_size must be 3 positive integers"),
         ("patch_size", (8, 0, 8), "patch_size"),
         ("patch_size", (8.5, 8, 8), "patch_size"),
-        ("step_size", 0.0, r"step_size must be in \(0, 1\], got 0.0"),
+        ("step_size", 0.0, r"step_size must be a number in \(0, 1\], got 0.0"),
         ("step_size", 1.5, "step_size"),
+        ("step_size", float("nan"), "step_size"),
         ("mirror_axes", (0, 3), "mirror_axes must be a tuple of distinct spatial axes"),
         ("mirror_axes", (1, 1), "mirror_axes"),
         ("batch_size", 0, "batch_size must be an integer >= 1, got 0"),
-        ("device", "mps", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'mps'"),
-        ("device", "gpu", "device must be"),
+        ("device", "cpu", "device must be a torch.device resolved with select_device, or None"),
+        ("device", "cuda:1", "got 'cuda:1'"),
         ("autocast", "fp8", r"autocast must be one of \['fp16', 'bf16', 'fp32'\], got 'fp8'"),
         ("skip_threshold", float("nan"), "skip_threshold must be a finite number"),
         ("num_threads", 0, "num_threads"),
@@ -58,9 +62,16 @@ def test_refuses(field: str, value: object, message: str) -> None:
         SlidingWindowConfig(**values)  # type: ignore[arg-type]
 
 
-def test_progress_reporter_is_monotone_across_restarts() -> None:
+def test_step_and_batch_rules_are_the_options_rules() -> None:
+    for field, value in (("step_size", 0), ("batch_size", True)):
+        with pytest.raises(OptionError) as caught:
+            SlidingWindowConfig(patch_size=(8, 8, 8), **{field: value})  # type: ignore[arg-type]
+        assert caught.value.field == field and caught.value.got is value
+
+
+def test_progress_counter_is_monotone_across_restarts() -> None:
     seen: list[tuple[str, float]] = []
-    reporter = ProgressReporter(lambda stage, f: seen.append((stage, f)), total=4)
+    reporter = ProgressCounter(lambda stage, f: seen.append((stage, f)), total=4)
     reporter.start()
     reporter.advance(1)
     reporter.advance(1)
@@ -70,7 +81,8 @@ def test_progress_reporter_is_monotone_across_restarts() -> None:
     reporter.advance(1)
     reporter.finish()
     assert seen == [("predict", 0.0), ("predict", 0.25), ("predict", 0.5), ("predict", 0.75), ("predict", 1.0)]
-    ProgressReporter(None, total=3).advance(1)  # no callback: nothing happens
+    assert all(stage is Stage.PREDICT for stage, _ in seen)
+    ProgressCounter(None, total=3).advance(1)  # no sink: nothing happens
 
 
 def test_cancel_checker_kinds() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 
@@ -11,7 +13,9 @@ from GASACore.inference import (
     accumulation_fits,
     arch_supported,
     available_cpus,
+    check_device,
     cpu_threads,
+    cuda_environment,
     cuda_unusable_reason,
     resolve_num_threads,
     select_device,
@@ -50,6 +54,8 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (12, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA RTX PRO 6000")
+    memory = types.SimpleNamespace(total_memory=96 * 2**30)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index=None: memory)
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_50", "sm_80", "sm_86", "sm_90"])
     monkeypatch.setattr(torch.version, "cuda", "12.4")
     return monkeypatch
@@ -78,6 +84,20 @@ def test_usable_gpu(fake_cuda: pytest.MonkeyPatch) -> None:
     assert select_device("cuda")[0] == torch.device("cuda", 0)
     fake_cuda.setattr(device_module, "_probe", lambda index: "CUDA device 0 (...) failed a test computation: boom")
     assert select_device("auto")[1].endswith("failed a test computation: boom); using the CPU")
+    report = check_device("cuda")
+    assert report["device"] == "cuda:0" and report["cuda_usable"] is False and "boom" in report["reason"]
+    assert report["gpus"][0] == {
+        "index": 0, "name": "NVIDIA RTX PRO 6000", "capability": "12.0", "memory_gib": 96.0, "supported": True
+    }  # fmt: skip
+
+
+def test_this_machine_environment_and_report() -> None:
+    env = cuda_environment()
+    assert env.torch_version == torch.__version__ and env.cuda_version == torch.version.cuda
+    assert env.gpus == () and env.cuda_built == torch.backends.cuda.is_built()
+    report = check_device("auto")
+    assert report["device"] == "cpu" and report["cuda_usable"] is False
+    assert report["unusable_reason"] == cuda_unusable_reason() and report["unusable_reason"] in report["reason"]
 
 
 def test_no_visible_device_mentions_cuda_visible_devices(fake_cuda: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,232 @@
+"""The progress and event contract of a run: stages, event records, and their JSON lines.
+
+Imports no torch: the Slicer module parses the engine's ``--progress json`` output with it in Slicer's own
+process. One event is one JSON object on one line, keyed by ``"event"``::
+
+    >>> line = ProgressEvent(Stage.PREDICT, 0.42).to_json_line()
+    >>> line
+    '{"event": "progress", "stage": "predict", "fraction": 0.42, "overall": 0.465}'
+    >>> parse_event_line(line)
+    ProgressEvent(stage=<Stage.PREDICT: 'predict'>, fraction=0.42, overall=0.465)
+    >>> parse_event_line("Traceback (most recent call last):")
+    LogEvent(message='Traceback (most recent call last):')
+
+Whoever wants progress passes a :class:`ProgressSink`: any callable ``sink(stage, fraction)``. An
+:class:`EventSink` is a progress sink that also receives the other events (the CLI's reporters are).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol
+
+from GASACore.enums import StrEnum
+
+__all__ = [
+    "STAGE_SPANS",
+    "CaseEvent",
+    "DoneEvent",
+    "ErrorEvent",
+    "Event",
+    "EventKind",
+    "EventSink",
+    "LogEvent",
+    "ProgressEvent",
+    "ProgressSink",
+    "Stage",
+    "overall_fraction",
+    "parse_event_line",
+]
+
+
+class Stage(StrEnum):
+    """The steps of one segmentation, in order."""
+
+    LOAD = "load"  #: model and image read, device resolved
+    PREPROCESS = "preprocess"  #: nnU-Net's transpose, crop, normalisation, resampling
+    PREDICT = "predict"  #: sliding-window prediction over folds and mirrors
+    EXPORT = "export"  #: back to the input grid, label map written
+
+
+#: The share of the whole run each stage stands for, as ``(start, end)`` fractions of the run.
+STAGE_SPANS: Mapping[Stage, tuple[float, float]] = MappingProxyType(
+    {
+        Stage.LOAD: (0.0, 0.05),
+        Stage.PREPROCESS: (0.05, 0.15),
+        Stage.PREDICT: (0.15, 0.9),
+        Stage.EXPORT: (0.9, 1.0),
+    }
+)
+
+
+def overall_fraction(stage: Stage | str, fraction: float) -> float:
+    """The whole run's fraction done when ``stage`` is ``fraction`` done (clamped to ``[0, 1]``).
+
+    Examples::
+
+        >>> overall_fraction("load", 0.0), overall_fraction(Stage.PREDICT, 0.5), overall_fraction("export", 2)
+        (0.0, 0.525, 1.0)
+    """
+    low, high = STAGE_SPANS[Stage(stage)]
+    return low + (high - low) * min(max(float(fraction), 0.0), 1.0)
+
+
+class ProgressSink(Protocol):
+    """Receives progress: ``sink(stage, fraction)`` with the stage's own fraction done, ``0 <= fraction <= 1``.
+
+    Used by :func:`GASACore.segment` (``progress=``), :func:`~GASACore.inference.predict_sliding_window` and
+    the CLI's reporters. A plain function ``def show(stage, fraction): ...`` is one.
+    """
+
+    def __call__(self, stage: Stage, fraction: float) -> None: ...
+
+
+class EventKind(StrEnum):
+    """The ``"event"`` key of a JSON line."""
+
+    PROGRESS = "progress"
+    CASE = "case"
+    DONE = "done"
+    ERROR = "error"
+    LOG = "log"
+
+
+class _EventRecord:
+    """JSON form shared by the event records."""
+
+    kind: ClassVar[EventKind]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"event": kind, field: value, ...}``; fields that are ``None`` are left out."""
+        values = {k: v for k, v in asdict(self).items() if v is not None}  # type: ignore[call-overload]
+        return {"event": self.kind.value, **values}
+
+    def to_json_line(self) -> str:
+        """One line of JSON (no newline)."""
+        return json.dumps(self.to_dict())
+
+
+@dataclass(frozen=True)
+class ProgressEvent(_EventRecord):
+    """``fraction`` of ``stage`` is done; ``overall`` is the whole run's fraction (from :data:`STAGE_SPANS`)."""
+
+    kind: ClassVar[EventKind] = EventKind.PROGRESS
+    stage: Stage
+    fraction: float
+    overall: float = field(default=math.nan)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stage", Stage(self.stage))
+        if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)):
+            raise ValueError(f"fraction must be a number in [0, 1], got {self.fraction!r}")
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError(f"fraction must be a number in [0, 1], got {self.fraction!r}")
+        if math.isnan(self.overall):
+            object.__setattr__(self, "overall", round(overall_fraction(self.stage, self.fraction), 6))
+
+
+@dataclass(frozen=True)
+class CaseEvent(_EventRecord):
+    """Input ``index`` (from 0) of ``total`` starts; ``name`` is the case name outputs are named after."""
+
+    kind: ClassVar[EventKind] = EventKind.CASE
+    name: str
+    index: int
+    total: int
+
+
+@dataclass(frozen=True)
+class DoneEvent(_EventRecord):
+    """A label map was written to ``output``, for ``case``, on ``device``, in ``seconds``."""
+
+    kind: ClassVar[EventKind] = EventKind.DONE
+    output: str
+    case: str | None = None
+    device: str | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ErrorEvent(_EventRecord):
+    """A case (or the whole run, ``case=None``) failed; ``message`` says what was expected and given."""
+
+    kind: ClassVar[EventKind] = EventKind.ERROR
+    message: str
+    case: str | None = None
+
+
+@dataclass(frozen=True)
+class LogEvent(_EventRecord):
+    """A line to show as it is: anything on the engine's stdout that is not an event."""
+
+    kind: ClassVar[EventKind] = EventKind.LOG
+    message: str
+
+
+#: Any one event.
+Event = ProgressEvent | CaseEvent | DoneEvent | ErrorEvent | LogEvent
+_RECORDS: Mapping[str, type[_EventRecord]] = {
+    cls.kind.value: cls for cls in (ProgressEvent, CaseEvent, DoneEvent, ErrorEvent, LogEvent)
+}
+_TYPES: Mapping[str, tuple[type, ...]] = {
+    "stage": (str,),
+    "fraction": (int, float),
+    "overall": (int, float),
+    "name": (str,),
+    "index": (int,),
+    "total": (int,),
+    "output": (str,),
+    "case": (str,),
+    "device": (str,),
+    "seconds": (int, float),
+    "message": (str,),
+}
+
+
+def parse_event_line(line: str) -> Event | None:
+    """The event on one line of engine output; ``None`` for a blank line.
+
+    A line that is not a JSON object with a known ``"event"`` and well-typed fields becomes a
+    :class:`LogEvent` holding the line, so that nothing the engine printed is lost. Keys an event does not
+    know are ignored (a newer engine may add some).
+    """
+    text = line.strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return LogEvent(text)
+    kind = data.get("event") if isinstance(data, dict) else None
+    record = _RECORDS.get(kind) if isinstance(kind, str) else None
+    if record is None:
+        return LogEvent(text)
+    names = {f.name for f in fields(record)}  # type: ignore[arg-type]
+    values = {k: v for k, v in data.items() if k in names}
+    for key, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, _TYPES[key])):
+            return LogEvent(text)
+    try:
+        return record(**values)  # type: ignore[return-value]
+    except (TypeError, ValueError):  # a missing field, an unknown stage, a fraction outside [0, 1]
+        return LogEvent(text)
+
+
+class EventSink:
+    """Receives every event of a run; calling it with ``(stage, fraction)`` reports progress.
+
+    This base class drops everything (the CLI's ``--progress none``); reporters override :meth:`emit`.
+    """
+
+    def emit(self, event: Event) -> None:
+        """Handle one event."""
+
+    def __call__(self, stage: Stage | str, fraction: float) -> None:
+        self.emit(ProgressEvent(Stage(stage), min(max(float(fraction), 0.0), 1.0)))
+
+    def close(self) -> None:
+        """No more events."""
