@@ -1,18 +1,18 @@
 """GASASegmenter: segment abdominal CT with GASA-UNet / nnU-Net v2 models in 3D Slicer.
 
 Module (this file), Widget (``GASASegmenterLib/widget.py``), Logic (``GASASegmenterLib/logic.py``, importable
-with slicer-core alone) and the self-test (``GASASegmenterLib/selfTest.py``).
+with slicer-core alone; with the parameter node in ``GASASegmenterLib/parameterNode.py``) and the self-test
+(``GASASegmenterLib/selfTest.py``). The library never imports this file.
 """
 
 from __future__ import annotations
 
 import logging
 
-import slicer
-from GASASegmenterLib.logic import SegmenterLogic
+from GASASegmenterLib.parameterNode import GASASegmenterLogic
 from GASASegmenterLib.selfTest import GASASegmenterTest
-from GASASegmenterLib.widget import GASASegmenterParameterNode, GASASegmenterWidget
-from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleLogic
+from GASASegmenterLib.widget import GASASegmenterWidget
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 __all__ = ["GASASegmenter", "GASASegmenterLogic", "GASASegmenterTest", "GASASegmenterWidget"]
 
@@ -37,18 +37,3 @@ class GASASegmenter(ScriptedLoadableModule):
         self.parent.acknowledgementText = (
             "GASA-UNet (Global Axial Self-Attention U-Net) built on nnU-Net v2 and dynamic-network-architectures."
         )
-
-
-class GASASegmenterLogic(ScriptedLoadableModuleLogic, SegmenterLogic):
-    """:class:`SegmenterLogic` with Slicer's parameter node, on ``slicer.mrmlScene``."""
-
-    def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
-        SegmenterLogic.__init__(self, scene=None)
-
-    def getParameterNode(self) -> GASASegmenterParameterNode:
-        return GASASegmenterParameterNode(super().getParameterNode())
-
-
-# The scene used when this module is imported outside the application is the caller's (see SegmenterLogic).
-_ = slicer

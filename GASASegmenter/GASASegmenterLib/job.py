@@ -11,19 +11,20 @@ import enum
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import slicer
 
+from GASACore.events import DoneEvent, ErrorEvent, LogEvent, ProgressEvent, parse_event_line
 from GASACore.labels import Label
+from GASACore.options import SegmentOptions
 
 from .processRunner import ProcessRunner
-from .progress import parseProgressLine
 from .segmentationBuilder import addSegmentsFromLabelMap, ensureConverterRules
 from .volumeIO import CropBox, ijkToRasArray, readLabelMap
 
-__all__ = ["JobState", "SegmentationJob", "SegmentationOptions"]
+__all__ = ["JobRequest", "JobState", "SegmentationJob", "segmentationCommand"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,55 +38,61 @@ class JobState(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+def segmentationCommand(
+    engine: Sequence[str], inputPath: Path, outputPath: Path, modelPath: Path, options: SegmentOptions
+) -> list[str]:
+    """``ENGINE INPUT -o OUTPUT -m MODEL <options.to_argv()> --progress json``."""
+    return [
+        *engine,
+        str(inputPath),
+        "-o",
+        str(outputPath),
+        "-m",
+        str(modelPath),
+        *options.to_argv(),
+        "--progress",
+        "json",
+    ]
+
+
 @dataclass(frozen=True)
-class SegmentationOptions:
-    """How the engine runs.
+class JobRequest:
+    """Everything one segmentation run needs, prepared by :meth:`SegmenterLogic.startSegmentation`.
 
     Attributes:
-        device: ``"auto"`` (CUDA when usable), ``"cuda"`` or ``"cpu"``.
-        folds: fold numbers/names to ensemble; all folds of the model when empty.
-        tta: mirroring test-time augmentation (about 8x slower, slightly better).
-        stepSize: sliding-window step as a fraction of the patch, in (0, 1].
-        fast: first fold only, no TTA, step 1.0.
+        scene: the scene that receives the result.
+        command: the engine command (see :func:`segmentationCommand`).
+        env: the engine's environment (``None``: this process's).
+        tempDir: the run's temporary folder (input and output files); removed when the job ends.
+        outputPath: the label map the engine writes.
+        inputVolume: the segmented volume; the result's reference geometry.
+        writtenIjkToRas: IJK-to-RAS matrix of the image the engine read (after an ROI crop).
+        cropBox: the ROI crop, ``None`` for the whole volume.
+        labels: the model's foreground labels (names, colours, terminology).
+        existingNode: a segmentation node whose segments the result replaces; ``None`` creates a node.
+        newNodeName: the name of the node created when ``existingNode`` is ``None``.
+        createSurface: build the closed-surface representation (3D display).
     """
 
-    device: str = "auto"
-    folds: Sequence[str] = field(default_factory=tuple)
-    tta: bool = True
-    stepSize: float = 0.5
-    fast: bool = False
-
-    def __post_init__(self) -> None:
-        if self.device not in ("auto", "cuda", "cpu"):
-            raise ValueError(f"device must be 'auto', 'cuda' or 'cpu', got {self.device!r}")
-        if not 0.0 < float(self.stepSize) <= 1.0:
-            raise ValueError(f"step size must be in (0, 1], got {self.stepSize!r}")
-
-    def engineArguments(self) -> list[str]:
-        """The matching ``gasa-segment`` arguments."""
-        arguments = ["--device", self.device, "--step-size", f"{float(self.stepSize):g}"]
-        if self.folds:
-            arguments += ["--folds", *[str(f) for f in self.folds]]
-        if not self.tta:
-            arguments.append("--no-tta")
-        if self.fast:
-            arguments.append("--fast")
-        return arguments
-
-
-@dataclass
-class _Target:
-    """Where the result goes: an existing node (replace its segments) or a new node with ``name``."""
-
-    existingNode: slicer.vtkMRMLSegmentationNode | None
-    name: str
-    createSurface: bool
+    scene: slicer.vtkMRMLScene
+    command: tuple[str, ...]
+    env: dict[str, str] | None
+    tempDir: Path
+    outputPath: Path
+    inputVolume: slicer.vtkMRMLScalarVolumeNode
+    writtenIjkToRas: object
+    cropBox: CropBox | None
+    labels: tuple[Label, ...]
+    existingNode: slicer.vtkMRMLSegmentationNode | None = None
+    newNodeName: str = "segmentation"
+    createSurface: bool = True
 
 
 class SegmentationJob:
     """A running engine process and what to do with its result.
 
     Attributes:
+        request: what the job runs and where the result goes.
         state: a :class:`JobState`.
         stage: the engine's current stage (``load``, ``preprocess``, ``predict``, ``export``).
         progress: the whole run's fraction done, 0-1.
@@ -95,30 +102,13 @@ class SegmentationJob:
 
     def __init__(
         self,
-        *,
-        scene: slicer.vtkMRMLScene,
+        request: JobRequest,
         runner: ProcessRunner,
-        command: Sequence[str],
-        env: dict[str, str] | None,
-        tempDir: Path,
-        outputPath: Path,
-        inputVolume: slicer.vtkMRMLScalarVolumeNode,
-        writtenIjkToRas,
-        cropBox: CropBox | None,
-        labels: Sequence[Label],
-        target: _Target,
         onLog: Callable[[str], None] | None = None,
         onProgress: Callable[[str, float], None] | None = None,
     ) -> None:
-        self.scene = scene
+        self.request = request
         self.runner = runner
-        self.tempDir = tempDir
-        self.outputPath = outputPath
-        self.inputVolume = inputVolume
-        self.writtenIjkToRas = writtenIjkToRas
-        self.cropBox = cropBox
-        self.labels = tuple(labels)
-        self.target = target
         self.onLog = onLog or (lambda line: None)
         self.onProgress = onProgress or (lambda stage, fraction: None)
         self.state = JobState.RUNNING
@@ -129,9 +119,17 @@ class SegmentationJob:
         self.stderrTail: list[str] = []
         self.segmentationNode: slicer.vtkMRMLSegmentationNode | None = None
         try:
-            self.runner.start(command, env)
+            self.runner.start(request.command, request.env)
         except OSError as err:
-            self._fail(f"could not start the segmentation engine ({command[0]}): {err}")
+            self._fail(f"could not start the segmentation engine ({request.command[0]}): {err}")
+
+    @property
+    def tempDir(self) -> Path:
+        return self.request.tempDir
+
+    @property
+    def inputVolume(self) -> slicer.vtkMRMLScalarVolumeNode:
+        return self.request.inputVolume
 
     @property
     def finished(self) -> bool:
@@ -143,20 +141,18 @@ class SegmentationJob:
 
     def _readOutput(self) -> None:
         for line in self.runner.readLines():
-            event = parseProgressLine(line)
-            if event is None:
-                continue
-            if event.kind == "progress":
+            event = parse_event_line(line)
+            if isinstance(event, ProgressEvent):
                 if event.stage != self.stage:
                     self._log(f"stage: {event.stage}")
-                self.stage, self.progress = event.stage, event.overall
+                self.stage, self.progress = event.stage.value, event.overall
                 self.onProgress(self.stage, self.progress)
-            elif event.kind == "error":
+            elif isinstance(event, ErrorEvent):
                 self.engineError = event.message
                 self._log(f"engine error: {event.message}")
-            elif event.kind == "done":
+            elif isinstance(event, DoneEvent):
                 self._log(f"engine wrote {event.output}")
-            else:
+            elif isinstance(event, LogEvent):
                 self._log(event.message)
         for line in self.runner.readErrorLines():
             self.stderrTail = [*self.stderrTail[-19:], line]
@@ -184,7 +180,7 @@ class SegmentationJob:
         self.state = JobState.SUCCEEDED
         self.progress = 1.0
         self.onProgress("done", 1.0)
-        self.message = f"{len(self.labels)} segments in {self.segmentationNode.GetName()!r}"
+        self.message = f"{len(self.request.labels)} segments in {self.segmentationNode.GetName()!r}"
         self._log(self.message)
         self._cleanUp()
         return True
@@ -207,32 +203,33 @@ class SegmentationJob:
         self._cleanUp()
 
     def _cleanUp(self) -> None:
-        shutil.rmtree(self.tempDir, ignore_errors=True)
+        shutil.rmtree(self.request.tempDir, ignore_errors=True)
 
     def _loadResult(self) -> None:
-        size = self.cropBox.size if self.cropBox else tuple(self.inputVolume.GetImageData().GetDimensions())
-        labelImage = readLabelMap(self.outputPath, self.writtenIjkToRas, size)
-        referenceIjkToRas = ijkToRasArray(self.inputVolume)
-        target = self.target
-        if target.existingNode is not None:
-            node = target.existingNode
+        request = self.request
+        volume = request.inputVolume
+        size = request.cropBox.size if request.cropBox else tuple(volume.GetImageData().GetDimensions())
+        labelImage = readLabelMap(request.outputPath, request.writtenIjkToRas, size)
+        referenceIjkToRas = ijkToRasArray(volume)
+        if request.existingNode is not None:
+            node = request.existingNode
             backup = slicer.vtkSegmentation()
             backup.DeepCopy(node.GetSegmentation())
         else:
-            node = self.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", target.name)
+            node = request.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", request.newNodeName)
             backup = None
         try:
             wasModifying = node.StartModify()
             try:
                 if backup is not None:
                     node.GetSegmentation().RemoveAllSegments()
-                node.SetReferenceImageGeometryParameterFromVolumeNode(self.inputVolume)
-                node.SetAndObserveTransformNodeID(self.inputVolume.GetTransformNodeID())
-                addSegmentsFromLabelMap(node, labelImage, self.labels, referenceIjkToRas, self.cropBox)
+                node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+                node.SetAndObserveTransformNodeID(volume.GetTransformNodeID())
+                addSegmentsFromLabelMap(node, labelImage, request.labels, referenceIjkToRas, request.cropBox)
             finally:
                 node.EndModify(wasModifying)
             node.CreateDefaultDisplayNodes()
-            if target.createSurface:
+            if request.createSurface:
                 ensureConverterRules()
                 node.CreateClosedSurfaceRepresentation()
                 display = node.GetDisplayNode()
@@ -247,11 +244,12 @@ class SegmentationJob:
         self.segmentationNode = node
 
     def _removeNode(self, node: slicer.vtkMRMLSegmentationNode) -> None:
+        scene = self.request.scene
         for index in range(node.GetNumberOfDisplayNodes()):
             display = node.GetNthDisplayNode(index)
             if display is not None:
-                self.scene.RemoveNode(display)
+                scene.RemoveNode(display)
         storage = node.GetStorageNode()
         if storage is not None:
-            self.scene.RemoveNode(storage)
-        self.scene.RemoveNode(node)
+            scene.RemoveNode(storage)
+        scene.RemoveNode(node)

@@ -4,34 +4,47 @@
 Typical use from a script or test::
 
     logic = SegmenterLogic(scene)
-    job = logic.startSegmentation(volumeNode, modelPath, SegmentationOptions(device="cpu"))
+    job = logic.startSegmentation(volumeNode, modelPath, SegmentOptions(device="cpu"))
     logic.waitFor(job)          # or call job.poll() from a timer
     segmentationNode = job.segmentationNode
+
+Options are the engine's own :class:`GASACore.options.SegmentOptions` (the engine command is built from
+``SegmentOptions.to_argv()``), progress lines are parsed with :mod:`GASACore.events`, and the device check
+is ``gasa-segment --check-device``: none of these rules is repeated here, and none of them imports torch.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import slicer
 
 import GASACore
+from GASACore.options import Device, SegmentOptions
 
 from .catalog import modelLabels
-from .job import JobState, SegmentationJob, SegmentationOptions, _Target
+from .engineQuery import EngineQuery
+from .job import JobRequest, JobState, SegmentationJob, segmentationCommand
 from .processRunner import ProcessRunner, SubprocessRunner
 from .volumeIO import cropBoxFromRoi, writeVolumeForEngine
 
-__all__ = ["JobState", "SegmentationOptions", "SegmenterLogic", "engineCommand", "engineEnvironment"]
+__all__ = [
+    "JobState",
+    "SegmentOptions",
+    "SegmenterLogic",
+    "deviceCheckCommand",
+    "engineCommand",
+    "engineEnvironment",
+    "pythonExecutable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,35 +86,9 @@ def _defaultScene() -> slicer.vtkMRMLScene:
     return scene
 
 
-_GPU_CHECK = """
-import json
-report = {"torch": None, "cuda_built": None, "cuda_available": False, "devices": [], "reason": ""}
-try:
-    import torch
-    report["torch"] = torch.__version__
-    report["cuda_built"] = torch.version.cuda
-    if torch.version.cuda is None:
-        report["reason"] = "the installed torch " + torch.__version__ + " is a CPU-only build"
-    elif not torch.cuda.is_available():
-        report["reason"] = ("torch was built for CUDA " + str(torch.version.cuda)
-                            + " but finds no usable GPU (no NVIDIA driver, or a driver too old for it)")
-    else:
-        report["cuda_available"] = True
-        for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            report["devices"].append({"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
-                                      "capability": list(torch.cuda.get_device_capability(index))})
-        arch = torch.cuda.get_arch_list()
-        major, minor = torch.cuda.get_device_capability(0)
-        if arch and not any(a.endswith(str(major) + str(minor)) for a in arch if a.startswith("sm_")):
-            report["cuda_available"] = False
-            report["reason"] = ("GPU compute capability " + str(major) + "." + str(minor)
-                                + " is not supported by this torch build (" + ", ".join(arch)
-                                + "); install a newer torch with the PyTorch extension")
-except Exception as err:
-    report["reason"] = "torch cannot be imported: " + type(err).__name__ + ": " + str(err)
-print(json.dumps(report))
-"""
+def deviceCheckCommand(device: Device | str = "auto") -> list[str]:
+    """``gasa-segment --check-device --device DEVICE`` in the engine's Python."""
+    return [*engineCommand(), "--check-device", "--device", str(Device.parse(device))]
 
 
 class SegmenterLogic:
@@ -124,7 +111,7 @@ class SegmenterLogic:
         self,
         inputVolume: slicer.vtkMRMLScalarVolumeNode,
         modelPath: str | Path,
-        options: SegmentationOptions | None = None,
+        options: SegmentOptions | None = None,
         *,
         outputSegmentation: slicer.vtkMRMLSegmentationNode | None = None,
         replaceExisting: bool = False,
@@ -158,7 +145,7 @@ class SegmenterLogic:
                 f"segmentation {outputSegmentation.GetName()!r} exists: tick 'Replace existing segments' to "
                 "overwrite it, or choose 'Create new segmentation'"
             )
-        options = options or SegmentationOptions()
+        options = options or SegmentOptions()
         modelPath = Path(modelPath)
         labels = modelLabels(modelPath)
         cropBox = cropBoxFromRoi(inputVolume, roi) if roi is not None else None
@@ -169,34 +156,21 @@ class SegmenterLogic:
         except BaseException:
             shutil.rmtree(tempDir, ignore_errors=True)
             raise
-        command = [
-            *engineCommand(),
-            str(inputPath),
-            "-o",
-            str(outputPath),
-            "-m",
-            str(modelPath),
-            *options.engineArguments(),
-            "--progress",
-            "json",
-        ]
-        name = f"{inputVolume.GetName()} segmentation"
-        target = _Target(existingNode=outputSegmentation, name=name, createSurface=createSurface)
-        return SegmentationJob(
+        request = JobRequest(
             scene=self.scene,
-            runner=runner or SubprocessRunner(),
-            command=command,
+            command=tuple(segmentationCommand(engineCommand(), inputPath, outputPath, modelPath, options)),
             env=engineEnvironment(),
             tempDir=tempDir,
             outputPath=outputPath,
             inputVolume=inputVolume,
             writtenIjkToRas=writtenIjkToRas,
             cropBox=cropBox,
-            labels=labels,
-            target=target,
-            onLog=onLog,
-            onProgress=onProgress,
+            labels=tuple(labels),
+            existingNode=outputSegmentation,
+            newNodeName=f"{inputVolume.GetName()} segmentation",
+            createSurface=createSurface,
         )
+        return SegmentationJob(request, runner or SubprocessRunner(), onLog=onLog, onProgress=onProgress)
 
     @staticmethod
     def waitFor(job: SegmentationJob, timeout: float | None = None, interval: float = 0.1) -> JobState:
@@ -213,7 +187,7 @@ class SegmenterLogic:
         self,
         inputVolume: slicer.vtkMRMLScalarVolumeNode,
         modelPath: str | Path,
-        options: SegmentationOptions | None = None,
+        options: SegmentOptions | None = None,
         **kwargs,
     ) -> slicer.vtkMRMLSegmentationNode:
         """Blocking convenience: segment and return the segmentation node.
@@ -227,41 +201,22 @@ class SegmenterLogic:
         return job.segmentationNode
 
     @staticmethod
-    def checkGpu(timeout: float = 120.0) -> dict:
-        """Ask the engine's Python whether CUDA is usable, and if not, why (in a separate process).
+    def startDeviceCheck(
+        device: Device | str = "auto", runner: ProcessRunner | None = None, timeout: float = 120.0
+    ) -> EngineQuery:
+        """Start ``gasa-segment --check-device`` in the engine's Python; poll the returned query.
 
-        Returns:
-            ``{"torch": version|None, "cuda_built": str|None, "cuda_available": bool, "devices": [...],
-            "reason": str}``.
+        Its result is the engine's report: ``device``, ``cuda_usable``, ``reason`` (the line to show the user),
+        GPUs, torch and CUDA versions and the build's architectures.
         """
-        try:
-            result = subprocess.run(
-                [pythonExecutable(), "-c", _GPU_CHECK],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=engineEnvironment(),
-                check=False,
-            )
-            return json.loads(result.stdout.strip().splitlines()[-1])
-        except (OSError, subprocess.SubprocessError, ValueError, IndexError) as err:
-            return {"torch": None, "cuda_built": None, "cuda_available": False, "devices": [], "reason": str(err)}
+        command = deviceCheckCommand(device)
+        return EngineQuery(runner or SubprocessRunner(), command, engineEnvironment(), timeout=timeout)
 
-    @staticmethod
-    def describeGpu(report: dict) -> str:
-        """One line for the user from :meth:`checkGpu`'s report."""
-        if report.get("cuda_available"):
-            devices = ", ".join(f"{d['name']} ({d['memory_gb']} GB)" for d in report.get("devices", []))
-            return f"CUDA is usable: {devices} (torch {report.get('torch')})"
-        return f"CUDA is not usable: {report.get('reason') or 'unknown reason'}; segmentation will run on the CPU"
-
-
-def foldsFromText(text: str) -> list[str]:
-    """``"0 1, 2"`` -> ``["0", "1", "2"]``; ``""`` or ``"all"`` -> ``[]`` (every fold)."""
-    parts = [p for p in text.replace(",", " ").split() if p]
-    if not parts or parts == ["all"]:
-        return []
-    return parts
-
-
-__all__ += ["foldsFromText", "pythonExecutable"]
+    @classmethod
+    def checkDevice(cls, device: Device | str = "auto", timeout: float = 120.0) -> dict[str, Any]:
+        """Blocking :meth:`startDeviceCheck` (scripts and tests); a failed check reports CUDA unusable with why."""
+        query = cls.startDeviceCheck(device, timeout=timeout)
+        report = query.wait()
+        if report is None:
+            return {"device": "cpu", "cuda_usable": False, "reason": f"the GPU check failed: {query.error}"}
+        return report

@@ -17,7 +17,7 @@ import vtk
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
 from .catalog import loadCatalog, modelLabels, resolveModelPath
-from .logic import SegmentationOptions, SegmenterLogic
+from .logic import SegmenterLogic, SegmentOptions
 from .volumeIO import ijkToRasArray
 
 __all__ = ["GASASegmenterTest", "bundledSampleCt"]
@@ -62,7 +62,7 @@ class GASASegmenterTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Segmenting the sample CT with the demo model")
         modelPath, volume = self._inputs()
         labels = modelLabels(modelPath)
-        options = SegmentationOptions(device="auto", tta=False, fast=True)
+        options = SegmentOptions(device="auto", tta=False, fast=True)
         node = SegmenterLogic().segment(volume, modelPath, options)
         segmentation = node.GetSegmentation()
         self.assertEqual(segmentation.GetNumberOfSegments(), len(labels))
@@ -87,7 +87,7 @@ class GASASegmenterTest(ScriptedLoadableModuleTest):
         modelPath, volume = self._inputs()
         nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
         logic = SegmenterLogic()
-        job = logic.startSegmentation(volume, modelPath, SegmentationOptions(device="cpu"))
+        job = logic.startSegmentation(volume, modelPath, SegmentOptions(device="cpu"))
         for _ in range(600):
             if job.poll() or job.stage == "predict":
                 break

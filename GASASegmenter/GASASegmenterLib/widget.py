@@ -4,40 +4,23 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
 
 import qt
 import slicer
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
 from . import catalog, dependencies
+from .engineQuery import EngineQuery
 from .job import JobState, SegmentationJob
-from .logic import SegmentationOptions, foldsFromText
+from .parameterNode import GASASegmenterLogic, GASASegmenterParameterNode, segmentOptionsFrom
 from .qtProcessRunner import QProcessRunner
 
-__all__ = ["GASASegmenterParameterNode", "GASASegmenterWidget"]
+__all__ = ["GASASegmenterWidget"]
 
 logger = logging.getLogger(__name__)
 
 POLL_INTERVAL_MS = 200
-
-
-@parameterNodeWrapper
-class GASASegmenterParameterNode:
-    """UI state, bound to the .ui widgets through their ``SlicerParameterName`` property."""
-
-    inputVolume: slicer.vtkMRMLScalarVolumeNode
-    modelTitle: str = ""
-    device: str = "auto"
-    tta: bool = True
-    folds: str = "all"
-    stepSize: Annotated[float, WithinRange(0.1, 1.0)] = 0.5
-    fast: bool = False
-    roi: slicer.vtkMRMLMarkupsROINode
-    outputSegmentation: slicer.vtkMRMLSegmentationNode
-    replaceExisting: bool = False
 
 
 class _QSettingsMapping(dict):
@@ -56,14 +39,18 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
+        self.logic: GASASegmenterLogic | None = None
         self._parameterNode: GASASegmenterParameterNode | None = None
         self._parameterNodeGuiTag = None
         self._job: SegmentationJob | None = None
+        self._deviceCheck: EngineQuery | None = None
         self._models: dict[str, catalog.ModelEntry] = {}
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.connect("timeout()", self.onPoll)
+        self._deviceCheckTimer = qt.QTimer()
+        self._deviceCheckTimer.setInterval(POLL_INTERVAL_MS)
+        self._deviceCheckTimer.connect("timeout()", self.onPollDeviceCheck)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -71,8 +58,6 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        from GASASegmenter import GASASegmenterLogic
-
         self.logic = GASASegmenterLogic()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -80,12 +65,15 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
         self.ui.checkGpuButton.connect("clicked(bool)", self.onCheckGpu)
         self.ui.openInSegmentEditorButton.connect("clicked(bool)", self.onOpenInSegmentEditor)
-        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.updateGuiFromState)
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
         self.refreshModels()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self._cancelJob()
+        if self._deviceCheck is not None:
+            self._deviceCheck.cancel()
+            self._deviceCheckTimer.stop()
         self.removeObservers()
         self._disconnectParameterNode()
 
@@ -138,10 +126,28 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         combo.blockSignals(wasBlocked)
         if select and self._parameterNode is not None:
             self._parameterNode.modelTitle = select
+        self._showSelectedModel()
+
+    def onModelSelected(self, *unused) -> None:
+        """The model selector is not bound (its items change at run time): keep ``modelTitle`` in step."""
+        if self._parameterNode is not None and self.ui.modelComboBox.currentText:
+            self._parameterNode.modelTitle = self.ui.modelComboBox.currentText
+        self.updateGuiFromState()
+
+    def _showSelectedModel(self) -> None:
+        combo, p = self.ui.modelComboBox, self._parameterNode
+        if p is None or not p.modelTitle or combo.currentText == p.modelTitle:
+            return
+        index = combo.findText(p.modelTitle)
+        if index >= 0:
+            wasBlocked = combo.blockSignals(True)
+            combo.currentIndex = index
+            combo.blockSignals(wasBlocked)
 
     def updateGuiFromState(self, *unused) -> None:
         running = self._job is not None and not self._job.finished
         p = self._parameterNode
+        self._showSelectedModel()
         ready = bool(p and p.inputVolume and self.ui.modelComboBox.currentText)
         self.ui.segmentButton.text = "Cancel" if running else "Segment"
         self.ui.segmentButton.enabled = running or ready
@@ -175,9 +181,7 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             entry = self._models.get(self.ui.modelComboBox.currentText)
             if entry is None:
                 raise ValueError("select a model, or import one with 'Import model...'")
-            options = SegmentationOptions(
-                device=p.device, folds=foldsFromText(p.folds), tta=p.tta, stepSize=p.stepSize, fast=p.fast
-            )
+            options = segmentOptionsFrom(p)
             self.ui.logTextEdit.clear()
             self.ui.progressBar.value = 0
             self._job = self.logic.startSegmentation(
@@ -236,11 +240,28 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.appendLog(f"imported and verified {entry.path}")
 
     def onCheckGpu(self) -> None:
-        with slicer.util.tryWithErrorDisplay("GPU check failed.", waitCursor=True):
-            report = self.logic.checkGpu()
-            message = self.logic.describeGpu(report)
-            self.ui.deviceStatusLabel.text = message
-            self.appendLog(message)
+        """Ask the engine (``gasa-segment --check-device``) in the background; the answer arrives in the label."""
+        if self._deviceCheck is not None and not self._deviceCheck.finished:
+            return
+        with slicer.util.tryWithErrorDisplay("GPU check could not start."):
+            device = self._parameterNode.device if self._parameterNode is not None else "auto"
+            self._deviceCheck = self.logic.startDeviceCheck(device)
+            self.ui.deviceStatusLabel.text = "Checking the GPU..."
+            self.ui.checkGpuButton.enabled = False
+            self._deviceCheckTimer.start()
+
+    def onPollDeviceCheck(self) -> None:
+        query = self._deviceCheck
+        if query is not None and not query.poll():
+            return
+        self._deviceCheckTimer.stop()
+        self.ui.checkGpuButton.enabled = True
+        if query is None:
+            return
+        report = query.result
+        message = str(report.get("reason", "")) if report else f"GPU check failed: {query.error}"
+        self.ui.deviceStatusLabel.text = message
+        self.appendLog(message)
 
     def onOpenInSegmentEditor(self) -> None:
         job = self._job

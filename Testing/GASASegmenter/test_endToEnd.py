@@ -14,7 +14,7 @@ import slicer
 import vtk
 from conftest import sceneSnapshot
 from GASASegmenterLib.job import JobState
-from GASASegmenterLib.logic import SegmentationOptions, SegmenterLogic
+from GASASegmenterLib.logic import SegmenterLogic, SegmentOptions
 from GASASegmenterLib.processRunner import isProcessAlive
 from GASASegmenterLib.volumeIO import ijkToRasArray
 from vtk.util.numpy_support import vtk_to_numpy
@@ -22,7 +22,7 @@ from vtk.util.numpy_support import vtk_to_numpy
 from GASACore.labels import LABEL_SETS
 
 BTCV = LABEL_SETS["btcv"]
-FAST = SegmentationOptions(device="cpu", tta=False)
+FAST = SegmentOptions(device="cpu", tta=False)
 SPLEEN_ENTRY = (
     "Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure~"
     "SCT^78961009^Spleen~^^~Anatomic codes - DICOM master list~^^~^^"

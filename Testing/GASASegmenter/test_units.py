@@ -1,8 +1,9 @@
-"""Progress parsing, options, the process runner's tree kill, model import, terminology strings."""
+"""The engine command, the engine query, the process runner's tree kill, model import, terminology strings."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -10,38 +11,65 @@ from pathlib import Path
 import pytest
 import slicer
 from GASASegmenterLib.catalog import IMPORTED_MODELS_KEY, importedModels, importModel, modelLabels
-from GASASegmenterLib.job import SegmentationOptions
-from GASASegmenterLib.logic import foldsFromText
+from GASASegmenterLib.engineQuery import EngineQuery
+from GASASegmenterLib.job import segmentationCommand
+from GASASegmenterLib.logic import SegmenterLogic, deviceCheckCommand, engineCommand
 from GASASegmenterLib.processRunner import SubprocessRunner, isProcessAlive
-from GASASegmenterLib.progress import parseProgressLine
 from GASASegmenterLib.segmentationBuilder import terminologyEntryString
 
+from GASACore.cli import parse_args
 from GASACore.errors import ModelError
+from GASACore.events import ProgressEvent, Stage, parse_event_line
 from GASACore.labels import LABEL_SETS
+from GASACore.options import FoldSelection, SegmentOptions
 
 
-def test_progress_lines() -> None:
-    event = parseProgressLine('{"event": "progress", "stage": "predict", "fraction": 0.42}')
-    assert (event.kind, event.stage, event.fraction) == ("progress", "predict", 0.42)
-    assert event.overall == pytest.approx(0.15 + 0.75 * 0.42)
-    assert (
-        parseProgressLine('{"event": "progress", "stage": "predict", "fraction": 0.5, "overall": 0.3}').overall == 0.3
-    )
-    assert parseProgressLine('{"event": "done", "output": "/x.nrrd"}').output == "/x.nrrd"
-    assert parseProgressLine('{"event": "error", "message": "bad input"}').message == "bad input"
-    assert parseProgressLine("Traceback (most recent call last):").kind == "log"
-    assert parseProgressLine("   ") is None
+def test_engine_command_parses_back_to_the_same_options(tmp_path: Path) -> None:
+    options = SegmentOptions(device="cuda:1", folds=FoldSelection.parse("0, 2 all"), tta=False, step_size=0.75)
+    command = segmentationCommand(engineCommand(), tmp_path / "in.nrrd", tmp_path / "out.nrrd", tmp_path, options)
+    assert command[:3] == [sys.executable, "-m", "GASACore.cli"] and command[-2:] == ["--progress", "json"]
+    args = parse_args(command[3:])
+    assert (args.input, args.output, args.model) == (tmp_path / "in.nrrd", tmp_path / "out.nrrd", tmp_path)
+    assert SegmentOptions.from_args(args) == options and args.progress == "json"
+    assert deviceCheckCommand("CUDA")[3:] == ["--check-device", "--device", "cuda"]
 
 
-def test_options_to_engine_arguments() -> None:
-    args = SegmentationOptions(device="cuda", folds=("0", "2"), tta=False, stepSize=0.75, fast=True).engineArguments()
-    assert args == ["--device", "cuda", "--step-size", "0.75", "--folds", "0", "2", "--no-tta", "--fast"]
-    assert SegmentationOptions().engineArguments() == ["--device", "auto", "--step-size", "0.5"]
-    with pytest.raises(ValueError, match="device"):
-        SegmentationOptions(device="mps")
-    with pytest.raises(ValueError, match="step size"):
-        SegmentationOptions(stepSize=0)
-    assert foldsFromText("all") == [] and foldsFromText("0, 1 2") == ["0", "1", "2"]
+def _script(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "engine.py"
+    path.write_text(body)
+    return [sys.executable, str(path)]
+
+
+def test_engine_query_reads_the_last_json_object(tmp_path: Path) -> None:
+    command = _script(tmp_path, 'print("starting")\nprint(\'{"cuda_usable": false, "reason": "no GPU"}\')\n')
+    query = EngineQuery(SubprocessRunner(), command)
+    assert query.wait() == {"cuda_usable": False, "reason": "no GPU"} and query.error == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("import sys\nsys.stderr.write('boom\\n')\nsys.exit(3)\n", "engine exit code 3: boom"),
+        ("print('not json')\n", "the engine printed no JSON object (last line: 'not json')"),
+        ("import time\ntime.sleep(30)\n", "the engine did not answer within 0.5 s"),
+    ],
+)
+def test_engine_query_failures_say_why(tmp_path: Path, body: str, error: str) -> None:
+    query = EngineQuery(SubprocessRunner(), _script(tmp_path, body), timeout=0.5 if "sleep" in body else 60)
+    assert query.wait() is None and query.error == error
+    assert not isProcessAlive(query.runner.pid)
+
+
+def test_engine_query_that_cannot_start() -> None:
+    query = EngineQuery(SubprocessRunner(), ["/nonexistent/PythonSlicer", "--check-device"])
+    assert query.finished and query.result is None and query.error.startswith("could not start the engine")
+
+
+def test_check_gpu_asks_the_engine() -> None:
+    report = SegmenterLogic.checkDevice("auto")
+    assert report["device"] == "cpu" and report["cuda_usable"] is False
+    assert report["reason"].startswith("CUDA not usable (") and report["reason"].endswith("; using the CPU")
+    assert report["torch"] and "arch_list" in report
 
 
 def test_runner_kills_the_whole_process_tree(tmp_path: Path) -> None:
@@ -60,7 +88,7 @@ def test_runner_kills_the_whole_process_tree(tmp_path: Path) -> None:
     while not lines and time.monotonic() < deadline:
         lines = runner.readLines()
         time.sleep(0.05)
-    assert lines and parseProgressLine(lines[0]).stage == "load"
+    assert lines and parse_event_line(lines[0]) == ProgressEvent(Stage.LOAD, 0.5)
     child = int(pidFile.read_text())
     assert runner.exitCode() is None and isProcessAlive(child)
     started = time.monotonic()
@@ -112,3 +140,18 @@ def test_terminology_strings_parse_in_slicer(label_set: str) -> None:
             "Anatomic codes - DICOM master list", "", "", "", "", "", "",
         )  # fmt: skip
         assert entryString == expected
+
+
+def test_logic_and_catalog_import_without_torch() -> None:
+    """Slicer's own process never imports torch: the logic, the catalogue and what they import."""
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2] / 'GASASegmenter')!r})\n"
+        "import GASASegmenterLib.logic, GASASegmenterLib.catalog, GASASegmenterLib.job, GASASegmenterLib.engineQuery\n"
+        "from GASASegmenterLib.logic import SegmentOptions\n"
+        "print(' '.join(SegmentOptions(device='cpu', folds='0 1').to_argv()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["--device", "cpu", "--folds", "0", "1", "--step-size", "0.5", "--batch-size", "1"]
