@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["BundleIntegrityError", "Cancelled", "GASAError", "InputError", "ModelError"]
+__all__ = [
+    "BundleIntegrityError",
+    "Cancelled",
+    "DamagedFileError",
+    "GASAError",
+    "ImageTooLargeError",
+    "InputError",
+    "ModelError",
+    "UnsafePathError",
+    "UnsupportedGeometryError",
+]
 
 
 class GASAError(Exception):
@@ -11,6 +21,33 @@ class GASAError(Exception):
 
 class InputError(GASAError, ValueError):
     """The input image (or its path) cannot be segmented: not an image, wrong dimensions, NaNs..."""
+
+
+class DamagedFileError(InputError):
+    """An input file holds less (or far more) voxel data than its header claims, or its data is corrupt.
+
+    Raised before the voxels are used: a file cut short in transfer, a gzip stream that ends early or fails
+    its checksum, a header claiming more voxels than the file can hold, a damaged file in a DICOM folder.
+    """
+
+
+class ImageTooLargeError(InputError):
+    """The image the header claims needs more memory than the limit allows (refused before allocating).
+
+    The limit defaults to a quarter of the machine's memory; ``GASA_MAX_IMAGE_BYTES`` raises or lowers it.
+    """
+
+
+class UnsafePathError(InputError):
+    """A header names a data file outside its own folder (absolute path, ``..``, or a link leading out)."""
+
+
+class UnsupportedGeometryError(InputError):
+    """The grid cannot be represented as spacing, origin and an orthonormal direction, or is implausible.
+
+    Sheared or degenerate affines, zero / non-finite / absurd spacing, gantry-tilted or irregular DICOM
+    slice stacks (gaps, duplicates).
+    """
 
 
 class ModelError(GASAError, ValueError):

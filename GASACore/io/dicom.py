@@ -1,25 +1,29 @@
-"""DICOM series folders: find the series in a folder, choose one, read it (SimpleITK / GDCM)."""
+"""DICOM series folders: find the image series in a folder, choose one, check its slices, read it (SimpleITK / GDCM).
+
+Non-image objects (SEG, RTSTRUCT, RTPLAN, SR, presentation states, KO, DICOMDIR...) are recognised from their
+File Meta Information and left out of every series; a file that claims to be DICOM but cannot be read is refused
+by name (a damaged slice left out would shorten or hole the volume without a word).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
-from GASACore.errors import InputError
+from GASACore.errors import DamagedFileError, InputError
+from GASACore.io.dicomstack import read_slice_info, stack_slices
+from GASACore.io.dicomtags import non_image_kind, read_file_meta
 from GASACore.io.formats import image_suffix
+from GASACore.io.limits import check_image_size
 
 __all__ = ["DicomSeries", "has_dicom_series", "list_dicom_series", "read_dicom_series", "select_dicom_series"]
 
 logger = logging.getLogger(__name__)
-
-#: Set by ITK's ImageSeriesReader when slice positions are not evenly spaced.
-_NON_UNIFORM_KEY = "ITK_non_uniform_sampling_deviation"
 
 
 @dataclass(frozen=True)
@@ -64,15 +68,53 @@ def _quiet_itk() -> Iterator[None]:
         sitk.ProcessObject.SetGlobalWarningDisplay(previous)
 
 
-def list_dicom_series(folder: Path) -> list[DicomSeries]:
-    """DICOM series directly inside ``folder`` (not its sub-folders), most slices first, then by UID."""
+@dataclass(frozen=True)
+class _FolderScan:
+    """The DICOM files directly in a folder: non-image objects (file name -> kind) and damaged files."""
+
+    non_image: dict[str, str]
+    damaged: tuple[str, ...]
+
+
+def _scan_folder(folder: Path, listed: set[str]) -> _FolderScan:
+    non_image: dict[str, str] = {}
+    damaged = []
+    for entry in sorted(folder.iterdir()):
+        if not entry.is_file() or entry.name.startswith("."):
+            continue
+        meta = read_file_meta(entry)
+        if meta is None:
+            continue
+        kind = non_image_kind(meta.get("0002|0002", ""))
+        if kind:
+            non_image[str(entry)] = kind
+        elif str(entry) not in listed:
+            damaged.append(entry.name)
+    return _FolderScan(non_image, tuple(damaged))
+
+
+def _gdcm_series(folder: Path) -> list[DicomSeries]:
     with _quiet_itk():
         uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-        series = [
+        return [
             DicomSeries(uid, tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))) for uid in uids
         ]
+
+
+def _image_series(folder: Path) -> tuple[list[DicomSeries], _FolderScan]:
+    found = _gdcm_series(folder)
+    scan = _scan_folder(folder, {name for item in found for name in item.files})
+    series = [DicomSeries(item.uid, tuple(f for f in item.files if f not in scan.non_image)) for item in found]
     series = [item for item in series if item.files]
-    return sorted(series, key=lambda item: (-len(item.files), item.uid))
+    return sorted(series, key=lambda item: (-len(item.files), item.uid)), scan
+
+
+def list_dicom_series(folder: Path) -> list[DicomSeries]:
+    """DICOM image series directly inside ``folder`` (not its sub-folders), most slices first, then by UID.
+
+    Files of non-image objects (SEG, RTSTRUCT, SR...) are left out of every series.
+    """
+    return _image_series(folder)[0]
 
 
 def has_dicom_series(folder: Path) -> bool:
@@ -101,7 +143,19 @@ def select_dicom_series(folder: Path, series: str | None = None) -> DicomSeries:
     Raises:
         InputError: the folder holds no DICOM series, or none with UID ``series``.
     """
-    found = list_dicom_series(folder)
+    found, scan = _image_series(folder)
+    if scan.damaged:
+        names = ", ".join(scan.damaged[:10]) + (f" and {len(scan.damaged) - 10} more" if len(scan.damaged) > 10 else "")
+        raise DamagedFileError(
+            f"expected readable DICOM files in {folder}, but {len(scan.damaged)} cannot be read (damaged or cut "
+            f"short): {names}; a slice left out would leave a hole in the volume, so restore them from the archive "
+            "or move them out of the folder"
+        )
+    if scan.non_image:
+        names = ", ".join(f"{Path(name).name} ({kind})" for name, kind in list(scan.non_image.items())[:10])
+        if not found:
+            raise InputError(f"expected a DICOM image series in folder {folder}, found only non-image objects: {names}")
+        logger.warning("skipping DICOM objects that are not images in %s: %s", folder, names)
     if not found:
         raise InputError(f"expected a DICOM series in folder {folder}, found none{_where_else(folder)}")
     if series is not None:
@@ -123,17 +177,31 @@ def select_dicom_series(folder: Path, series: str | None = None) -> DicomSeries:
     return found[0]
 
 
-def read_dicom_series(series: DicomSeries) -> sitk.Image:
-    """Read all slices of ``series`` into one image (rescale slope/intercept applied by GDCM).
+def read_dicom_series(series: DicomSeries, *, limit: int) -> sitk.Image:
+    """Read the slices of ``series`` into one image (rescale slope/intercept applied by GDCM), after checking them.
 
-    Unevenly spaced or missing slices are logged as a warning: the image then has the mean slice spacing.
+    Every slice header is read first (no pixel data): localizers and non-image objects are skipped with a
+    warning, exact copies of a slice read once, and the stack must be regular (see
+    :func:`GASACore.io.dicomstack.stack_slices`); its size must fit ``limit`` (bytes of float32) before any
+    pixel is read.
 
     Raises:
-        InputError: GDCM/ITK cannot assemble the slices (e.g. different slice sizes, corrupt files).
+        DamagedFileError: a slice header cannot be read.
+        InputError: the slices are not one stack of single-frame images, or GDCM/ITK cannot assemble them.
+        UnsupportedGeometryError: duplicate positions with different content, uneven spacing, gantry tilt.
+        ImageTooLargeError: the volume would exceed ``limit``.
     """
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(list(series.files))
     folder = Path(series.files[0]).parent
+    with _quiet_itk():
+        files, step = stack_slices([read_slice_info(name) for name in series.files], folder)
+        first = sitk.ImageFileReader()
+        first.SetFileName(files[0])
+        first.ReadImageInformation()
+    columns, rows = first.GetSize()[:2]
+    dtype = sitk.GetArrayViewFromImage(sitk.Image([1, 1], first.GetPixelID())).dtype
+    check_image_size(folder, (columns, rows, len(files)), dtype.name, dtype.itemsize, limit=limit)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
     try:
         with _quiet_itk():
             image = reader.Execute()
@@ -141,27 +209,11 @@ def read_dicom_series(series: DicomSeries) -> sitk.Image:
         reason = str(err).strip().splitlines()[-1]
         raise InputError(
             f"expected a readable DICOM series, could not read series {series.uid!r} "
-            f"({len(series.files)} files) in {folder}: {reason}"
+            f"({len(files)} files) in {folder}: {reason}"
         ) from err
-    if image.HasMetaDataKey(_NON_UNIFORM_KEY):
-        logger.warning(
-            "DICOM series %r in %s has unevenly spaced or missing slices (gaps %s mm); it is read with the mean "
-            "slice spacing %.4g mm, so positions along the slice axis can be off",
-            series.uid,
-            folder,
-            _slice_gaps(series, image.GetDirection()[2::3]),
-            image.GetSpacing()[2],
+    if len(files) > 1 and abs(image.GetSpacing()[2] - step) > 1e-3 * max(1.0, step):
+        raise InputError(
+            f"expected SimpleITK to stack series {series.uid!r} of {folder} with the slice spacing {step:.6g} mm "
+            f"of its positions, got {image.GetSpacing()[2]:.6g} mm"
         )
     return image
-
-
-def _slice_gaps(series: DicomSeries, normal: Sequence[float]) -> str:
-    """Distinct distances (mm) between consecutive slices along ``normal``, e.g. ``"2, 4"``."""
-    positions = []
-    for name in series.files:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(name)
-        reader.ReadImageInformation()
-        positions.append(float(np.dot(reader.GetOrigin(), normal)))
-    gaps = np.unique(np.round(np.abs(np.diff(positions)), 3))
-    return ", ".join(f"{gap:g}" for gap in gaps)

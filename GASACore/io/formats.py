@@ -1,4 +1,4 @@
-"""File name suffixes of the supported formats, and a cheap DICOM file test."""
+"""File name suffixes of the supported formats, a cheap DICOM file test and a description of unknown content."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "LABEL_MAP_SUFFIXES",
     "SEGMENTATION_SUFFIX",
+    "describe_content",
     "image_suffix",
     "label_map_suffix",
     "looks_like_dicom_file",
@@ -63,3 +64,44 @@ def looks_like_dicom_file(path: Path) -> bool:
     except OSError:
         return False
     return len(header) == 132 and header[128:] == b"DICM"
+
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"BM", "a BMP image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"NRRD", "a NRRD image (name it .nrrd)"),
+    (b"ObjectType", "a MetaImage header (name it .mha or .mhd)"),
+    (b"NDims", "a MetaImage header (name it .mha or .mhd)"),
+)
+
+
+def describe_content(head: bytes) -> str:
+    r"""What the first bytes of a file look like, for a message about a file that is not what its name says.
+
+    Examples:
+        >>> describe_content(b"")
+        'an empty file (0 bytes)'
+        >>> describe_content(b"\x89PNG\r\n\x1a\n....")
+        'a PNG image'
+        >>> describe_content(b"hello, world\n")
+        "text ('hello, world\\n')"
+    """
+    if not head:
+        return "an empty file (0 bytes)"
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "a DICOM file (pass its folder)"
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    sample = head[:256]
+    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in sample):
+        return f"text ({sample[:40].decode('ascii')!r})"
+    return f"unrecognised data (first bytes {head[:8].hex(' ')})"

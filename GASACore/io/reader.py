@@ -1,4 +1,10 @@
-"""Read a CT volume (NIfTI, NRRD, MHA/MHD file or DICOM series folder) into a float32 (z, y, x) array."""
+"""Read a CT volume (NIfTI, NRRD, MHA/MHD file or DICOM series folder) into a float32 (z, y, x) array.
+
+NIfTI goes through nibabel (:mod:`GASACore.io.nifti`); NRRD, MetaImage and DICOM through SimpleITK, after the
+header's claims are checked here: data files confined to the header's folder, the voxel bytes the header claims
+against what its data files hold and against the memory limit (:mod:`GASACore.io.limits`), and the grid
+(:mod:`GASACore.io.grid`), all before SimpleITK allocates the image.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,25 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from GASACore.errors import InputError
+from GASACore.errors import ImageTooLargeError, InputError
+from GASACore.io.datafiles import DataLayout
 from GASACore.io.dicom import read_dicom_series, select_dicom_series
 from GASACore.io.formats import IMAGE_SUFFIXES, SEGMENTATION_SUFFIX, image_suffix, looks_like_dicom_file
 from GASACore.io.geometry import Geometry
+from GASACore.io.grid import checked_geometry, spatial_size
+from GASACore.io.headers import metaimage_layout, nrrd_layout
+from GASACore.io.limits import check_data_fits, check_image_size, format_bytes, max_image_bytes
+from GASACore.io.nifti import read_nifti
+from GASACore.io.voxels import to_float32
 
 __all__ = ["LoadedImage", "read_image"]
 
 logger = logging.getLogger(__name__)
 
 _COMPLEX_PIXEL_IDS = {sitk.sitkComplexFloat32, sitk.sitkComplexFloat64}
-_VECTOR_PIXEL_IDS = {getattr(sitk, name) for name in dir(sitk) if name.startswith("sitkVector")}
+#: SimpleITK's reader for each suffix: never let it guess the format from the content.
+_IMAGE_IO = {".nrrd": ("NrrdImageIO", nrrd_layout), ".mha": ("MetaImageIO", metaimage_layout)}
+_IMAGE_IO[".mhd"] = _IMAGE_IO[".mha"]
 
 
 @dataclass
@@ -51,11 +65,12 @@ def _supported_text() -> str:
     return ", ".join(IMAGE_SUFFIXES) + " or a DICOM series folder"
 
 
-def _check_file_name(path: Path) -> None:
+def _check_file_name(path: Path) -> str:
     if path.name.lower().endswith(SEGMENTATION_SUFFIX):
         raise InputError(f"expected an image to segment, got a 3D Slicer segmentation file {path}")
-    if image_suffix(path) is not None:
-        return
+    suffix = image_suffix(path)
+    if suffix is not None:
+        return suffix
     if looks_like_dicom_file(path):
         raise InputError(
             f"expected a DICOM series folder, got the single DICOM file {path}; pass its folder {path.parent} instead"
@@ -63,26 +78,7 @@ def _check_file_name(path: Path) -> None:
     raise InputError(f"expected an image file ({_supported_text()}), got {path} (unsupported file name suffix)")
 
 
-def _read_file(path: Path) -> sitk.Image:
-    """Read an image file, checking its header (dimension, components) before loading the voxels."""
-    _check_file_name(path)
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as err:
-        raise InputError(f"expected an image file ({_supported_text()}), could not read {path} as one") from err
-    _check_header(
-        path, reader.GetDimension(), tuple(reader.GetSize()), reader.GetNumberOfComponents(), reader.GetPixelID()
-    )
-    try:
-        return reader.Execute()
-    except RuntimeError as err:
-        reason = str(err).strip().splitlines()[-1]
-        raise InputError(f"expected a readable image file, could not read the voxels of {path}: {reason}") from err
-
-
-def _check_header(source: Path, dimension: int, size: tuple[int, ...], components: int, pixel_id: int) -> None:
+def _check_pixels(source: Path, size: tuple[int, ...], components: int, pixel_id: int) -> None:
     if pixel_id in _COMPLEX_PIXEL_IDS:
         raise InputError(
             f"expected real-valued voxels, got {sitk.GetPixelIDValueAsString(pixel_id)} pixels in {source}"
@@ -92,48 +88,60 @@ def _check_header(source: Path, dimension: int, size: tuple[int, ...], component
             f"expected a scalar image (1 value per voxel), got {components} components per voxel "
             f"(a vector, RGB or multi-channel image) in {source}, size {size}"
         )
-    if dimension == 4 and size[3] == 1:
-        return  # squeezed after reading
-    if dimension != 3:
-        raise InputError(
-            f"expected a 3D volume, got a {dimension}D image of size {size} (x, y, z, ...) from {source}"
-            + ("; only a 4th axis of size 1 can be dropped" if dimension > 3 else "")
-        )
 
 
-def _to_3d(image: sitk.Image, source: Path) -> sitk.Image:
-    """Drop a 4th axis of size 1 and refuse images that are not proper 3D volumes."""
-    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
-        image = sitk.Extract(image, [*image.GetSize()[:3], 0], [0, 0, 0, 0])
-    components = image.GetNumberOfComponentsPerPixel()
-    _check_header(source, image.GetDimension(), tuple(image.GetSize()), components, image.GetPixelID())
-    if image.GetPixelID() in _VECTOR_PIXEL_IDS:  # a vector image with a single component
-        image = sitk.VectorIndexSelectionCast(image, 0)
-    size = tuple(image.GetSize())
-    if 0 in size:
-        raise InputError(f"expected a 3D volume with voxels along every axis, got size {size} (x, y, z) from {source}")
-    if 1 in size:
-        raise InputError(
-            f"expected a 3D volume with at least 2 voxels along each axis, got size {size} (x, y, z) from {source} "
-            "(a single slice or 2D image cannot be segmented in 3D)"
-        )
-    return image
+def _itemsize(pixel_id: int) -> tuple[str, int]:
+    """numpy name and bytes of a scalar SimpleITK pixel type."""
+    dtype = sitk.GetArrayViewFromImage(sitk.Image([1, 1], pixel_id)).dtype
+    return dtype.name, dtype.itemsize
 
 
-def _to_array(image: sitk.Image, source: Path) -> np.ndarray:
-    """Voxels as a new float32 (z, y, x) array; refuses NaN and infinite values."""
-    array = sitk.GetArrayViewFromImage(image).astype(np.float32)
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = int(array.size - np.count_nonzero(finite))
-        raise InputError(
-            f"expected finite voxel values, got {bad} NaN or infinite voxels of {array.size} "
-            f"in {source} (shape (z, y, x) {array.shape})"
-        )
-    return array
+def _check_data(path: Path, layout: DataLayout, size: tuple[int, ...], pixel_id: int, limit: int) -> None:
+    """Refuse a header that claims more than its data files hold, or more than the limit, before reading."""
+    dtype, itemsize = _itemsize(pixel_id)
+    claimed = int(np.prod(size, dtype=object)) * itemsize
+    detail = " at most" if layout.needs_count else (" in the data file" if layout.pieces[0].path != path else "")
+    check_data_fits(path, size, dtype, itemsize, layout.bound(claimed), detail=detail)
+    check_image_size(path, size, dtype, itemsize, limit=limit)
+    if layout.needs_count:
+        encoding = layout.pieces[0].encoding
+        check_data_fits(path, size, dtype, itemsize, layout.count(claimed, itemsize), detail=f" ({encoding} data)")
 
 
-def read_image(path: str | Path, *, series: str | None = None) -> LoadedImage:
+def _read_file(path: Path, suffix: str, limit: int) -> tuple[sitk.Image, Geometry]:
+    """Read a NRRD or MetaImage file with SimpleITK once its header's claims are checked."""
+    io_name, layout_of = _IMAGE_IO[suffix]
+    layout = layout_of(path)  # before SimpleITK opens anything: data files stay in the header's folder
+    layout.check_readable()
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO(io_name)
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1]
+        raise InputError(f"expected a readable {suffix} image header in {path}: {reason}") from err
+    size = tuple(int(v) for v in reader.GetSize())
+    _check_pixels(path, size, reader.GetNumberOfComponents(), reader.GetPixelID())
+    size3 = spatial_size(path, size)
+    rank = len(size)
+    direction = np.reshape(reader.GetDirection(), (rank, rank))[:3, :3].reshape(-1)
+    spacing, origin = reader.GetSpacing()[:3], reader.GetOrigin()[:3]
+    geometry = checked_geometry(path, size3, spacing, origin, direction, what="header")
+    _check_data(path, layout, size, reader.GetPixelID(), limit)
+    try:
+        image = reader.Execute()
+    except MemoryError as err:
+        raise ImageTooLargeError(f"could not allocate the {format_bytes(np.prod(size) * 4)} image {path}") from err
+    except RuntimeError as err:
+        reason = " ".join(str(err).strip().splitlines()[-2:])
+        raise InputError(f"expected a readable image file, could not read the voxels of {path}: {reason}") from err
+    if image.GetDimension() == 4:
+        image = sitk.Extract(image, [*size3, 0], [0, 0, 0, 0])
+    return image, geometry
+
+
+def read_image(path: str | Path, *, series: str | None = None, max_bytes: int | None = None) -> LoadedImage:
     """Read a 3D image file or a DICOM series folder.
 
     Args:
@@ -141,17 +149,27 @@ def read_image(path: str | Path, *, series: str | None = None) -> LoadedImage:
             that directly holds a DICOM series.
         series: SeriesInstanceUID of the series to read when the folder holds several; by default the series
             with the most slices is read (with a warning naming the others).
+        max_bytes: the largest float32 array (bytes) to accept; default ``GASA_MAX_IMAGE_BYTES`` or a quarter of
+            the machine's memory (:func:`GASACore.io.limits.max_image_bytes`).
 
     Returns:
-        The voxels as float32 in (z, y, x) order (any stored pixel type is converted) with the geometry
-        (spacing in mm, origin and direction in LPS). A 4D image whose 4th axis has size 1 is read as 3D.
+        The voxels as float32 in (z, y, x) order (any stored pixel type converted, NIfTI scaling applied) with the
+        geometry (spacing in mm, origin and direction in LPS). Trailing axes of size 1 (4D with one volume) are
+        dropped.
 
     Raises:
-        InputError: the path is missing; the folder is empty, holds no DICOM series or no series ``series``;
-            the file is not a readable image; the image is 2D, a single slice, 4D+, has zero-size axes,
-            vector/multi-component or complex pixels, or NaN/infinite voxels.
+        InputError: the path is missing; the folder is empty, holds no DICOM image series or no series
+            ``series``; the file is not a readable image; the image is 2D, a single slice, 4D+, has zero-size
+            axes, vector/multi-component or complex pixels, or NaN/infinite voxels. Its subclasses say more:
+        DamagedFileError: less voxel data than the header claims (a file cut short), corrupt compressed data,
+            a damaged file in a DICOM folder.
+        ImageTooLargeError: the image would exceed the memory limit (refused before allocating).
+        UnsafePathError: a header names a data file outside its folder.
+        UnsupportedGeometryError: a sheared direction, implausible spacing or origin, a gantry-tilted or
+            irregular DICOM slice stack.
     """
     path = Path(path)
+    limit = max_image_bytes(max_bytes)
     if not path.exists():
         raise InputError(f"expected an image file or DICOM folder, got {path}, which does not exist")
     if path.is_dir():
@@ -159,14 +177,22 @@ def read_image(path: str | Path, *, series: str | None = None) -> LoadedImage:
             raise InputError(f"expected a DICOM series folder, got the empty folder {path}")
         chosen = select_dicom_series(path, series)
         logger.info("reading DICOM series %s from %s", chosen.summary(), path)
-        image = read_dicom_series(chosen)
+        image = read_dicom_series(chosen, limit=limit)
+        size = spatial_size(path, image.GetSize())
+        geometry = checked_geometry(path, size, image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+        loaded = LoadedImage(to_float32(sitk.GetArrayViewFromImage(image), path), geometry, str(path), "")
+        loaded.pixel_type = image.GetPixelIDTypeAsString()
     else:
         if series is not None:
             raise InputError(f"series={series!r} selects a DICOM series in a folder, but {path} is a file")
-        image = _read_file(path)
-    image = _to_3d(image, path)
-    array = _to_array(image, path)
-    loaded = LoadedImage(array, Geometry.from_sitk(image), str(path), image.GetPixelIDTypeAsString())
+        suffix = _check_file_name(path)
+        if suffix in (".nii", ".nii.gz"):
+            nifti = read_nifti(path, limit=limit)
+            loaded = LoadedImage(nifti.array, nifti.geometry, str(path), nifti.pixel_type)
+        else:
+            image, geometry = _read_file(path, suffix, limit)
+            array = to_float32(sitk.GetArrayViewFromImage(image), path)
+            loaded = LoadedImage(array, geometry, str(path), image.GetPixelIDTypeAsString())
     logger.debug(
         "read %s: size %s, spacing %s mm, %s, pixel type %s",
         path,

@@ -98,7 +98,7 @@ CASES: dict[str, tuple[Callable[..., Path], str]] = {
     "missing path": (_missing, r"got .*nowhere.*ct\.nii\.gz, which does not exist"),
     "empty folder": (_empty_folder, r"expected a DICOM series folder, got the empty folder .*empty"),
     "folder without DICOM": (_folder_without_dicom, r"expected a DICOM series in folder .*notes, found none"),
-    "text file named .nii.gz": (_text_named_nifti, r"could not read .*ct\.nii\.gz as one"),
+    "text file named .nii.gz": (_text_named_nifti, r"expected a NIfTI-1 or NIfTI-2 image in .*ct\.nii\.gz, got text"),
     "unsupported suffix": (_png, r"expected an image file \(\.nii\.gz, .*\), got .*slice\.png"),
     "segmentation as input": (_segmentation, r"expected an image to segment, got a 3D Slicer segmentation"),
     "2D image": (_image_2d, r"expected a 3D volume, got a 2D image of size \(4, 5\)"),

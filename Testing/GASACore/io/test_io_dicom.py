@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +63,3 @@ def test_an_unknown_series_lists_the_available_ones(two_series) -> None:
         read_image(two_series.folder, series="9.9.9")
     assert f"{two_series.long_uid!r} (10 slices" in str(error.value)
     assert f"{two_series.short_uid!r} (4 slices" in str(error.value)
-
-
-def test_a_missing_slice_is_reported(tmp_path: Path, dicom_slices: list[str], caplog: pytest.LogCaptureFixture) -> None:
-    for source in dicom_slices[:5] + dicom_slices[6:10]:  # slice 5 is missing
-        shutil.copy(source, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="GASACore.io"):
-        image = read_image(tmp_path)
-    assert image.geometry.size == (512, 512, 9)
-    assert "unevenly spaced or missing slices (gaps 2, 4 mm)" in caplog.text

@@ -1,0 +1,238 @@
+"""Read a NIfTI-1 / NIfTI-2 file (``.nii``, ``.nii.gz``) through nibabel's header, with every claim checked first.
+
+What nibabel decides: the header's byte order, data type, scaling (``scl_slope`` / ``scl_inter``, applied with
+nibabel's own :func:`~nibabel.volumeutils.apply_read_scaling`) and the voxel-to-world affine, chosen as nnU-Net's
+``NibabelIO`` chooses it (nibabel's ``affine``: the sform when ``sform_code > 0``, else the qform when
+``qform_code > 0``, else nibabel's base affine from the voxel sizes).
+
+What is checked here before a voxel is allocated: the dimensions (3D, or trailing axes of size 1), the affine
+(orthonormal up to rounding, plausible spacing and origin), the bytes the header claims against the file
+(uncompressed: file size minus ``vox_offset``; gzip: at most 1032 times the compressed size) and against the
+memory limit. The voxel bytes are then read in bounded chunks, so a file cut short is an error naming the bytes
+expected and found, and a gzip bomb is read no further than the header's claim plus one slice.
+
+nibabel's affine is RAS; the :class:`~GASACore.io.Geometry` returned is LPS as SimpleITK reports it (x and y of
+the affine negated), and the array is (z, y, x): NIfTI stores x fastest, so the bytes are already in that order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+from nibabel.nifti1 import Nifti1Header
+from nibabel.nifti2 import Nifti2Header
+from nibabel.spatialimages import HeaderDataError
+
+from GASACore.errors import DamagedFileError, ImageTooLargeError, InputError
+from GASACore.io.formats import describe_content
+from GASACore.io.geometry import Geometry
+from GASACore.io.grid import geometry_from_affine, spatial_size
+from GASACore.io.limits import DEFLATE_MAX_RATIO, check_data_fits, check_image_size, format_bytes
+from GASACore.io.stream import StreamError, VoxelStream, compression_of
+from GASACore.io.voxels import pixel_type_name, to_float32
+
+__all__ = ["NiftiImage", "read_nifti"]
+
+logger = logging.getLogger(__name__)
+
+_LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_HEADER_SIZES = {348: Nifti1Header, 540: Nifti2Header}
+
+
+class NiftiImage:
+    """What :func:`read_nifti` returns: float32 (z, y, x) voxels, LPS geometry and the stored type's name."""
+
+    __slots__ = ("array", "geometry", "pixel_type")
+
+    def __init__(self, array: np.ndarray, geometry: Geometry, pixel_type: str) -> None:
+        self.array, self.geometry, self.pixel_type = array, geometry, pixel_type
+
+
+def _header(stream: VoxelStream, path: Path) -> Nifti1Header:
+    """Parse the fixed header (348 or 540 bytes) with nibabel, without nibabel's silent fixes."""
+    head = stream.read(348)
+    sizes = {struct.unpack("<i", head[:4])[0], struct.unpack(">i", head[:4])[0]} if len(head) >= 4 else set()
+    known = sorted(sizes & set(_HEADER_SIZES))
+    if known and len(head) < 348:
+        raise DamagedFileError(
+            f"expected a 348-byte NIfTI-1 header in {path}, found {len(head)} bytes: it is cut short"
+        )
+    if not known:
+        raise InputError(f"expected a NIfTI-1 or NIfTI-2 image in {path}, got {describe_content(head)}")
+    klass = _HEADER_SIZES[known[0]]
+    if known[0] == 540:
+        head += stream.read(540 - 348)
+        if len(head) < 540:
+            raise DamagedFileError(f"expected a 540-byte NIfTI-2 header in {path}, found {len(head)} bytes")
+    header = klass(binaryblock=head, check=False)
+    magic = bytes(header["magic"]).rstrip(b"\0")
+    if magic not in (b"n+1", b"n+2"):
+        what = "a NIfTI header for a separate .img file" if magic in (b"ni1", b"ni2") else "no NIfTI magic"
+        raise InputError(f"expected a single-file NIfTI image (magic 'n+1' or 'n+2') in {path}, got {what} ({magic!r})")
+    return header
+
+
+def _dimensions(header: Nifti1Header, path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    dim = [int(v) for v in header["dim"]]
+    if not 1 <= dim[0] <= 7:
+        raise DamagedFileError(f"expected 1 to 7 dimensions in the NIfTI header of {path}, got dim[0] = {dim[0]}")
+    size = tuple(dim[1 : dim[0] + 1])
+    try:
+        dtype = np.dtype(header.get_data_dtype())
+    except (HeaderDataError, KeyError, TypeError) as err:
+        code = int(header["datatype"])
+        raise InputError(f"expected a NIfTI data type nibabel knows, got datatype code {code} in {path}") from err
+    if dtype.fields is not None:
+        raise InputError(
+            f"expected a scalar image (1 value per voxel), got {len(dtype.fields)} components per voxel "
+            f"({dtype.descr}: an RGB or multi-channel image) in {path}, size {size}"
+        )
+    if dtype.kind == "c":
+        raise InputError(f"expected real-valued voxels, got complex ({dtype.name}) voxels in {path}")
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise InputError(f"expected integer or float voxels (up to 64-bit), got {dtype.name} in {path}")
+    return size, dtype
+
+
+def _form(header: Nifti1Header) -> str:
+    if int(header["sform_code"]) != 0:
+        return "sform"
+    return "qform" if int(header["qform_code"]) != 0 else "voxel sizes (no sform or qform)"
+
+
+def _geometry(header: Nifti1Header, size: tuple[int, int, int], path: Path) -> Geometry:
+    form = _form(header)
+    try:
+        affine = header.get_best_affine()  # nibabel's (and so nnU-Net's NibabelIO's) choice, in RAS
+    except (HeaderDataError, ValueError) as err:
+        raise InputError(f"expected a valid {form} in the NIfTI header of {path}: {err}") from err
+    if form.startswith("voxel"):
+        logger.warning(
+            "%s has neither an sform nor a qform (both codes 0): it is placed as nibabel and nnU-Net place it, "
+            "centred with x flipped (Analyze convention); its world position is unknown",
+            path,
+        )
+    geometry = geometry_from_affine(path, size, _LPS_FROM_RAS @ affine, what=f"{form} affine (RAS)", shown=affine)
+    zooms = np.abs(np.asarray(header["pixdim"][1:4], dtype=np.float64))
+    if form == "sform" and not np.allclose(zooms, geometry.spacing, rtol=1e-4, atol=1e-6):
+        logger.warning(
+            "%s: pixdim %s differs from the sform's voxel sizes %s mm; the sform is used, as nibabel does",
+            path,
+            tuple(float(v) for v in zooms),
+            geometry.spacing,
+        )
+    return geometry
+
+
+def _scaling(header: Nifti1Header, path: Path) -> tuple[float | None, float | None]:
+    """``scl_slope`` and ``scl_inter`` as nibabel reads them: a slope of 0, NaN or inf means no scaling."""
+    stored_slope = float(header["scl_slope"])
+    try:
+        slope, inter = header.get_slope_inter()
+    except HeaderDataError as err:
+        raise InputError(f"expected a usable scaling in the NIfTI header of {path}: {err}") from err
+    if slope is None and stored_slope != 0:
+        # Writers (nibabel among them) leave NaN for "no scaling"; NIfTI itself says 0. Either way the stored
+        # values are the voxels: NaN voxels stay NaN (and are refused), they never become 0.
+        logger.debug("%s: scl_slope is %r: no scaling, as nibabel reads it", path, stored_slope)
+    return slope, inter
+
+
+def _data_offset(header: Nifti1Header, path: Path) -> int:
+    offset = float(header["vox_offset"])
+    size = int(header["sizeof_hdr"])
+    if offset == 0:
+        return size + 4  # an unset offset: the data follows the header and its 4 extension bytes
+    if not math.isfinite(offset) or offset < size + 4 or offset != int(offset):
+        raise DamagedFileError(
+            f"expected vox_offset >= {size + 4} (the data starts after the header), got {offset!r} in {path}"
+        )
+    return int(offset)
+
+
+def _stream_damaged(path: Path, err: StreamError, found: int, claimed: tuple[tuple[int, ...], np.dtype]) -> None:
+    size, dtype = claimed
+    if err.truncated:
+        check_data_fits(path, size, dtype.name, dtype.itemsize, found, detail=f" before {err}")
+    nbytes = math.prod(size) * dtype.itemsize
+    raise DamagedFileError(
+        f"expected intact compressed data in {path}, but {err} (after {min(found, nbytes)} of the {nbytes} bytes of "
+        "voxel data): the file is damaged"
+    ) from err
+
+
+def _read_voxels(stream: VoxelStream, path: Path, offset: int, claimed: tuple[tuple[int, ...], np.dtype]) -> np.ndarray:
+    """The claimed voxel bytes, read into a lazily allocated buffer; refuses a short or over-long stream."""
+    size, dtype = claimed
+    nbytes = math.prod(size) * dtype.itemsize
+    try:
+        raw = np.empty(nbytes, np.uint8)
+    except MemoryError as err:
+        raise ImageTooLargeError(f"could not allocate {format_bytes(nbytes)} for the voxels of {path}") from err
+    try:
+        if stream.skip(offset - stream.position) < offset - stream.position:
+            check_data_fits(path, size, dtype.name, dtype.itemsize, 0, detail=" (the file ends before vox_offset)")
+        found = stream.readinto(memoryview(raw))
+    except StreamError as err:
+        _stream_damaged(path, err, max(0, stream.position - offset), claimed)
+    detail = f" before the {stream.encoding} stream ended" if stream.encoding != "raw" else " in the file"
+    check_data_fits(path, size, dtype.name, dtype.itemsize, found, detail=detail)
+    slice_bytes = size[0] * size[1] * dtype.itemsize
+    try:
+        extra = stream.skip(slice_bytes)  # reaching the end of a gzip stream also checks its CRC
+    except StreamError as err:
+        _stream_damaged(path, err, nbytes, claimed)
+    if extra >= slice_bytes:
+        raise DamagedFileError(
+            f"expected {nbytes} bytes of voxel data in {path} (its header claims {'x'.join(map(str, size))} "
+            f"{dtype.name}), found at least one slice ({slice_bytes} bytes) more: the header's size is wrong"
+        )
+    return raw
+
+
+def read_nifti(path: Path, *, limit: int) -> NiftiImage:
+    """Read a NIfTI file as float32 (z, y, x) voxels with LPS geometry.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file (compression is recognised from the content, not the name).
+        limit: the largest float32 array accepted, in bytes.
+
+    Returns:
+        The voxels (scaled as stored), their geometry and the stored type (``"16-bit signed integer"``).
+
+    Raises:
+        InputError: not a single-file NIfTI, not 3D, unsupported data type, an invalid scaling, NaN/inf voxels.
+        UnsupportedGeometryError: a sheared affine, implausible spacing or origin.
+        DamagedFileError: the file holds less voxel data than the header claims (or a slice more), or its
+            gzip data is corrupt.
+        ImageTooLargeError: the float32 array would exceed ``limit``.
+    """
+    file_size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        handle.seek(0)
+        stream = VoxelStream(handle, compression_of(head))
+        try:
+            header = _header(stream, path)
+        except StreamError as err:
+            raise DamagedFileError(f"expected a NIfTI header in {path}, but {err} before its end") from err
+        size, dtype = _dimensions(header, path)
+        size3 = spatial_size(path, size)
+        geometry = _geometry(header, size3, path)
+        slope, inter = _scaling(header, path)
+        offset = _data_offset(header, path)
+        if stream.encoding == "raw":
+            check_data_fits(path, size, dtype.name, dtype.itemsize, max(0, file_size - offset), detail=" in the file")
+        else:
+            bound = file_size * DEFLATE_MAX_RATIO
+            detail = f" at most ({format_bytes(file_size)} of {stream.encoding} data expand {DEFLATE_MAX_RATIO}-fold)"
+            check_data_fits(path, size, dtype.name, dtype.itemsize, bound, detail=detail)
+        check_image_size(path, size, dtype.name, dtype.itemsize, limit=limit)
+        raw = _read_voxels(stream, path, offset, (size, dtype))
+    values = raw.view(dtype).reshape(size3[::-1])
+    array = to_float32(values, path, slope=slope, inter=inter, reuse=True)
+    return NiftiImage(array, geometry, pixel_type_name(dtype))

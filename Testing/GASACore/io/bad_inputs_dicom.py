@@ -1,0 +1,182 @@
+"""Builders of DICOM folders for the bad-input set, made from the real 20-slice sample series (copied or rewritten)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+# Tags copied from the real slices into rewritten ones (patient, study, modality, windowing).
+_KEPT_TAGS = ("0010|0010", "0010|0020", "0008|0060", "0020|000d", "0008|0020", "0018|0050", "0028|1050", "0028|1051")
+SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+_UID = "1.2.826.0.1.3680043.8.498.7"
+
+
+def copy_slices(slices: Sequence[str], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in slices:
+        shutil.copy(source, folder)
+    return folder
+
+
+def rewrite_slices(
+    slices: Sequence[str],
+    folder: Path,
+    *,
+    uid: str = f"{_UID}.1",
+    origins: Sequence[Sequence[float]] | None = None,
+    tags: dict[str, str] | None = None,
+    prefix: str = "slice",
+    start: int = 1,
+) -> Path:
+    """Re-write real slices as a new series ``uid`` (voxels kept; origins and tags replaced where given)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, source_file in enumerate(slices):
+        number = start + index
+        source = sitk.ReadImage(source_file)
+        image = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(source))
+        image.CopyInformation(source)
+        if origins is not None:
+            image.SetOrigin([float(v) for v in origins[index]])
+        for tag in _KEPT_TAGS:
+            if source.HasMetaDataKey(tag):
+                image.SetMetaData(tag, source.GetMetaData(tag))
+        image.SetMetaData("0020|000e", uid)
+        image.SetMetaData("0008|0018", f"{uid}.{number}")
+        image.SetMetaData("0020|0013", str(number))
+        for key, value in (tags or {}).items():
+            image.SetMetaData(key, value)
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetFileName(str(folder / f"{prefix}_{number:03d}.dcm"))
+        writer.Execute(image)
+    return folder
+
+
+def _element(group: int, element: int, vr: str, value: bytes | str) -> bytes:
+    data = value.encode("ascii") if isinstance(value, str) else value
+    if len(data) % 2:
+        data += b"\0" if vr == "UI" else b" "
+    if vr in ("OB", "SQ", "UN", "UT"):
+        return struct.pack("<HH2sHI", group, element, vr.encode(), 0, len(data)) + data
+    return struct.pack("<HH2sH", group, element, vr.encode(), len(data)) + data
+
+
+def part10_object(path: Path, sop_class: str, modality: str) -> Path:
+    """A minimal DICOM Part 10 object without pixel data (an RTSTRUCT, SR, KO... as GDCM sees one)."""
+    instance = f"{_UID}.99.1"
+    body = (
+        _element(2, 1, "OB", b"\0\1")
+        + _element(2, 2, "UI", sop_class)
+        + _element(2, 3, "UI", instance)
+        + _element(2, 0x10, "UI", "1.2.840.10008.1.2.1")
+    )
+    meta = _element(2, 0, "UL", struct.pack("<I", len(body))) + body
+    dataset = b"".join(
+        _element(group, element, vr, value)
+        for group, element, vr, value in (
+            (8, 0x16, "UI", sop_class),
+            (8, 0x18, "UI", instance),
+            (8, 0x60, "CS", modality),
+            (0x20, 0x0D, "UI", f"{_UID}.98"),
+            (0x20, 0x0E, "UI", f"{_UID}.97"),
+        )
+    )
+    path.write_bytes(b"\0" * 128 + b"DICM" + meta + dataset)
+    return path
+
+
+def _positions(slices: Sequence[str]) -> np.ndarray:
+    return np.asarray([sitk.ReadImage(name).GetOrigin() for name in slices], dtype=np.float64)
+
+
+# --- bad folders: each builder makes one folder in `folder` from the real `slices` and returns it ---
+
+
+def truncated_slice(folder: Path, slices: list[str]) -> Path:
+    target = copy_slices(slices[:6], folder / "series")
+    victim = target / Path(slices[3]).name
+    (target / "damaged.dcm").write_bytes(victim.read_bytes()[:50_000])
+    victim.unlink()
+    return target
+
+
+def garbage_dicom_file(folder: Path, slices: list[str]) -> Path:
+    target = copy_slices(slices[:5], folder / "series")
+    (target / "extra.dcm").write_bytes(b"\0" * 128 + b"DICM" + bytes(range(256)) * 8)
+    return target
+
+
+def only_seg(folder: Path, slices: list[str]) -> Path:
+    tags = {"0008|0016": SEG_CLASS, "0008|0060": "SEG"}
+    return rewrite_slices(slices[:3], folder / "seg", tags=tags, prefix="seg")
+
+
+def only_rtstruct(folder: Path, slices: list[str]) -> Path:
+    (folder / "rt").mkdir()
+    part10_object(folder / "rt" / "rtstruct.dcm", RTSTRUCT_CLASS, "RTSTRUCT")
+    return folder / "rt"
+
+
+def only_localizer(folder: Path, slices: list[str]) -> Path:
+    tags = {"0008|0008": "ORIGINAL\\PRIMARY\\LOCALIZER"}
+    return rewrite_slices(slices[:2], folder / "scout", tags=tags, prefix="scout")
+
+
+def missing_slice(folder: Path, slices: list[str]) -> Path:
+    return copy_slices(slices[:5] + slices[6:10], folder / "series")
+
+
+def duplicate_position(folder: Path, slices: list[str]) -> Path:
+    target = rewrite_slices(slices[:6], folder / "series")
+    origins = _positions(slices[3:4])
+    return rewrite_slices(slices[4:5], target, origins=origins, prefix="again", start=7)
+
+
+def tilted(folder: Path, slices: list[str]) -> Path:
+    origins = _positions(slices[:6])
+    step = np.linalg.norm(origins[1] - origins[0])
+    origins[:, 1] += np.arange(6) * step * math.tan(math.radians(15.0))
+    return rewrite_slices(slices[:6], folder / "tilted", origins=origins)
+
+
+def mixed_sizes(folder: Path, slices: list[str]) -> Path:
+    target = rewrite_slices(slices[:5], folder / "series")
+    source = sitk.ReadImage(slices[5])
+    small = sitk.Resample(
+        source,
+        [256, 256, 1],
+        sitk.Transform(),
+        sitk.sitkLinear,
+        source.GetOrigin(),
+        [s * 2 for s in source.GetSpacing()[:2]] + [source.GetSpacing()[2]],
+        source.GetDirection(),
+    )
+    sitk.WriteImage(sitk.Cast(small, sitk.sitkInt16), str(folder / "small.dcm"))
+    origins, tags = _positions(slices[5:6]), {"0008|0060": "CT"}
+    return rewrite_slices([str(folder / "small.dcm")], target, origins=origins, tags=tags, prefix="small", start=6)
+
+
+def two_orientations(folder: Path, slices: list[str]) -> Path:
+    target = rewrite_slices(slices[:5], folder / "series")
+    source = sitk.ReadImage(slices[5])
+    angle = math.radians(10)
+    image = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(source))
+    image.CopyInformation(source)
+    image.SetDirection((math.cos(angle), -math.sin(angle), 0, math.sin(angle), math.cos(angle), 0, 0, 0, 1))
+    sitk.WriteImage(image, str(folder / "turned.dcm"))
+    return rewrite_slices([str(folder / "turned.dcm")], target, tags={"0008|0060": "CT"}, prefix="turned", start=6)
+
+
+def whole_series(folder: Path, slices: list[str]) -> Path:
+    return copy_slices(slices, folder / "series")
+
+
+def single_slice(folder: Path, slices: list[str]) -> Path:
+    return copy_slices(slices[:1], folder / "one")
