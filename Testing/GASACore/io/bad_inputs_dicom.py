@@ -100,9 +100,10 @@ def _positions(slices: Sequence[str]) -> np.ndarray:
 
 
 def truncated_slice(folder: Path, slices: list[str]) -> Path:
-    target = copy_slices(slices[:6], folder / "series")
-    victim = target / Path(slices[3]).name
-    (target / "damaged.dcm").write_bytes(victim.read_bytes()[:50_000])
+    """Six uncompressed slices, one cut to a third (GDCM needs ~3 s per scan of a cut JPEG 2000 slice)."""
+    target = rewrite_slices(slices[:6], folder / "series")
+    victim = target / "slice_004.dcm"
+    (target / "damaged.dcm").write_bytes(victim.read_bytes()[:175_000])
     victim.unlink()
     return target
 
