@@ -180,8 +180,8 @@ def read_image(path: str | Path, *, series: str | None = None, max_bytes: int | 
         image = read_dicom_series(chosen, limit=limit)
         size = spatial_size(path, image.GetSize())
         geometry = checked_geometry(path, size, image.GetSpacing(), image.GetOrigin(), image.GetDirection())
-        loaded = LoadedImage(to_float32(sitk.GetArrayViewFromImage(image), path), geometry, str(path), "")
-        loaded.pixel_type = image.GetPixelIDTypeAsString()
+        array = to_float32(sitk.GetArrayViewFromImage(image), path)
+        loaded = LoadedImage(array, geometry, str(path), image.GetPixelIDTypeAsString())
     else:
         if series is not None:
             raise InputError(f"series={series!r} selects a DICOM series in a folder, but {path} is a file")
