@@ -4,13 +4,17 @@ A class is a set of label values (a region): a plain organ is one value, KiTS23'
 are unions (kidney + masses = {1, 2, 3}, masses = {2, 3}, tumor = {2}).
 
 Tolerances: the paper does not state the NSD tolerance for BTCV / AMOS, so 1 mm is used
-(``DEFAULT_TOLERANCE_MM``) and written into every report; KiTS23 uses the official challenge tolerances.
+(``DEFAULT_TOLERANCE_MM``) and written into every report; KiTS23 uses the official challenge tolerances
+(``HEC_SD_TOLERANCES_MM`` of the kits23 repository's ``kits23/configuration/labels.py``) and the challenge's rule
+for a class absent from both prediction and reference: Dice and NSD 1.0, kept in the means (the kits23
+``compute_metrics_for_label``); other classes give NaN there and are left out of the means.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from GASACore.labels import LABEL_SETS
 
@@ -25,8 +29,13 @@ __all__ = [
 #: NSD tolerance (mm) for classes without an official one (BTCV, AMOS, custom label sets).
 DEFAULT_TOLERANCE_MM = 1.0
 
-#: Official KiTS23 NSD tolerances (mm) of the three hierarchical evaluation classes.
-KITS23_TOLERANCES_MM: Mapping[str, float] = {"kidney and masses": 1.0331, "masses": 1.1329, "tumor": 1.1498}
+#: Official KiTS23 NSD tolerances (mm) of the three hierarchical evaluation classes (kits23 repository,
+#: ``HEC_SD_TOLERANCES_MM``: kidney_and_mass, mass, tumor).
+KITS23_TOLERANCES_MM: Mapping[str, float] = {
+    "kidney and masses": 1.0330772532390826,
+    "masses": 1.1328796488598762,
+    "tumor": 1.1498198361434828,
+}
 
 
 @dataclass(frozen=True)
@@ -37,23 +46,28 @@ class EvaluationClass:
         name: Display name (a CSV / table column).
         values: Label values whose union forms the class mask.
         tolerance_mm: NSD tolerance in mm.
+        both_empty: Dice and NSD when the class is absent from both prediction and reference: NaN (left out
+            of the means, the default) or 1.0 (the KiTS23 challenge's rule).
     """
 
     name: str
     values: tuple[int, ...]
     tolerance_mm: float
+    both_empty: float = math.nan
 
     def __post_init__(self) -> None:
         if not self.values or any(int(v) != v or v <= 0 for v in self.values):
             raise ValueError(f"class {self.name!r} needs label values >= 1, got {self.values!r}")
         if not self.tolerance_mm >= 0:
             raise ValueError(f"class {self.name!r} needs a tolerance >= 0 mm, got {self.tolerance_mm!r}")
+        if not (math.isnan(self.both_empty) or self.both_empty == 1.0):
+            raise ValueError(f"class {self.name!r}: both_empty must be NaN or 1.0, got {self.both_empty!r}")
 
 
 KITS23_CLASSES: tuple[EvaluationClass, ...] = (
-    EvaluationClass("kidney and masses", (1, 2, 3), KITS23_TOLERANCES_MM["kidney and masses"]),
-    EvaluationClass("masses", (2, 3), KITS23_TOLERANCES_MM["masses"]),
-    EvaluationClass("tumor", (2,), KITS23_TOLERANCES_MM["tumor"]),
+    EvaluationClass("kidney and masses", (1, 2, 3), KITS23_TOLERANCES_MM["kidney and masses"], both_empty=1.0),
+    EvaluationClass("masses", (2, 3), KITS23_TOLERANCES_MM["masses"], both_empty=1.0),
+    EvaluationClass("tumor", (2,), KITS23_TOLERANCES_MM["tumor"], both_empty=1.0),
 )
 
 
@@ -121,8 +135,8 @@ def _with_tolerances(
     if tolerance_mm is None:
         return classes
     if not isinstance(tolerance_mm, Mapping):
-        return tuple(EvaluationClass(c.name, c.values, float(tolerance_mm)) for c in classes)
+        return tuple(replace(c, tolerance_mm=float(tolerance_mm)) for c in classes)
     unknown = sorted(set(tolerance_mm) - {c.name for c in classes})
     if unknown:
         raise ValueError(f"tolerance_mm names must be classes {[c.name for c in classes]}, got unknown {unknown}")
-    return tuple(EvaluationClass(c.name, c.values, float(tolerance_mm.get(c.name, c.tolerance_mm))) for c in classes)
+    return tuple(replace(c, tolerance_mm=float(tolerance_mm.get(c.name, c.tolerance_mm))) for c in classes)

@@ -14,17 +14,19 @@ __all__ = ["add_evaluate_parser", "run_evaluate"]
 
 _DESCRIPTION = f"""\
 Compare predicted label maps (PRED) with reference label maps (GT), matched by file name, and report per
-case and per class Dice and Normalized Surface Dice (NSD), and their means.
+case and per class Dice and Normalized Surface Dice (NSD), and their means. NSD is the paper's: Nikolov
+et al.'s surface Dice, boundary elements weighted by area (DeepMind's algorithm, as the official KiTS23 code).
 
 Classes: --labels btcv (13 organs) or amos (15 organs) evaluate one class per label at an NSD tolerance of
 1 mm (the paper does not state one); --labels kits23 evaluates KiTS23's hierarchical classes kidney and
 masses {{1,2,3}}, masses {{2,3}} and tumor {{2}} at the official tolerances
-{", ".join(f"{v} mm" for v in KITS23_TOLERANCES_MM.values())}; --labels FILE.json reads a dataset.json
+{", ".join(f"{v:.4f} mm" for v in KITS23_TOLERANCES_MM.values())}; --labels FILE.json reads a dataset.json
 (its "labels") or a plain {{"name": value}} mapping; without --labels every value found in GT is a class.
 --tolerance overrides every class's tolerance.
 
 Conventions: a class absent from both prediction and reference is NaN for that case and left out of the
-means; present in only one of them gives Dice 0 and NSD 0. The mean is the mean of the class means.
+means (KiTS23 classes: 1, included, the challenge's rule); present in only one of them gives Dice 0 and NSD 0.
+The mean is the mean of the class means.
 
 Output: the Markdown table is printed; with --out DIR, metrics.csv (case x class), metrics.md,
 metrics.json and metrics.png are written there.

@@ -19,10 +19,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from train.evaluation.classes import EvaluationClass, resolve_classes
-from train.evaluation.metrics import dice, normalized_surface_dice
+from train.evaluation.metrics import dice
+from train.evaluation.surface import normalized_surface_dice
 
 __all__ = [
     "CONVENTIONS",
+    "NSD_DEFINITION",
     "CaseResult",
     "EvaluationResult",
     "evaluate_arrays",
@@ -40,6 +42,24 @@ CONVENTIONS = (
     "Class present in only one of them: Dice 0 and NSD 0. "
     "Means: per class over cases, then the mean of the class means."
 )
+
+#: What "NSD" means in every report.
+NSD_DEFINITION = (
+    "NSD: surface Dice at the class tolerance with boundary elements weighted by their area "
+    "(Nikolov et al. 2018; DeepMind's surface-distance algorithm, as the official KiTS23 evaluation)."
+)
+
+
+def conventions_for(classes: Sequence[EvaluationClass]) -> str:
+    """:data:`CONVENTIONS`, with the KiTS23 rule added when a class scores 1.0 for an empty-empty pair."""
+    ones = [c.name for c in classes if c.both_empty == 1.0]
+    if not ones:
+        return CONVENTIONS
+    return (
+        f"{CONVENTIONS} Exception, the KiTS23 challenge's rule for {', '.join(ones)}: absent from both "
+        "prediction and reference scores Dice 1 and NSD 1, included in the means."
+    )
+
 
 _EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
@@ -88,7 +108,8 @@ class EvaluationResult:
 
         return {
             "label_set": self.label_set,
-            "conventions": CONVENTIONS,
+            "conventions": conventions_for(self.classes),
+            "nsd_definition": NSD_DEFINITION,
             "classes": [
                 {"name": c.name, "values": list(c.values), "nsd_tolerance_mm": c.tolerance_mm} for c in self.classes
             ],
@@ -113,7 +134,7 @@ def evaluate_arrays(
     *,
     case_id: str = "case",
 ) -> CaseResult:
-    """Dice and NSD of every class for one pair of label maps.
+    """Dice and NSD (area-weighted surface Dice, :data:`NSD_DEFINITION`) of every class for one pair of label maps.
 
     Args:
         prediction: Integer label map.
@@ -133,6 +154,10 @@ def evaluate_arrays(
     for cls in classes:
         pred_mask = np.isin(prediction, cls.values)
         ref_mask = np.isin(reference, cls.values)
+        if not pred_mask.any() and not ref_mask.any():
+            dices.append(cls.both_empty)
+            nsds.append(cls.both_empty)
+            continue
         dices.append(dice(pred_mask, ref_mask))
         nsds.append(normalized_surface_dice(pred_mask, ref_mask, spacing, cls.tolerance_mm))
     return CaseResult(case_id, tuple(dices), tuple(nsds))
@@ -188,7 +213,8 @@ def evaluate_folders(
         pred_dir: Folder of predicted label maps (NIfTI / NRRD / MHA).
         gt_dir: Folder of reference label maps; every case here must have a prediction.
         label_set: ``"btcv"``, ``"amos"`` (one class per organ, NSD at 1 mm) or ``"kits23"`` (the three
-            hierarchical classes with the official tolerances 1.0331 / 1.1329 / 1.1498 mm).
+            hierarchical classes with the official tolerances 1.0331 / 1.1329 / 1.1498 mm and the challenge's
+            rule that a class absent from both scores 1).
         labels: Instead of ``label_set``: name -> value, or name -> list of values (a region).
         tolerance_mm: NSD tolerance (mm) for every class, or class name -> tolerance; None keeps the
             label set's (1 mm except KiTS23).

@@ -1,17 +1,18 @@
-"""Overlap and boundary metrics on binary masks: Dice and Normalized Surface Dice (NSD).
+"""Overlap and voxel-boundary metrics on binary masks: Dice and the voxel variant of NSD (``nsd_voxel``).
 
 Conventions (the same as MONAI's ``compute_dice(ignore_empty=True)`` and ``compute_surface_dice``):
 
 * both masks empty -> ``NaN`` (the class is absent from the case; means skip it);
 * exactly one mask empty -> ``0.0`` for Dice and for NSD.
 
-NSD (Nikolov et al. 2021, "surface Dice at tolerance tau") is computed on *surface voxels*: a voxel of the
-mask whose face neighbourhood (6-connectivity in 3D) reaches the background, with everything outside the
-array counting as background. For each surface voxel of one mask the Euclidean distance (in mm, using the
-voxel spacing) to the nearest surface voxel of the other mask is measured; NSD is the number of distances
-``<= tau`` in both directions divided by the number of surface voxels of both masks. This is the voxel
-(not surfel-area) variant, i.e. MONAI's ``use_subvoxels=False``; the official KiTS23 and DeepMind code weight
-each boundary element by its surface area instead, which differs slightly on coarse or anisotropic grids.
+``nsd_voxel`` counts *surface voxels*: a voxel of the mask whose face neighbourhood (6-connectivity in 3D)
+reaches the background, with everything outside the array counting as background. For each surface voxel of
+one mask the Euclidean distance (in mm, using the voxel spacing) to the nearest surface voxel of the other mask
+is measured; the score is the number of distances ``<= tau`` in both directions divided by the number of surface
+voxels of both masks. This is MONAI's ``compute_surface_dice(use_subvoxels=False)``. It is NOT the paper's NSD:
+Nikolov et al. (2018), the official KiTS23 evaluation and DeepMind's code weight each boundary element by its
+area, which :func:`train.evaluation.surface.normalized_surface_dice` implements and evaluation reports as "NSD";
+the two differ most on coarse or anisotropic grids.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["dice", "normalized_surface_dice", "surface_distances", "surface_voxels"]
+__all__ = ["dice", "nsd_voxel", "surface_voxel_distances", "surface_voxels"]
 
 
 def _check_pair(prediction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +84,7 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def surface_distances(from_surface: np.ndarray, to_surface: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+def surface_voxel_distances(from_surface: np.ndarray, to_surface: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Distances (mm) from every True voxel of ``from_surface`` to the nearest True voxel of ``to_surface``.
 
     Args:
@@ -109,10 +110,8 @@ def surface_distances(from_surface: np.ndarray, to_surface: np.ndarray, spacing:
     return np.asarray(distance_map[src[box]], dtype=np.float64)
 
 
-def normalized_surface_dice(
-    prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float], tolerance_mm: float
-) -> float:
-    """Normalized Surface Dice of two binary masks at a tolerance of ``tolerance_mm``.
+def nsd_voxel(prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float], tolerance_mm: float) -> float:
+    """Voxel-count surface Dice (MONAI's ``use_subvoxels=False``) of two binary masks at ``tolerance_mm``.
 
     Args:
         prediction: Binary mask, 2D or 3D.
@@ -139,7 +138,7 @@ def normalized_surface_dice(
     # changes neither the surface voxels nor their distances, only the run time.
     box = _bounding_box(pred | ref)
     pred_surface, ref_surface = surface_voxels(pred[box]), surface_voxels(ref[box])
-    pred_to_ref = surface_distances(pred_surface, ref_surface, spacing)
-    ref_to_pred = surface_distances(ref_surface, pred_surface, spacing)
+    pred_to_ref = surface_voxel_distances(pred_surface, ref_surface, spacing)
+    ref_to_pred = surface_voxel_distances(ref_surface, pred_surface, spacing)
     within = int((pred_to_ref <= tolerance_mm).sum()) + int((ref_to_pred <= tolerance_mm).sum())
     return within / (pred_to_ref.size + ref_to_pred.size)

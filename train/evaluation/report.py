@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-from train.evaluation.evaluate import CONVENTIONS, EvaluationResult
+from train.evaluation.evaluate import NSD_DEFINITION, EvaluationResult, conventions_for
 
 __all__ = ["markdown_table", "write_csv", "write_json", "write_markdown", "write_plot", "write_reports"]
 
@@ -44,11 +44,16 @@ def write_csv(result: EvaluationResult, path: str | Path) -> Path:
     return path
 
 
+def _mm(value: float) -> str:
+    """A tolerance for the table notes, to 0.1 micrometre: ``1.0330772532390826`` -> ``1.0331``, ``1.0`` -> ``1``."""
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
 def _tolerance_note(result: EvaluationResult) -> str:
     tolerances = {cls.tolerance_mm for cls in result.classes}
     if len(tolerances) == 1:
-        return f"NSD tolerance: {tolerances.pop():g} mm for every class."
-    parts = ", ".join(f"{cls.name} {cls.tolerance_mm:g} mm" for cls in result.classes)
+        return f"NSD tolerance: {_mm(tolerances.pop())} mm for every class."
+    parts = ", ".join(f"{cls.name} {_mm(cls.tolerance_mm)} mm" for cls in result.classes)
     return f"NSD tolerances: {parts}."
 
 
@@ -64,7 +69,8 @@ def markdown_table(result: EvaluationResult) -> str:
         cells = [_cell(means[name], 100.0, 2) or "n/a" for name in names]
         overall = _cell(result.mean(metric), 100.0, 2) or "n/a"  # type: ignore[arg-type]
         lines.append(f"| {title} | " + " | ".join(cells) + f" | {overall} |")
-    lines += ["", f"{len(result.cases)} cases. {_tolerance_note(result)} {CONVENTIONS}"]
+    notes = f"{_tolerance_note(result)} {NSD_DEFINITION} {conventions_for(result.classes)}"
+    lines += ["", f"{len(result.cases)} cases. {notes}"]
     return "\n".join(lines) + "\n"
 
 
