@@ -31,7 +31,7 @@ from torch import nn
 from GASACore.network.gasa_block import GASABlock, check_spatial_size
 from GASACore.network.unets import _bottleneck_size
 
-__all__ = ["PLAN_KEYWORDS", "Backbone", "SkipDecoder", "with_more_inputs"]
+__all__ = ["PLAN_KEYWORDS", "Backbone", "SkipDecoder", "WithGASA", "with_more_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +73,15 @@ class Backbone(nn.Module):
 
     Subclasses set ``encoder_strides`` (per encoder output, the first at full resolution or not) and implement
     :meth:`_build`, returning an encoder with ``output_channels`` (per output) and a decoder with
-    ``deep_supervision`` and ``widen_input(extra_channels)``. ``with_gasa = True`` adds the GASA block.
+    ``deep_supervision`` and ``widen_input(extra_channels)``. GASA variants derive from :class:`WithGASA` too.
 
     Raises:
         ValueError: A patch size that is not a multiple of the backbone's total stride.
         TypeError: An unknown keyword argument.
     """
 
-    with_gasa: ClassVar[bool] = False
     encoder_strides: ClassVar[tuple[tuple[int, int, int], ...]] = ()
+    _gasa_options: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -90,11 +90,6 @@ class Backbone(nn.Module):
         num_classes: int,
         patch_size: Sequence[int],
         deep_supervision: bool = False,
-        gasa_dim: int = 25,
-        gasa_heads: int = 5,
-        gasa_pe: str = "voxels",
-        gasa_qkv_norm: bool = False,
-        gasa_dropout: float = 0.5,
         **plan_keywords: Any,
     ) -> None:
         super().__init__()
@@ -108,17 +103,10 @@ class Backbone(nn.Module):
         self.encoder, self.decoder = self._build(input_channels, num_classes)
         self.decoder.deep_supervision = bool(deep_supervision)
         self.gasa: GASABlock | None = None
-        if self.with_gasa:
-            self.gasa = GASABlock(
-                channels=self.encoder.output_channels[-1],
-                spatial_size=self.bottleneck_size,
-                dim=gasa_dim,
-                heads=gasa_heads,
-                positional_embedding=gasa_pe,
-                qkv_norm=gasa_qkv_norm,
-                dropout=gasa_dropout,
-            )
-            self.decoder.widen_input(self.gasa.out_channels - self.gasa.channels)
+        if self._gasa_options is not None:
+            channels = self.encoder.output_channels[-1]
+            self.gasa = GASABlock(channels=channels, spatial_size=self.bottleneck_size, **self._gasa_options)
+            self.decoder.widen_input(self.gasa.out_channels - channels)
         if plan_keywords:
             logger.debug("%s keeps its own topology; ignoring %s", type(self).__name__, sorted(plan_keywords))
 
@@ -136,6 +124,33 @@ class Backbone(nn.Module):
         if self.gasa is not None:
             skips[-1] = self.gasa(skips[-1])
         return self.decoder(skips)
+
+
+class WithGASA:
+    """Mixin for ``class GASAX(WithGASA, X)``: the GASA block at the end of backbone ``X``'s encoder.
+
+    Keyword arguments (as :class:`~GASACore.network.unets.GASAPlainConvUNet`): ``gasa_dim`` (25), ``gasa_heads``
+    (5), ``gasa_pe`` ("voxels"), ``gasa_qkv_norm`` (False), ``gasa_dropout`` (0.5).
+    """
+
+    def __init__(
+        self,
+        *,
+        gasa_dim: int = 25,
+        gasa_heads: int = 5,
+        gasa_pe: str = "voxels",
+        gasa_qkv_norm: bool = False,
+        gasa_dropout: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        self._gasa_options = {
+            "dim": gasa_dim,
+            "heads": gasa_heads,
+            "positional_embedding": gasa_pe,
+            "qkv_norm": gasa_qkv_norm,
+            "dropout": gasa_dropout,
+        }
+        super().__init__(**kwargs)
 
 
 class SkipDecoder(nn.Module):

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from GASACore.network.backbones import Backbone, SkipDecoder
+from GASACore.network.backbones import Backbone, SkipDecoder, WithGASA
 
 __all__ = ["GASAUNETR", "UNETR", "GASAVNet", "VNet"]
 
@@ -76,10 +76,8 @@ class VNet(Backbone):
         return _VNetEncoder(vnet), decoder
 
 
-class GASAVNet(VNet):
+class GASAVNet(WithGASA, VNet):
     """V-Net + the GASA block at the end of the encoder (``gasa_*`` options as GASA-UNet)."""
-
-    with_gasa = True
 
 
 class _UNETREncoder(nn.Module):
@@ -143,7 +141,5 @@ class UNETR(Backbone):
         return encoder, decoder
 
 
-class GASAUNETR(UNETR):
+class GASAUNETR(WithGASA, UNETR):
     """UNETR + the GASA block on the last ViT layer's grid (``gasa_*`` options as GASA-UNet)."""
-
-    with_gasa = True

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from GASACore.network.backbones import Backbone, SkipDecoder
+from GASACore.network.backbones import Backbone, SkipDecoder, WithGASA
 
 __all__ = ["GASANNMamba", "NNMamba", "mamba_mixer"]
 
@@ -187,7 +187,5 @@ class NNMamba(Backbone):
         return encoder, SkipDecoder(stages, head, first_input="conv.0")
 
 
-class GASANNMamba(NNMamba):
+class GASANNMamba(WithGASA, NNMamba):
     """nnMamba + the GASA block at the end of the encoder (``gasa_*`` options as GASA-UNet)."""
-
-    with_gasa = True

@@ -56,7 +56,7 @@ def test_cpu_forward_and_deep_supervision_switch(cls: type, options: dict, bottl
         network.decoder.deep_supervision = True  # what nnU-Net's trainer sets
         outputs = network(x)
     assert isinstance(outputs, list) and len(outputs) == 1 and torch.equal(outputs[0], logits)
-    assert (network.gasa is not None) == cls.with_gasa
+    assert (network.gasa is not None) == cls.__name__.startswith("GASA")
 
 
 def test_gasa_backbones_train_the_block() -> None:
@@ -128,6 +128,8 @@ def test_bad_arguments_are_refused_with_what_was_given(monkeypatch: pytest.Monke
         VNet(input_channels=1, num_classes=2, patch_size=(16, 32, 40))
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['bogus'\]"):
         VNet(input_channels=1, num_classes=2, patch_size=(16, 16, 16), bogus=1)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['gasa_dim'\]"):
+        VNet(input_channels=1, num_classes=2, patch_size=(16, 16, 16), gasa_dim=10)  # the plain one has no GASA
     with pytest.raises(ValueError, match="input_channels dividing 16"):
         VNet(input_channels=3, num_classes=2, patch_size=(16, 16, 16))
     with pytest.raises(ValueError, match="nnmamba_channels must be at least 16"):
