@@ -28,8 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from GASACore.network.gasa_block import GASABlock, check_spatial_size
-from GASACore.network.unets import _bottleneck_size
+from GASACore.network.gasa_block import GASABlock, bottleneck_size, check_spatial_size
 
 __all__ = ["PLAN_KEYWORDS", "Backbone", "SkipDecoder", "WithGASA", "with_more_inputs"]
 
@@ -99,7 +98,7 @@ class Backbone(nn.Module):
         if input_channels < 1 or num_classes < 1:
             raise ValueError(f"input_channels and num_classes must be positive, got {input_channels}, {num_classes}")
         self.patch_size: tuple[int, int, int] = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
-        self.bottleneck_size = _bottleneck_size(self.patch_size, self.encoder_strides)
+        self.bottleneck_size = bottleneck_size(self.patch_size, self.encoder_strides)
         self.encoder, self.decoder = self._build(input_channels, num_classes)
         self.decoder.deep_supervision = bool(deep_supervision)
         self.gasa: GASABlock | None = None

@@ -34,17 +34,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
 from GASACore.network.axial_attention import AxialSelfAttention3d
 from GASACore.network.cbam import CBAM3d
+from GASACore.network.gasa_block import bottleneck_size
 from GASACore.network.medical_axial import MedicalAxialBlock3d
-from GASACore.network.unets import _bottleneck_size, _FixedPatchMixin
+from GASACore.network.unets import FixedPatchPlainConvUNet
 
 __all__ = ["ATPlainConvUNet", "CBAMPlainConvUNet", "MATPlainConvUNet"]
 
 
-class CBAMPlainConvUNet(_FixedPatchMixin, PlainConvUNet):
+class CBAMPlainConvUNet(FixedPatchPlainConvUNet):
     """nnU-Net + CBAM at the bottleneck (``cbam_reduction`` 8, ``cbam_spatial_kernel`` 7)."""
 
     def __init__(self, *args: Any, cbam_reduction: int = 8, cbam_spatial_kernel: int = 7, **kwargs: Any) -> None:
@@ -57,7 +57,7 @@ class CBAMPlainConvUNet(_FixedPatchMixin, PlainConvUNet):
         return self.cbam(features)
 
 
-class ATPlainConvUNet(_FixedPatchMixin, PlainConvUNet):
+class ATPlainConvUNet(FixedPatchPlainConvUNet):
     """nnU-Net + axial self-attention along X, Y, Z at the bottleneck (``at_heads`` 8, ``at_projections`` False)."""
 
     def __init__(self, *args: Any, at_heads: int = 8, at_projections: bool = False, **kwargs: Any) -> None:
@@ -70,7 +70,7 @@ class ATPlainConvUNet(_FixedPatchMixin, PlainConvUNet):
         return self.at(features)
 
 
-class MATPlainConvUNet(_FixedPatchMixin, PlainConvUNet):
+class MATPlainConvUNet(FixedPatchPlainConvUNet):
     """nnU-Net + the medical axial transformer block at the bottleneck (``mat_heads`` 1).
 
     Raises:
@@ -81,7 +81,7 @@ class MATPlainConvUNet(_FixedPatchMixin, PlainConvUNet):
         super().__init__(*args, **kwargs)
         self.mat = MedicalAxialBlock3d(
             channels=self.encoder.output_channels[-1],
-            spatial_size=_bottleneck_size(self.patch_size, self.encoder.strides),
+            spatial_size=bottleneck_size(self.patch_size, self.encoder.strides),
             heads=mat_heads,
         )
 

@@ -9,13 +9,14 @@ Layout: input ``(N, C, X, Y, Z)``, output ``(N, C + 3 * dim, X, Y, Z)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GASABlock", "PositionalEmbedding", "check_spatial_size"]
+__all__ = ["GASABlock", "PositionalEmbedding", "bottleneck_size", "check_spatial_size"]
 
 
 class PositionalEmbedding(str, Enum):
@@ -24,6 +25,27 @@ class PositionalEmbedding(str, Enum):
     NONE = "none"  #: no embedding (the paper's "NoPE")
     TOKENS = "tokens"  #: ``(1, X+Y+Z, dim)`` added to the tokens (the paper's "BPE")
     VOXELS = "voxels"  #: ``(1, 1, X, Y, Z)`` added to the GASA feature (the paper's "APE", default)
+
+
+def bottleneck_size(patch_size: Sequence[int], strides: Sequence[Sequence[int] | int]) -> tuple[int, int, int]:
+    """Spatial size ``(X, Y, Z)`` of a bottleneck block's input: ``patch_size`` / product of the encoder strides.
+
+    Example: the paper's BTCV plan, ``(48, 192, 192)`` with strides ``1, (1,2,2), (1,2,2), 2, 2, 2`` -> ``(6, 6, 6)``.
+
+    Raises:
+        ValueError: Not 3 sizes, or a size not a positive multiple of the total stride on its axis.
+    """
+    total = [1, 1, 1]
+    for stride in strides:
+        triple = (stride,) * 3 if isinstance(stride, int) else tuple(int(v) for v in stride)
+        total = [t * v for t, v in zip(total, triple, strict=True)]
+    patch = tuple(int(p) for p in patch_size)
+    if len(patch) != 3 or any(p % t or p // t < 1 for p, t in zip(patch, total, strict=True)):
+        raise ValueError(
+            f"patch_size must be 3 positive multiples of the total stride {tuple(total)} (a bottleneck of at "
+            f"least 1 voxel), got {tuple(patch_size)}"
+        )
+    return tuple(p // t for p, t in zip(patch, total, strict=True))  # type: ignore[return-value]
 
 
 def check_spatial_size(x: torch.Tensor, expected: tuple[int, ...], what: str) -> None:

@@ -28,7 +28,7 @@ from dynamic_network_architectures.building_blocks.simple_conv_blocks import Sta
 from torch import nn
 
 from GASACore.network.gasa_block import check_spatial_size
-from GASACore.network.unets import _FixedPatchMixin, _GASAMixin
+from GASACore.network.unets import FixedPatchPlainConvUNet, GASAPlainConvUNet
 
 __all__ = ["GASAPlainConvUNetV1", "PlainConvUNetV1"]
 
@@ -63,21 +63,21 @@ def _to_v1(network: PlainConvUNet) -> None:
             modules[i] = _without_bias(conv)
 
 
-class PlainConvUNetV1(_FixedPatchMixin, PlainConvUNet):
-    """nnU-Net v1's ``Generic_UNet`` for a plan, built from v2's blocks (see the module docstring).
+class _V1:
+    """Turns a (GASA) fixed-patch PlainConvUNet into v1's topology after it is built; v1's forward."""
 
-    ``forward`` runs every segmentation head, as v1 does, and returns the full-resolution logits
-    ``(N, K, X, Y, Z)``, or with deep supervision all of them, full resolution first.
-    """
+    patch_size: tuple[int, int, int]
+    encoder: nn.Module
+    decoder: nn.Module
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _to_v1(self)
+        _to_v1(self)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         check_spatial_size(x, self.patch_size, type(self).__name__)
         skips = list(self.encoder(x))
-        lower = self._bottleneck(skips[-1])
+        lower = self._bottleneck(skips[-1])  # type: ignore[attr-defined]  # the fixed-patch U-Net's
         outputs = []
         for s, stage in enumerate(self.decoder.stages):
             lower = stage(torch.cat((self.decoder.transpconvs[s](lower), skips[-(s + 2)]), dim=1))
@@ -86,9 +86,13 @@ class PlainConvUNetV1(_FixedPatchMixin, PlainConvUNet):
         return outputs if self.decoder.deep_supervision else outputs[0]
 
 
-class GASAPlainConvUNetV1(_GASAMixin, PlainConvUNetV1):
-    """:class:`PlainConvUNetV1` + the GASA block; the widened first transposed convolution keeps v1's no-bias."""
+class PlainConvUNetV1(_V1, FixedPatchPlainConvUNet):
+    """nnU-Net v1's ``Generic_UNet`` for a plan, built from v2's blocks (see the module docstring).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.decoder.transpconvs[0] = _without_bias(self.decoder.transpconvs[0])
+    ``forward`` runs every segmentation head, as v1 does, and returns the full-resolution logits
+    ``(N, K, X, Y, Z)``, or with deep supervision all of them, full resolution first.
+    """
+
+
+class GASAPlainConvUNetV1(_V1, GASAPlainConvUNet):
+    """:class:`PlainConvUNetV1` + the GASA block; the widened first transposed convolution has no bias, as v1's."""

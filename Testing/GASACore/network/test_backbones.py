@@ -12,6 +12,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
 from GASACore.network import PAPER_BTCV
+from GASACore.network.gasa_block import bottleneck_size
 from GASACore.network.monai_backbones import GASAUNETR, UNETR, GASAVNet, VNet
 from GASACore.network.nnmamba import GASANNMamba, NNMamba
 from GASACore.network.registry import nnunet_architecture_kwargs
@@ -153,3 +154,10 @@ def test_paper_plan_input_size_is_checked() -> None:
         network = VNet(input_channels=1, num_classes=14, patch_size=PAPER_BTCV.patch_size)
     with pytest.raises(ValueError, match=r"built for inputs of spatial size \(48, 192, 192\)"):
         network(torch.zeros(1, 1, 48, 192, 160, device="meta"))
+
+
+def test_bottleneck_size_of_the_paper_plan_and_of_a_bad_patch() -> None:
+    assert bottleneck_size(PAPER_BTCV.patch_size, PAPER_BTCV.strides) == (6, 6, 6)
+    assert bottleneck_size((48, 192, 192), [2] * 4) == (3, 12, 12)  # V-Net, UNETR, nnMamba: patch / 16
+    with pytest.raises(ValueError, match=r"total stride \(2, 4, 4\).*got \(48, 190, 192\)"):
+        bottleneck_size((48, 190, 192), [1, (1, 2, 2), (2, 2, 2)])
