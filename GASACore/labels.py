@@ -2,7 +2,8 @@
 
 Each label carries the DICOM-style triplets 3D Slicer's terminology uses: a category (for example
 "Anatomical Structure"), a type (the organ) and an optional type modifier (right / left).
-Colours are RGB 0-255, close to Slicer's GenericAnatomyColors.
+Colours are RGB 0-255, close to Slicer's GenericAnatomyColors. :func:`terminology_entry` writes a
+label's terminology the way 3D Slicer serialises it (``.seg.nrrd`` headers, segment tags). Torch-free.
 """
 
 from __future__ import annotations
@@ -11,7 +12,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LABEL_SETS", "Code", "Label", "Terminology", "labels_from_json", "labels_to_json"]
+__all__ = [
+    "ANATOMIC_CONTEXT",
+    "LABEL_SETS",
+    "TERMINOLOGY_CONTEXT",
+    "Code",
+    "Label",
+    "Terminology",
+    "labels_from_json",
+    "labels_to_json",
+    "terminology_entry",
+]
+
+#: Slicer's terminology context that holds the categories / types of our label sets ("Anatomical Structure" / "Spleen").
+TERMINOLOGY_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
+#: Slicer's anatomic context (region) list; our segments name no region: the type itself is the organ.
+ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+
+_FORBIDDEN_IN_CODES = ("~", "^", "|", "\n", "\r")
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,17 @@ class Code:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Code:
         return cls(scheme=str(data["scheme"]), value=str(data["value"]), meaning=str(data["meaning"]))
+
+    def slicer_field(self) -> str:
+        """``scheme^value^meaning``, e.g. ``"SCT^78961009^Spleen"``.
+
+        Raises:
+            ValueError: a part holds one of Slicer's separators (``~ ^ |`` or a line break).
+        """
+        parts = (self.scheme, self.value, self.meaning)
+        if any(char in part for part in parts for char in _FORBIDDEN_IN_CODES):
+            raise ValueError(f"terminology codes must not contain any of {_FORBIDDEN_IN_CODES}, got {self!r}")
+        return "^".join(parts)
 
 
 @dataclass(frozen=True)
@@ -53,6 +82,29 @@ class Terminology:
             type=Code.from_json(data["type"]),
             modifier=Code.from_json(modifier) if modifier else None,
         )
+
+    def slicer_entry(self) -> str:
+        """Slicer's serialised terminology entry (``vtkSlicerTerminologiesModuleLogic::SerializeTerminologyEntry``):
+        ``context~category~type~typeModifier~anatomicContext~region~regionModifier``, each code as
+        ``scheme^value^meaning`` and ``^^`` for none.
+
+        Example: the right kidney gives ``"Segmentation category and type - 3D Slicer General Anatomy list~
+        SCT^123037004^Anatomical Structure~SCT^64033007^Kidney~SCT^24028007^Right~Anatomic codes - DICOM
+        master list~^^~^^"`` (one line).
+
+        Raises:
+            ValueError: a code holds one of Slicer's separators.
+        """
+        fields = (
+            TERMINOLOGY_CONTEXT,
+            self.category.slicer_field(),
+            self.type.slicer_field(),
+            self.modifier.slicer_field() if self.modifier else "^^",
+            ANATOMIC_CONTEXT,
+            "^^",
+            "^^",
+        )
+        return "~".join(fields)
 
 
 @dataclass(frozen=True)
@@ -85,6 +137,11 @@ class Label:
             color=color,  # type: ignore[arg-type]
             terminology=Terminology.from_json(term) if term else None,
         )
+
+
+def terminology_entry(label: Label) -> str:
+    """Slicer's terminology entry string of ``label`` (:meth:`Terminology.slicer_entry`); ``""`` without one."""
+    return label.terminology.slicer_entry() if label.terminology else ""
 
 
 def labels_to_json(labels: Sequence[Label]) -> list[dict[str, Any]]:

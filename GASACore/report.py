@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from GASACore.io import Geometry, give_default_permissions
+from GASACore.io import Geometry, atomic_output
 from GASACore.labels import Label
 
 __all__ = ["label_volumes_ml", "overlay_image", "write_overlay_png", "write_volumes"]
@@ -33,7 +31,7 @@ def write_volumes(volumes: dict[str, float], path: Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".json"):
         raise ValueError(f"volumes file must end in .csv or .json, got {path.name}")
-    with _atomic(path) as stream:
+    with atomic_output(path, overwrite=True) as temporary, temporary.open("w", newline="", encoding="utf-8") as stream:
         if path.suffix.lower() == ".json":
             json.dump({"unit": "ml", "volumes": volumes}, stream, indent=2)
         else:
@@ -41,25 +39,6 @@ def write_volumes(volumes: dict[str, float], path: Path) -> Path:
             writer.writerow(["label", "volume_ml"])
             writer.writerows(volumes.items())
     return path
-
-
-class _atomic:  # noqa: N801 - used as a context manager
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        give_default_permissions(Path(self.tmp))
-        self.stream = os.fdopen(fd, "w", newline="", encoding="utf-8")
-        return self.stream
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.stream.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
 
 
 def _blend(ct_slice: np.ndarray, label_slice: np.ndarray, colors: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -121,14 +100,6 @@ def write_overlay_png(
     if path.suffix.lower() != ".png":
         raise ValueError(f"overlay file must end in .png, got {path.name}")
     picture = sitk.GetImageFromArray(overlay_image(ct, labels, geometry, label_info), isVector=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        give_default_permissions(Path(tmp))
-        sitk.WriteImage(picture, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, overwrite=True) as temporary:
+        sitk.WriteImage(picture, str(temporary))
     return path

@@ -9,6 +9,7 @@ import os
 # the gasa-segment / training subprocesses the tests start. Benchmarks (bench/) use every core.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,22 @@ def _shared_data() -> Path:
     raise FileNotFoundError(
         f"real CT data not found in {[str(c) for c in candidates]}; set GASA_SHARED_DATA to the shared data folder"
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gasa_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``GASA_HOME`` (caches, installed models) in a fresh folder for the whole run, never the user's home.
+
+    Set in ``os.environ``, so the gasa-segment / gasa-train subprocesses the tests start use it too.
+    """
+    home = tmp_path_factory.mktemp("gasa_home")
+    previous = os.environ.get("GASA_HOME")
+    os.environ["GASA_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("GASA_HOME", None)
+    else:
+        os.environ["GASA_HOME"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -13,26 +13,35 @@ A bundle is a folder (or a zip of one) holding ``model.json`` and one safetensor
       "folds": [{"name": "fold_0", "file": "fold_0.safetensors", "sha256": "..."}],
       "training": {...where the weights came from: data, recipe, metrics...}
     }
+
+The patch size is written twice (``architecture.plan.patch_size`` and ``preprocessing.patch_size``, as
+nnU-Net plans hold it); a model whose two differ is refused. Nothing here imports torch until weights are
+loaded or a network is built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from GASACore.bundle.integrity import verify_sha256
-from GASACore.bundle.weights import check_state_dict_fits, load_nnunet_checkpoint, load_safetensors
 from GASACore.errors import ModelError
 from GASACore.labels import Label
-from GASACore.network import NETWORKS, UNetPlan, build_network
+from GASACore.network.block_options import BlockOptions
+from GASACore.network.plans import UNetPlan
+from GASACore.network.registry import NetworkSpec, network_spec
+from GASACore.preprocessing.config import PreprocessingConfig
 
-__all__ = ["SCHEMA_VERSION", "ArchitectureSpec", "FoldWeights", "ModelBundle"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["SCHEMA_VERSION", "ArchitectureSpec", "FoldWeights", "ModelBundle", "ModelSource", "WeightFormat"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,40 +49,105 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 
+class ModelSource(str, Enum):
+    """What a model was read from."""
+
+    BUNDLE = "bundle"  #: a GASASegmenter bundle (folder or zip) with model.json
+    NNUNET = "nnunet"  #: an nnU-Net v2 results folder (plans.json, dataset.json, fold_*/checkpoint_*.pth)
+
+
+class WeightFormat(str, Enum):
+    """How one fold's weights are stored."""
+
+    SAFETENSORS = "safetensors"  #: a bundle's ``fold_N.safetensors``, SHA-256 recorded in model.json
+    NNUNET_CHECKPOINT = "nnunet-checkpoint"  #: nnU-Net's ``checkpoint_final.pth``, read with weights_only=True
+
+
+def _enum(kind: type[Enum], value: Any, what: str) -> Any:
+    try:
+        return kind(value.value if isinstance(value, Enum) else value)
+    except ValueError:
+        raise ModelError(f"{what} must be one of {[m.value for m in kind]}, got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class ArchitectureSpec:
-    """Which registered network to build, for which plan and options."""
+    """Which registered network to build, for which plan, channels, classes and block options.
+
+    Attributes:
+        name: a registry name (``GASACore.network.NETWORKS``).
+        plan: the U-Net topology (fixes the input size).
+        num_input_channels: image channels.
+        num_classes: network outputs (background included for softmax models).
+        block_options: the block's options (a mapping of their fields is parsed); the network's defaults
+            when ``None``; ``None`` for networks without a block.
+
+    Raises:
+        ModelError: unknown name, invalid block options or channel / class counts.
+    """
 
     name: str
     plan: UNetPlan
     num_input_channels: int
     num_classes: int
-    block_options: Mapping[str, Any] = field(default_factory=dict)
+    block_options: BlockOptions | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            spec = network_spec(self.name)
+            options = spec.parse_block_options(self.block_options)  # type: ignore[arg-type]
+        except ValueError as err:
+            raise ModelError(f"model architecture: {err}") from err
+        if int(self.num_input_channels) < 1 or int(self.num_classes) < 2:
+            raise ModelError(
+                "model architecture needs num_input_channels >= 1 and num_classes >= 2 (background + 1), "
+                f"got {self.num_input_channels} and {self.num_classes}"
+            )
+        object.__setattr__(self, "block_options", options)
+        object.__setattr__(self, "num_input_channels", int(self.num_input_channels))
+        object.__setattr__(self, "num_classes", int(self.num_classes))
+
+    @property
+    def network(self) -> NetworkSpec:
+        """The registry entry of ``name``."""
+        return network_spec(self.name)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "plan": self.plan.to_dict(),
-            "block_options": dict(self.block_options),
+            "block_options": self.block_options.to_json() if self.block_options else {},
             "num_input_channels": self.num_input_channels,
             "num_classes": self.num_classes,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArchitectureSpec:
-        name = data.get("name")
-        if name not in NETWORKS:
-            raise ModelError(f"model.json architecture.name must be one of {sorted(NETWORKS)}, got {name!r}")
         try:
             return cls(
-                name=str(name),
+                name=str(data.get("name")),
                 plan=UNetPlan.from_dict(data["plan"]),
                 num_input_channels=int(data["num_input_channels"]),
                 num_classes=int(data["num_classes"]),
-                block_options=dict(data.get("block_options") or {}),
+                block_options=data.get("block_options") or None,
             )
+        except ModelError:
+            raise
         except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(f"model.json 'architecture' is malformed: {err}") from err
+            raise ModelError(f"model.json 'architecture' is malformed: {type(err).__name__}: {err}") from err
+
+    def build_network(self, *, deep_supervision: bool = False) -> nn.Module:
+        """A freshly initialised network of this architecture (imports torch)."""
+        from GASACore.network.build import build_network
+
+        return build_network(
+            self.name,
+            plan=self.plan,
+            num_input_channels=self.num_input_channels,
+            num_classes=self.num_classes,
+            deep_supervision=deep_supervision,
+            block_options=self.block_options,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,35 +157,62 @@ class FoldWeights:
     name: str
     path: Path
     sha256: str | None
-    file_format: str  # "safetensors" | "nnunet-checkpoint"
+    file_format: WeightFormat
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "file_format", _enum(WeightFormat, self.file_format, "fold file_format"))
 
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """A loaded, verified model description. Weights are read per fold by ``load_fold``.
+    """A loaded, checked model description. Weights are read per fold by ``load_fold``.
 
     Attributes:
         root: the bundle or nnU-Net results folder.
         metadata: model.json as read (for an nnU-Net folder: a synthesised equivalent).
         architecture: what network to build.
-        preprocessing: the pre-processing description (``PreprocessingConfig`` JSON).
+        preprocessing: how images are pre-processed for it (a mapping is parsed as ``PreprocessingConfig``
+            JSON and validated).
         labels: foreground labels with names, colours and terminology.
         folds: the folds that will be ensembled.
-        mirror_axes: spatial axes the model allows for mirroring TTA.
+        mirror_axes: spatial axes the model allows for mirroring TTA; ``None`` only where they were not read
+            (an nnU-Net checkpoint needs torch to read them; ``load_model`` always reads them).
         regions_class_order: for nnU-Net region-based models (sigmoid outputs), the label each
             region channel paints, in order; ``None`` for softmax models.
-        source: ``"bundle"`` or ``"nnunet"``.
+        source: a bundle or an nnU-Net results folder.
+
+    Raises:
+        ModelError: malformed pre-processing, or pre-processing that does not fit the network (another
+            patch size or number of channels).
     """
 
     root: Path
     metadata: Mapping[str, Any]
     architecture: ArchitectureSpec
-    preprocessing: Mapping[str, Any]
+    preprocessing: PreprocessingConfig
     labels: tuple[Label, ...]
     folds: tuple[FoldWeights, ...]
-    mirror_axes: tuple[int, ...]
+    mirror_axes: tuple[int, ...] | None
     regions_class_order: tuple[int, ...] | None
-    source: str
+    source: ModelSource = field(default=ModelSource.BUNDLE)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", _enum(ModelSource, self.source, "model source"))
+        object.__setattr__(self, "preprocessing", _preprocessing(self.preprocessing, self.root))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "folds", tuple(self.folds))
+        plan_patch = tuple(self.architecture.plan.patch_size)
+        if tuple(self.preprocessing.patch_size) != plan_patch:
+            raise ModelError(
+                f"model {self.name}: the network is planned for patch size {plan_patch} (X, Y, Z) but its "
+                f"pre-processing says {tuple(self.preprocessing.patch_size)}; the two must be equal"
+            )
+        channels, normalised = self.architecture.num_input_channels, self.preprocessing.num_channels
+        if normalised != channels:
+            raise ModelError(
+                f"model {self.name}: the network takes {channels} input channel{'s' if channels != 1 else ''} but "
+                f"its pre-processing normalises {normalised}; the two must be equal"
+            )
 
     @property
     def name(self) -> str:
@@ -119,28 +220,16 @@ class ModelBundle:
 
     @property
     def patch_size(self) -> tuple[int, int, int]:
+        """The network window ``(X, Y, Z)`` in voxels (plan and pre-processing agree, checked)."""
         return self.architecture.plan.patch_size
 
-    def preprocessing_config(self) -> Any:
-        """The ``GASACore.preprocessing.PreprocessingConfig`` of this model."""
-        from GASACore.preprocessing import PreprocessingConfig
-
-        try:
-            return PreprocessingConfig.from_json(self.preprocessing)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(f"model 'preprocessing' section of {self.root} is malformed: {err}") from err
+    def preprocessing_config(self) -> PreprocessingConfig:
+        """``self.preprocessing`` (kept for callers written when it was an untyped mapping)."""
+        return self.preprocessing
 
     def build_network(self, *, deep_supervision: bool = False) -> nn.Module:
         """A freshly initialised network of this model's architecture (weights come from ``load_fold``)."""
-        spec = self.architecture
-        return build_network(
-            spec.name,
-            plan=spec.plan,
-            num_input_channels=spec.num_input_channels,
-            num_classes=spec.num_classes,
-            deep_supervision=deep_supervision,
-            **dict(spec.block_options),
-        )
+        return self.architecture.build_network(deep_supervision=deep_supervision)
 
     def verify(self) -> None:
         """Check every fold's SHA-256 (bundles); raises ``BundleIntegrityError`` on any difference."""
@@ -152,15 +241,25 @@ class ModelBundle:
 
     def load_fold(self, fold: FoldWeights, network: nn.Module | None = None) -> dict[str, torch.Tensor]:
         """Read one fold's state dict (hash checked again first) and check it fits the network."""
+        from GASACore.bundle.weights import check_state_dict_fits, load_nnunet_checkpoint, load_safetensors
+
         if fold.sha256 is not None:
             verify_sha256(fold.path, fold.sha256)
-        reader = load_safetensors if fold.file_format == "safetensors" else load_nnunet_checkpoint
+        reader = load_safetensors if fold.file_format is WeightFormat.SAFETENSORS else load_nnunet_checkpoint
         state = reader(fold.path)
         check_state_dict_fits(network if network is not None else self.build_network(), state, str(fold.path))
         return state
 
     def select_folds(self, names: Sequence[str | int] | None) -> ModelBundle:
-        """A copy restricted to the named folds (``0`` and ``"fold_0"`` both name fold 0)."""
+        """A copy restricted to the named folds, in the order given.
+
+        Names are nnU-Net folder names: ``0`` and ``"fold_0"`` both name ``fold_0``; ``"all"`` names the
+        ``fold_all`` folder (nnU-Net's model trained on every case), not "every fold". ``None`` or an empty
+        list keeps every fold.
+
+        Raises:
+            ModelError: a named fold is not in the model (the message lists the folds it has).
+        """
         if not names:
             return self
         wanted = [str(n) if str(n).startswith("fold_") else f"fold_{n}" for n in names]
@@ -168,14 +267,21 @@ class ModelBundle:
         unknown = [w for w in wanted if w not in by_name]
         if unknown:
             raise ModelError(f"folds {unknown} are not in model {self.name}; it has {sorted(by_name)}")
-        return ModelBundle(
-            root=self.root,
-            metadata=self.metadata,
-            architecture=self.architecture,
-            preprocessing=self.preprocessing,
-            labels=self.labels,
-            folds=tuple(by_name[w] for w in wanted),
-            mirror_axes=self.mirror_axes,
-            regions_class_order=self.regions_class_order,
-            source=self.source,
+        return dataclasses.replace(self, folds=tuple(by_name[w] for w in wanted))
+
+
+def _preprocessing(value: PreprocessingConfig | Mapping[str, Any], root: Path) -> PreprocessingConfig:
+    if isinstance(value, PreprocessingConfig):
+        return value
+    if not isinstance(value, Mapping):
+        raise ModelError(
+            f"model 'preprocessing' of {root} must be a PreprocessingConfig or its JSON object, "
+            f"got {type(value).__name__}"
         )
+    try:
+        return PreprocessingConfig.from_json(value)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(
+            f"model 'preprocessing' of {root} is not a valid pre-processing configuration "
+            f"(PreprocessingConfig JSON with schema_version, spacing, patch_size...): {type(err).__name__}: {err}"
+        ) from err

@@ -1,6 +1,7 @@
 """Reading an nnU-Net v2 results folder (plans.json, dataset.json, fold_N/checkpoint_final.pth).
 
-Supports PlainConvUNet, ResidualEncoderUNet and GASACore's GASA networks as nnU-Net plans them.
+Supports every network of ``GASACore.network.NETWORKS`` as nnU-Net plans it (PlainConvUNet,
+ResidualEncoderUNet, GASACore's GASA networks). Torch is imported only to read a checkpoint's mirror axes.
 """
 
 from __future__ import annotations
@@ -10,31 +11,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from GASACore.bundle.model import ArchitectureSpec, FoldWeights, ModelBundle
-from GASACore.bundle.weights import read_nnunet_checkpoint
+from GASACore.bundle.model import ArchitectureSpec, FoldWeights, ModelBundle, ModelSource, WeightFormat
 from GASACore.errors import ModelError
 from GASACore.labels import LABEL_SETS, Label
-from GASACore.network import UNetPlan
+from GASACore.network.nnunet_plans import architecture_from_nnunet
+from GASACore.preprocessing.config import PreprocessingConfig
 
 __all__ = ["is_nnunet_results_folder", "load_nnunet_results_folder"]
 
 logger = logging.getLogger(__name__)
 
-_CLASS_TO_NETWORK = {
-    "PlainConvUNet": "nnunet",
-    "FixedPatchPlainConvUNet": "nnunet",
-    "ResidualEncoderUNet": "nnunet-resenc",
-    "FixedPatchResidualEncoderUNet": "nnunet-resenc",
-    "GASAPlainConvUNet": "gasa-unet",
-    "GASAResidualEncoderUNet": "gasa-l",
-}
-_GASA_KWARGS = {
-    "gasa_dim": "dim",
-    "gasa_heads": "heads",
-    "gasa_pe": "positional_embedding",
-    "gasa_qkv_norm": "qkv_norm",
-    "gasa_dropout": "dropout",
-}
 _CHECKPOINT_NAMES = ("checkpoint_final.pth", "checkpoint_best.pth")
 
 
@@ -61,32 +47,8 @@ def _configuration_name(folder: Path, plans: dict[str, Any]) -> str:
 
 
 def _architecture(config: dict[str, Any], num_inputs: int, num_classes: int) -> ArchitectureSpec:
-    arch = config.get("architecture")
-    if not isinstance(arch, dict):
-        raise ModelError("plans.json configuration has no 'architecture' (nnU-Net v2 >= 2.4 plans expected)")
-    class_name = str(arch.get("network_class_name", "")).rsplit(".", 1)[-1]
-    name = _CLASS_TO_NETWORK.get(class_name)
-    if name is None:
-        raise ModelError(f"unsupported network class {class_name!r}; supported: {sorted(_CLASS_TO_NETWORK)}")
-    kwargs = arch["arch_kwargs"]
-    norm = str(kwargs.get("norm_op", ""))
-    if not norm.endswith("InstanceNorm3d") or str(kwargs.get("conv_op", "")).rsplit(".", 1)[-1] != "Conv3d":
-        raise ModelError(
-            f"only 3D networks with InstanceNorm3d are supported, got conv {kwargs.get('conv_op')}, norm {norm}"
-        )
-    resenc = name in ("nnunet-resenc", "gasa-l")
-    plan = UNetPlan(
-        patch_size=tuple(config["patch_size"]),
-        strides=kwargs["strides"],
-        kernel_sizes=kwargs["kernel_sizes"],
-        features_per_stage=kwargs["features_per_stage"],
-        n_conv_per_stage=() if resenc else kwargs["n_conv_per_stage"],
-        n_conv_per_stage_decoder=() if resenc else kwargs["n_conv_per_stage_decoder"],
-        n_blocks_per_stage=kwargs["n_blocks_per_stage"] if resenc else (),
-        n_conv_per_stage_decoder_resenc=kwargs["n_conv_per_stage_decoder"] if resenc else (),
-    )
-    options = {ours: kwargs[theirs] for theirs, ours in _GASA_KWARGS.items() if theirs in kwargs}
-    return ArchitectureSpec(name, plan, num_inputs, num_classes, options)
+    network = architecture_from_nnunet(config)
+    return ArchitectureSpec(network.name, network.plan, num_inputs, num_classes, network.block_options)
 
 
 def _labels_from_dataset(dataset: dict[str, Any]) -> tuple[list[Label], int, tuple[int, ...] | None]:
@@ -114,15 +76,24 @@ def _fallback_color(value: int) -> tuple[int, int, int]:
 
 
 def _allowed_mirror_axes(checkpoint: Path) -> tuple[int, ...]:
-    """The checkpoint's ``inference_allowed_mirroring_axes`` (memory-mapped read; all axes when absent)."""
+    """The checkpoint's ``inference_allowed_mirroring_axes`` (memory-mapped read; all axes when absent). Torch."""
+    from GASACore.bundle.weights import read_nnunet_checkpoint
+
     axes = read_nnunet_checkpoint(checkpoint, mmap=True).get("inference_allowed_mirroring_axes", (0, 1, 2))
     return tuple(int(a) for a in axes) if axes else ()
 
 
-def load_nnunet_results_folder(folder: Path) -> ModelBundle:
-    """Describe an nnU-Net v2 results folder as a ``ModelBundle`` (no weights are read here)."""
-    from GASACore.preprocessing import PreprocessingConfig
+def load_nnunet_results_folder(folder: Path, *, read_checkpoint: bool = True) -> ModelBundle:
+    """Describe an nnU-Net v2 results folder as a ``ModelBundle`` (no weights are read here).
 
+    Args:
+        folder: ``nnUNet_results/DatasetXXX/<Trainer>__<plans>__<configuration>``.
+        read_checkpoint: read the first fold checkpoint's allowed mirror axes (needs torch); ``False``
+            leaves ``mirror_axes`` as ``None`` (torch-free description).
+
+    Raises:
+        ModelError: unreadable JSON, a plan GASACore cannot build, or no fold checkpoint.
+    """
     plans = _read_json(folder / "plans.json")
     dataset = _read_json(folder / "dataset.json")
     configuration = _configuration_name(folder, plans)
@@ -131,7 +102,7 @@ def load_nnunet_results_folder(folder: Path) -> ModelBundle:
     try:
         config = plans["configurations"][configuration]
         architecture = _architecture(config, num_inputs, num_outputs)
-        preprocessing = PreprocessingConfig.from_nnunet(plans, configuration, dataset).to_json()
+        preprocessing = PreprocessingConfig.from_nnunet(plans, configuration, dataset)
     except (KeyError, TypeError, ValueError) as err:
         if isinstance(err, ModelError):
             raise
@@ -141,14 +112,19 @@ def load_nnunet_results_folder(folder: Path) -> ModelBundle:
     for fold_dir in sorted(folder.glob("fold_*")):
         checkpoint = next((fold_dir / n for n in _CHECKPOINT_NAMES if (fold_dir / n).is_file()), None)
         if checkpoint is not None:
-            folds.append(FoldWeights(fold_dir.name, checkpoint, None, "nnunet-checkpoint"))
+            folds.append(FoldWeights(fold_dir.name, checkpoint, None, WeightFormat.NNUNET_CHECKPOINT))
     if not folds:
         raise ModelError(f"no fold_*/checkpoint_final.pth in nnU-Net results folder {folder}")
-    mirror_axes = _allowed_mirror_axes(folds[0].path)
+    mirror_axes = _allowed_mirror_axes(folds[0].path) if read_checkpoint else None
     metadata = {
         "name": folder.name,
         "description": f"nnU-Net v2 model {folder.parent.name}/{folder.name}",
-        "nnunet": {"configuration": configuration, "plans_name": plans.get("plans_name")},
+        "nnunet": {
+            "configuration": configuration,
+            "plans_name": plans.get("plans_name"),
+            "dataset_name": dataset.get("name", folder.parent.name),
+            "dataset_licence": dataset.get("licence") or dataset.get("license"),
+        },
     }
     return ModelBundle(
         root=folder,
@@ -159,5 +135,5 @@ def load_nnunet_results_folder(folder: Path) -> ModelBundle:
         folds=tuple(folds),
         mirror_axes=mirror_axes,
         regions_class_order=regions,
-        source="nnunet",
+        source=ModelSource.NNUNET,
     )

@@ -1,25 +1,27 @@
-"""Loading any model path, and saving GASASegmenter bundles."""
+"""Loading any model path, and saving GASASegmenter bundles.
+
+Reading a bundle's description (``read_bundle``) is torch-free; loading weights and saving import torch.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from GASACore.bundle.integrity import extract_bundle_zip, sha256_of
-from GASACore.bundle.model import SCHEMA_VERSION, ArchitectureSpec, FoldWeights, ModelBundle
+from GASACore.bundle.cache import unpack_bundle_zip
+from GASACore.bundle.integrity import sha256_of
+from GASACore.bundle.model import SCHEMA_VERSION, ArchitectureSpec, FoldWeights, ModelBundle, ModelSource, WeightFormat
 from GASACore.bundle.nnunet_folder import is_nnunet_results_folder, load_nnunet_results_folder
-from GASACore.bundle.weights import check_state_dict_fits, save_safetensors
 from GASACore.errors import ModelError
-from GASACore.io import give_default_permissions
+from GASACore.io.atomic import atomic_output
 from GASACore.labels import Label, labels_from_json, labels_to_json
+from GASACore.preprocessing.config import PreprocessingConfig
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["load_model", "read_bundle", "save_bundle"]
 
@@ -27,9 +29,13 @@ __all__ = ["load_model", "read_bundle", "save_bundle"]
 def load_model(path: str | Path, *, folds: Sequence[str | int] | None = None, verify: bool = True) -> ModelBundle:
     """Open a model: a bundle folder, a zipped bundle, or an nnU-Net v2 results folder.
 
+    A zipped bundle is unpacked once into ``$GASA_HOME/cache/bundles/<sha256>/`` and reused
+    (``GASACore.bundle.cache``).
+
     Args:
         path: the model location.
-        folds: restrict to these folds (``0``/``"fold_0"``/``"all"``); all folds when ``None``.
+        folds: restrict to these nnU-Net fold folders (``0`` / ``"fold_0"``; ``"all"`` is the ``fold_all``
+            folder); every fold when ``None``.
         verify: check every weight file's SHA-256 now (bundles), before anything runs.
 
     Raises:
@@ -38,21 +44,27 @@ def load_model(path: str | Path, *, folds: Sequence[str | int] | None = None, ve
     location = Path(path).expanduser()
     if not location.exists():
         raise ModelError(f"model not found: {location} (expected a bundle folder, .zip or nnU-Net results folder)")
-    if location.is_file():
-        location = extract_bundle_zip(location)
-    if (location / "model.json").is_file():
-        model = read_bundle(location)
-    elif is_nnunet_results_folder(location):
-        model = load_nnunet_results_folder(location)
-    else:
-        raise ModelError(
-            f"{location} is not a model: expected model.json (GASASegmenter bundle) or plans.json + dataset.json "
-            "(nnU-Net v2 results folder)"
-        )
-    model = model.select_folds(folds)
+    model = open_model(location, read_checkpoint=True).select_folds(folds)
     if verify:
         model.verify()
     return model
+
+
+def open_model(location: Path, *, read_checkpoint: bool) -> ModelBundle:
+    """The description of an existing model path (zips unpacked through the cache); no weights are read.
+
+    ``read_checkpoint=False`` leaves an nnU-Net folder's mirror axes unread (``None``): reading them needs torch.
+    """
+    if location.is_file():
+        location = unpack_bundle_zip(location)
+    if (location / "model.json").is_file():
+        return read_bundle(location)
+    if is_nnunet_results_folder(location):
+        return load_nnunet_results_folder(location, read_checkpoint=read_checkpoint)
+    raise ModelError(
+        f"{location} is not a model: expected model.json (GASASegmenter bundle) or plans.json + dataset.json "
+        "(nnU-Net v2 results folder)"
+    )
 
 
 def read_bundle(folder: Path) -> ModelBundle:
@@ -68,7 +80,7 @@ def read_bundle(folder: Path) -> ModelBundle:
         architecture = ArchitectureSpec.from_json(meta["architecture"])
         labels = labels_from_json(meta["labels"])
         folds = tuple(
-            FoldWeights(str(f["name"]), _inside(folder, f["file"]), str(f["sha256"]), "safetensors")
+            FoldWeights(str(f["name"]), _inside(folder, f["file"]), str(f["sha256"]), WeightFormat.SAFETENSORS)
             for f in meta["folds"]
         )
         inference = meta.get("inference", {})
@@ -89,7 +101,7 @@ def read_bundle(folder: Path) -> ModelBundle:
         folds=folds,
         mirror_axes=tuple(int(a) for a in inference.get("mirror_axes", (0, 1, 2))),
         regions_class_order=tuple(int(r) for r in regions) if regions else None,
-        source="bundle",
+        source=ModelSource.BUNDLE,
     )
 
 
@@ -116,7 +128,7 @@ def save_bundle(
     *,
     metadata: Mapping[str, Any],
     architecture: ArchitectureSpec,
-    preprocessing: Mapping[str, Any],
+    preprocessing: PreprocessingConfig | Mapping[str, Any],
     labels: Sequence[Label],
     fold_weights: Mapping[str, Mapping[str, torch.Tensor]],
     mirror_axes: Sequence[int] = (0, 1, 2),
@@ -129,7 +141,8 @@ def save_bundle(
         target: new folder; must not exist.
         metadata: ``name``, ``version``, ``description``, ``license``, ``citation``, ``intended_use``...
         architecture: the network and plan the weights belong to (checked against every fold).
-        preprocessing: ``PreprocessingConfig.to_json()``.
+        preprocessing: the model's ``PreprocessingConfig`` (or its JSON, validated); its patch size and
+            channels must match ``architecture``.
         labels: foreground labels (values 1..K-1 for softmax models).
         fold_weights: fold name (``fold_0``...) -> state dict.
         mirror_axes: axes allowed for mirroring TTA.
@@ -138,40 +151,45 @@ def save_bundle(
 
     Returns:
         The saved bundle, re-read and verified.
+
+    Raises:
+        ModelError: ``target`` exists, no folds, invalid pre-processing (e.g. ``{"placeholder": true}``) or one
+            that does not fit the network, or weights that do not fit it. Nothing is left behind.
     """
+    from GASACore.bundle.weights import check_state_dict_fits, save_safetensors
+
     destination = Path(target)
     if destination.exists():
         raise ModelError(f"refusing to overwrite existing {destination}; choose a new bundle folder")
     if not fold_weights:
         raise ModelError("a bundle needs at least one fold of weights")
-    probe = ModelBundle(destination, {}, architecture, preprocessing, tuple(labels), (), (), None, "bundle")
+    probe = ModelBundle(destination, dict(metadata), architecture, preprocessing, tuple(labels), (), (), None)
     network = probe.build_network()
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
     try:
-        folds = []
-        for name, state in fold_weights.items():
-            check_state_dict_fits(network, state, f"fold {name}")
-            file_name = f"{name}.safetensors"
-            save_safetensors(state, staging / file_name)
-            folds.append({"name": name, "file": file_name, "sha256": sha256_of(staging / file_name)})
-        meta = {
-            "schema_version": SCHEMA_VERSION,
-            **{k: v for k, v in metadata.items() if k not in {"schema_version", "folds"}},
-            "architecture": architecture.to_json(),
-            "preprocessing": dict(preprocessing),
-            "inference": {
-                "mirror_axes": list(mirror_axes),
-                "regions_class_order": list(regions_class_order) if regions_class_order else None,
-            },
-            "labels": labels_to_json(labels),
-            "folds": folds,
-            "training": dict(training or {}),
-        }
-        (staging / "model.json").write_text(json.dumps(_strict_json(meta), indent=2) + "\n", encoding="utf-8")
-        give_default_permissions(staging)
-        os.replace(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with atomic_output(destination, overwrite=False, is_dir=True) as staging:
+            folds = []
+            for name, state in fold_weights.items():
+                check_state_dict_fits(network, state, f"fold {name}")
+                file_name = f"{name}.safetensors"
+                save_safetensors(state, staging / file_name)
+                folds.append({"name": name, "file": file_name, "sha256": sha256_of(staging / file_name)})
+            meta = {
+                "schema_version": SCHEMA_VERSION,
+                **{k: v for k, v in metadata.items() if k not in {"schema_version", "folds"}},
+                "architecture": architecture.to_json(),
+                "preprocessing": probe.preprocessing.to_json(),
+                "inference": {
+                    "mirror_axes": list(mirror_axes),
+                    "regions_class_order": list(regions_class_order) if regions_class_order else None,
+                },
+                "labels": labels_to_json(labels),
+                "folds": folds,
+                "training": dict(training or {}),
+            }
+            text = json.dumps(_strict_json(meta), indent=2) + "\n"
+            (staging / "model.json").write_text(text, encoding="utf-8")
+    except FileExistsError as err:
+        raise ModelError(
+            f"refusing to overwrite {destination}, which appeared while saving; choose a new folder"
+        ) from err
     return load_model(destination)

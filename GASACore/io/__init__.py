@@ -7,12 +7,13 @@ Every reader checks what a header claims (voxel bytes, data files, grid) before 
 
 from __future__ import annotations
 
+from GASACore.io.atomic import atomic_output, give_default_permissions
 from GASACore.io.cases import Case, find_cases
 from GASACore.io.formats import IMAGE_SUFFIXES, LABEL_MAP_SUFFIXES
 from GASACore.io.geometry import Geometry
 from GASACore.io.limits import MAX_IMAGE_BYTES_ENV, max_image_bytes
 from GASACore.io.reader import LoadedImage, read_image
-from GASACore.io.writer import give_default_permissions, write_label_map
+from GASACore.io.writer import write_label_map
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -21,6 +22,7 @@ __all__ = [
     "Case",
     "Geometry",
     "LoadedImage",
+    "atomic_output",
     "find_cases",
     "give_default_permissions",
     "max_image_bytes",

@@ -15,52 +15,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from GASACore.io.geometry import Geometry
-from GASACore.labels import Code, Label, Terminology
+from GASACore.labels import Label, terminology_entry
 
-__all__ = [
-    "ANATOMIC_CONTEXT",
-    "TERMINOLOGY_CONTEXT",
-    "reference_image_geometry",
-    "segmentation_metadata",
-    "terminology_entry",
-]
+__all__ = ["reference_image_geometry", "segmentation_metadata"]
 
 logger = logging.getLogger(__name__)
 
-#: Terminology context that holds the anatomy categories/types of our label sets.
-TERMINOLOGY_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
-#: Anatomic region context (no anatomic region is given: the type itself is the organ).
-ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
-
-_FORBIDDEN_IN_CODES = ("~", "^", "|", "\n", "\r")
 _REFERENCE_GEOMETRY_HELP = (
     "Image geometry description string determining the geometry of the labelmap that is created in course of "
     "conversion. Can be copied from a volume, using the button."
 )
-
-
-def _code(code: Code | None) -> str:
-    if code is None:
-        return "^^"
-    parts = (code.scheme, code.value, code.meaning)
-    if any(char in part for part in parts for char in _FORBIDDEN_IN_CODES):
-        raise ValueError(f"terminology codes must not contain any of {_FORBIDDEN_IN_CODES}, got {code!r}")
-    return "^".join(parts)
-
-
-def terminology_entry(terminology: Terminology) -> str:
-    """Slicer's ``TerminologyEntry`` tag value: context~category~type~modifier~anatomic context~region~modifier."""
-    return "~".join(
-        (
-            TERMINOLOGY_CONTEXT,
-            _code(terminology.category),
-            _code(terminology.type),
-            _code(terminology.modifier),
-            ANATOMIC_CONTEXT,
-            "^^",
-            "^^",
-        )
-    )
 
 
 def _number(value: float) -> str:
@@ -136,7 +100,7 @@ def segmentation_metadata(
         if not 1 <= label.value <= 65535:
             raise ValueError(f"segment label values must be 1-65535, got {label.value} ({label.name!r})")
         _check_name(label)
-        tags = f"TerminologyEntry:{terminology_entry(label.terminology)}|" if label.terminology else ""
+        tags = f"TerminologyEntry:{terminology_entry(label)}|" if label.terminology else ""
         fields = {
             "ID": f"Segment_{label.value}",
             "Name": label.name,

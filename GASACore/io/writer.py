@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,30 +10,19 @@ import numpy as np
 import SimpleITK as sitk
 
 from GASACore.errors import InputError
+from GASACore.io.atomic import atomic_output
 from GASACore.io.formats import LABEL_MAP_SUFFIXES, SEGMENTATION_SUFFIX, label_map_suffix
 from GASACore.io.geometry import Geometry
 from GASACore.io.segnrrd import segmentation_metadata
 from GASACore.labels import Label
 
-__all__ = ["give_default_permissions", "write_label_map"]
+__all__ = ["write_label_map"]
 
 logger = logging.getLogger(__name__)
 
 #: Geometry a written file must reproduce (mm); NIfTI stores float32, ~1e-5 mm at 1000 mm from the origin.
 _VERIFY_ATOL = 1e-3
-
-
-def give_default_permissions(path: Path) -> None:
-    """Give a file or folder made by ``mkstemp`` / ``mkdtemp`` (0600 / 0700) the permissions the umask gives
-    any new one (folders: also every file directly inside), so outputs are readable as users expect."""
-    umask = os.umask(0)
-    os.umask(umask)
-    if path.is_dir():
-        os.chmod(path, 0o777 & ~umask)
-        for file in path.iterdir():
-            os.chmod(file, 0o666 & ~umask)
-    else:
-        os.chmod(path, 0o666 & ~umask)
+_EXISTS = "output {path} already exists (FileExistsError); pass overwrite=True to replace it or choose another path"
 
 
 def _label_dtype(labels: np.ndarray, geometry: Geometry) -> type[np.unsignedinteger]:
@@ -65,9 +52,7 @@ def _check_destination(path: Path, overwrite: bool) -> str:
     if not path.parent.is_dir():
         raise InputError(f"expected an existing output folder, got {path.parent}, which does not exist")
     if path.exists() and not overwrite:
-        raise InputError(
-            f"output {path} already exists (FileExistsError); pass overwrite=True to replace it or choose another path"
-        )
+        raise InputError(_EXISTS.format(path=path))
     return suffix
 
 
@@ -93,23 +78,6 @@ def _verify(written: Path, expected: np.ndarray, geometry: Geometry, target: Pat
     stored = Geometry.from_sitk(image)
     if not stored.is_close(geometry, atol=_VERIFY_ATOL):
         raise ValueError(f"{target.name} cannot store geometry {geometry} exactly: it would hold {stored}")
-
-
-def _commit(temporary: Path, path: Path, overwrite: bool) -> None:
-    """Move the finished temporary file into place; without ``overwrite`` never replace an existing file."""
-    if overwrite:
-        os.replace(temporary, path)
-        return
-    try:
-        os.link(temporary, path)  # atomic and fails if path exists (no check-then-replace race)
-    except FileExistsError as err:
-        raise InputError(
-            f"output {path} already exists (FileExistsError); pass overwrite=True to replace it or choose another path"
-        ) from err
-    except OSError:  # no hard links on this file system
-        if path.exists():
-            raise InputError(f"output {path} already exists (FileExistsError); pass overwrite=True") from None
-        os.replace(temporary, path)
 
 
 def write_label_map(
@@ -151,12 +119,11 @@ def write_label_map(
         present = np.flatnonzero(np.bincount(array.ravel()))
         for key, value in segmentation_metadata(geometry, [int(v) for v in present if v], label_info).items():
             image.SetMetaData(key, value)
-    temporary = path.parent / f".{path.name[: -len(suffix)]}.{secrets.token_hex(6)}.partial{suffix}"
     try:
-        _write_image(image, temporary, path)
-        _verify(temporary, array, geometry, path)
-        _commit(temporary, path, overwrite)
-    finally:
-        temporary.unlink(missing_ok=True)
+        with atomic_output(path, overwrite=overwrite) as temporary:
+            _write_image(image, temporary, path)
+            _verify(temporary, array, geometry, path)
+    except FileExistsError as err:  # appeared while we were writing
+        raise InputError(_EXISTS.format(path=path)) from err
     logger.info("wrote label map %s (%s)", path, array.dtype)
     return path

@@ -9,43 +9,15 @@ Layout: input ``(N, C, X, Y, Z)``, output ``(N, C + 3 * dim, X, Y, Z)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from enum import Enum
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from GASACore.network.block_options import GASABlockOptions, PositionalEmbedding
+from GASACore.network.plans import bottleneck_size
+
+# PositionalEmbedding (block_options) and bottleneck_size (plans) are defined in those torch-free modules.
 __all__ = ["GASABlock", "PositionalEmbedding", "bottleneck_size", "check_spatial_size"]
-
-
-class PositionalEmbedding(str, Enum):
-    """Where the learnable positional embedding is added."""
-
-    NONE = "none"  #: no embedding (the paper's "NoPE")
-    TOKENS = "tokens"  #: ``(1, X+Y+Z, dim)`` added to the tokens (the paper's "BPE")
-    VOXELS = "voxels"  #: ``(1, 1, X, Y, Z)`` added to the GASA feature (the paper's "APE", default)
-
-
-def bottleneck_size(patch_size: Sequence[int], strides: Sequence[Sequence[int] | int]) -> tuple[int, int, int]:
-    """Spatial size ``(X, Y, Z)`` of a bottleneck block's input: ``patch_size`` / product of the encoder strides.
-
-    Example: the paper's BTCV plan, ``(48, 192, 192)`` with strides ``1, (1,2,2), (1,2,2), 2, 2, 2`` -> ``(6, 6, 6)``.
-
-    Raises:
-        ValueError: Not 3 sizes, or a size not a positive multiple of the total stride on its axis.
-    """
-    total = [1, 1, 1]
-    for stride in strides:
-        triple = (stride,) * 3 if isinstance(stride, int) else tuple(int(v) for v in stride)
-        total = [t * v for t, v in zip(total, triple, strict=True)]
-    patch = tuple(int(p) for p in patch_size)
-    if len(patch) != 3 or any(p % t or p // t < 1 for p, t in zip(patch, total, strict=True)):
-        raise ValueError(
-            f"patch_size must be 3 positive multiples of the total stride {tuple(total)} (a bottleneck of at "
-            f"least 1 voxel), got {tuple(patch_size)}"
-        )
-    return tuple(p // t for p, t in zip(patch, total, strict=True))  # type: ignore[return-value]
 
 
 def check_spatial_size(x: torch.Tensor, expected: tuple[int, ...], what: str) -> None:
@@ -69,15 +41,12 @@ class GASABlock(nn.Module):
     Args:
         channels: input channels ``C`` (320 at the paper's bottleneck).
         spatial_size: input size ``(X, Y, Z)`` in voxels; the block only accepts this size.
-        dim: token dimension ``n`` (default 25).
-        heads: attention heads; ``dim % heads == 0`` (default 5).
-        positional_embedding: ``"none"``, ``"tokens"`` or ``"voxels"`` (default).
-        qkv_norm: LayerNorm over the qkv projection's output (off by default, as in the paper).
-        dropout: dropout probability on the GASA feature during training (default 0.5).
+        dim, heads, positional_embedding, qkv_norm, dropout: the block's options, validated and defaulted
+            by ``GASABlockOptions`` (token dimension 25, 5 heads dividing it, ``"voxels"`` embedding, no qkv
+            LayerNorm, dropout 0.5 on the GASA feature in training).
 
     Raises:
-        ValueError: non-positive sizes, ``dim % heads != 0``, an unknown embedding mode or a
-            dropout outside [0, 1).
+        ValueError: non-positive sizes or channels, or invalid options (see ``GASABlockOptions``).
     """
 
     def __init__(
@@ -85,28 +54,20 @@ class GASABlock(nn.Module):
         *,
         channels: int,
         spatial_size: tuple[int, int, int],
-        dim: int = 25,
-        heads: int = 5,
-        positional_embedding: PositionalEmbedding | str = PositionalEmbedding.VOXELS,
-        qkv_norm: bool = False,
-        dropout: float = 0.5,
+        dim: int = GASABlockOptions.dim,
+        heads: int = GASABlockOptions.heads,
+        positional_embedding: PositionalEmbedding | str = GASABlockOptions.positional_embedding,
+        qkv_norm: bool = GASABlockOptions.qkv_norm,
+        dropout: float = GASABlockOptions.dropout,
     ) -> None:
         super().__init__()
         size = tuple(int(s) for s in spatial_size)
         if len(size) != 3 or any(s < 1 for s in size):
             raise ValueError(f"spatial_size must be 3 sizes of at least 1 voxel (X, Y, Z), got {spatial_size!r}")
-        if channels < 1 or dim < 1 or heads < 1:
-            raise ValueError(f"channels, dim and heads must be positive, got {channels=}, {dim=}, {heads=}")
-        if dim % heads != 0:
-            raise ValueError(f"dim must be divisible by heads, got dim={dim} and heads={heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        try:
-            mode = PositionalEmbedding(positional_embedding)
-        except ValueError as err:
-            choices = [m.value for m in PositionalEmbedding]
-            raise ValueError(f"positional_embedding must be one of {choices}, got {positional_embedding!r}") from err
-
+        if channels < 1:
+            raise ValueError(f"channels must be positive, got {channels=}")
+        options = GASABlockOptions(dim, heads, positional_embedding, qkv_norm, dropout)  # validates
+        dim, heads, mode = options.dim, options.heads, options.positional_embedding
         sx, sy, sz = size
         self.spatial_size: tuple[int, int, int] = (sx, sy, sz)
         self.channels = channels
@@ -126,7 +87,7 @@ class GASABlock(nn.Module):
         self.voxel_embedding = (
             nn.Parameter(torch.zeros(1, 1, sx, sy, sz)) if mode is PositionalEmbedding.VOXELS else None
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(options.dropout)
 
     @property
     def out_channels(self) -> int:

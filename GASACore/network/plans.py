@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["PAPER_BTCV", "UNetPlan"]
+__all__ = ["PAPER_BTCV", "UNetPlan", "bottleneck_size"]
 
 Triple = tuple[int, int, int]
 
@@ -27,6 +27,33 @@ def _triple_tuple(values: Sequence[Sequence[int]] | Sequence[int], what: str) ->
             raise ValueError(f"each entry of {what} must have 3 values (X, Y, Z), got {value!r}")
         result.append(value)
     return tuple(result)  # type: ignore[return-value]
+
+
+def _total_stride(strides: Sequence[Sequence[int]] | Sequence[int]) -> Triple:
+    triples = _triple_tuple(strides, "strides")
+    return tuple(math.prod(s[axis] for s in triples) for axis in range(3))  # type: ignore[return-value]
+
+
+def bottleneck_size(patch_size: Sequence[int], strides: Sequence[Sequence[int]] | Sequence[int]) -> Triple:
+    """Spatial size ``(X, Y, Z)`` of a U-Net's bottleneck: ``patch_size / prod(strides)`` per axis, in voxels.
+
+    Examples:
+        >>> bottleneck_size((48, 192, 192), [(1, 1, 1), (1, 2, 2), (1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2)])
+        (6, 6, 6)
+        >>> bottleneck_size((16, 20, 24), [1, 2, 2])
+        (4, 5, 6)
+
+    Raises:
+        ValueError: the patch is not 3 positive multiples of the total stride (a bottleneck under 1 voxel).
+    """
+    total = _total_stride(strides)
+    patch = tuple(int(p) for p in patch_size)
+    if len(patch) != 3 or any(p < 1 or p % t for p, t in zip(patch, total, strict=True)):
+        raise ValueError(
+            f"patch_size must be 3 positive multiples of the total stride {total} so the bottleneck is at least "
+            f"1 voxel, got {tuple(patch_size)}"
+        )
+    return tuple(p // t for p, t in zip(patch, total, strict=True))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -105,25 +132,12 @@ class UNetPlan:
     @property
     def total_stride(self) -> Triple:
         """Product of all strides per axis: how much the bottleneck is smaller than the patch."""
-        return tuple(math.prod(s[axis] for s in self.strides) for axis in range(3))  # type: ignore[return-value]
+        return _total_stride(self.strides)
 
     @property
     def bottleneck_size(self) -> Triple:
-        """Spatial size ``(X, Y, Z)`` of the bottleneck feature map, in voxels.
-
-        Raises:
-            ValueError: the patch is not divisible by the total stride or the bottleneck is under 1 voxel.
-        """
-        sizes = []
-        for axis, (patch, stride) in enumerate(zip(self.patch_size, self.total_stride, strict=True)):
-            if patch % stride != 0 or patch // stride < 1:
-                raise ValueError(
-                    f"patch_size {self.patch_size} must be a positive multiple of the total stride "
-                    f"{self.total_stride} on every axis so the bottleneck is at least 1 voxel; "
-                    f"axis {axis} gives {patch}/{stride}"
-                )
-            sizes.append(patch // stride)
-        return tuple(sizes)  # type: ignore[return-value]
+        """Spatial size ``(X, Y, Z)`` of the bottleneck feature map, in voxels (see :func:`bottleneck_size`)."""
+        return bottleneck_size(self.patch_size, self.strides)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary (lists instead of tuples)."""

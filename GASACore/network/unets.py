@@ -21,23 +21,11 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
 from torch import nn
 
+from GASACore.network.block_options import GASABlockOptions
 from GASACore.network.gasa_block import GASABlock, check_spatial_size
+from GASACore.network.plans import bottleneck_size
 
 __all__ = ["FixedPatchPlainConvUNet", "FixedPatchResidualEncoderUNet", "GASAPlainConvUNet", "GASAResidualEncoderUNet"]
-
-
-def _bottleneck_size(patch_size: Sequence[int], strides: Sequence[Sequence[int] | int]) -> tuple[int, int, int]:
-    total = [1, 1, 1]
-    for stride in strides:
-        stride_triple = (stride,) * 3 if isinstance(stride, int) else tuple(stride)
-        total = [t * s for t, s in zip(total, stride_triple, strict=True)]
-    patch = tuple(int(p) for p in patch_size)
-    if len(patch) != 3 or any(p % t or p // t < 1 for p, t in zip(patch, total, strict=True)):
-        raise ValueError(
-            f"patch_size must be 3 positive multiples of the total stride {tuple(total)} (a bottleneck of at "
-            f"least 1 voxel), got {tuple(patch_size)}"
-        )
-    return tuple(p // t for p, t in zip(patch, total, strict=True))  # type: ignore[return-value]
 
 
 class _FixedPatchMixin:
@@ -50,7 +38,7 @@ class _FixedPatchMixin:
     def __init__(self, *args: Any, patch_size: Sequence[int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.patch_size = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
-        _bottleneck_size(self.patch_size, self.encoder.strides)
+        bottleneck_size(self.patch_size, self.encoder.strides)  # validates the patch for this encoder
 
     def _bottleneck(self, features: torch.Tensor) -> torch.Tensor:
         return features
@@ -67,25 +55,13 @@ class _GASAMixin(_FixedPatchMixin):
 
     gasa: GASABlock
 
-    def __init__(
-        self,
-        *args: Any,
-        gasa_dim: int = 25,
-        gasa_heads: int = 5,
-        gasa_pe: str = "voxels",
-        gasa_qkv_norm: bool = False,
-        gasa_dropout: float = 0.5,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        options = GASABlockOptions.pop_network_kwargs(kwargs)  # gasa_dim, gasa_heads, ... (defaults when absent)
         super().__init__(*args, **kwargs)
         self.gasa = GASABlock(
             channels=self.encoder.output_channels[-1],
-            spatial_size=_bottleneck_size(self.patch_size, self.encoder.strides),
-            dim=gasa_dim,
-            heads=gasa_heads,
-            positional_embedding=gasa_pe,
-            qkv_norm=gasa_qkv_norm,
-            dropout=gasa_dropout,
+            spatial_size=bottleneck_size(self.patch_size, self.encoder.strides),
+            **options.to_json(),
         )
         first = self.decoder.transpconvs[0]
         self.decoder.transpconvs[0] = type(first)(
@@ -111,8 +87,9 @@ class FixedPatchResidualEncoderUNet(_FixedPatchMixin, ResidualEncoderUNet):
 class GASAPlainConvUNet(_GASAMixin, PlainConvUNet):
     """GASA-UNet: ``PlainConvUNet`` + the GASA block after the last encoder stage.
 
-    Keyword arguments: dynamic-network-architectures' ``PlainConvUNet`` ones, plus ``patch_size`` and
-    ``gasa_dim`` (25), ``gasa_heads`` (5), ``gasa_pe`` ("voxels"), ``gasa_qkv_norm`` (False), ``gasa_dropout`` (0.5).
+    Keyword arguments: dynamic-network-architectures' ``PlainConvUNet`` ones, plus ``patch_size`` and the
+    ``GASABlockOptions`` keywords ``gasa_dim``, ``gasa_heads``, ``gasa_pe``, ``gasa_qkv_norm``, ``gasa_dropout``
+    (the paper's defaults when absent).
     """
 
 

@@ -4,9 +4,14 @@
 crop to non-zero, normalisation, resampling to the target spacing); ``restore_segmentation``
 maps the network's ``(K, X, Y, Z)`` logits back to a ``(z, y, x)`` label map on the input grid.
 ``PreprocessingConfig`` holds a model's settings (``from_nnunet`` reads an nnU-Net v2 plan).
+Everything but the way back (``restore_segmentation``, ``resample_logits_to_labels``: torch) imports without
+torch; those two are imported on first use.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from GASACore.preprocessing.config import (
     SCHEMA_VERSION,
@@ -20,7 +25,6 @@ from GASACore.preprocessing.normalization import normalize_channel
 from GASACore.preprocessing.pipeline import preprocess
 from GASACore.preprocessing.properties import PreprocessedProperties
 from GASACore.preprocessing.resampling import compute_new_shape, resample_image, separate_axis, source_coordinates
-from GASACore.preprocessing.restore import resample_logits_to_labels, restore_segmentation
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -43,3 +47,11 @@ __all__ = [
     "source_coordinates",
     "uncrop",
 ]
+
+_LAZY = {"resample_logits_to_labels", "restore_segmentation"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module("GASACore.preprocessing.restore"), name)
+    raise AttributeError(f"module 'GASACore.preprocessing' has no attribute {name!r}")

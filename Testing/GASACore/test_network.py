@@ -7,7 +7,6 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
 from GASACore.network import PAPER_BTCV, GASABlock, UNetPlan, build_network
-from GASACore.network.registry import nnunet_architecture_kwargs
 
 SMALL = UNetPlan(
     patch_size=(8, 16, 16),
@@ -138,7 +137,20 @@ def test_vectorised_block_equals_naive_reference(mode: str) -> None:
 
 
 def test_plain_dna_state_dict_loads_into_nnunet() -> None:
-    kwargs = nnunet_architecture_kwargs(SMALL, residual_encoder=False)
+    kwargs = {  # what nnU-Net v2 passes to dynamic-network-architectures for this plan
+        "n_stages": 4,
+        "features_per_stage": [4, 8, 16, 16],
+        "conv_op": torch.nn.Conv3d,
+        "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
+        "strides": [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]],
+        "n_conv_per_stage": [2, 2, 2, 2],
+        "n_conv_per_stage_decoder": [2, 2, 2],
+        "conv_bias": True,
+        "norm_op": torch.nn.InstanceNorm3d,
+        "norm_op_kwargs": {"eps": 1e-5, "affine": True},
+        "nonlin": torch.nn.LeakyReLU,
+        "nonlin_kwargs": {"inplace": True},
+    }
     torch.manual_seed(1)
     reference = PlainConvUNet(input_channels=1, num_classes=3, deep_supervision=False, **kwargs).eval()
     ours = build_network("nnunet", plan=SMALL, num_input_channels=1, num_classes=3).eval()
@@ -196,7 +208,7 @@ def test_wrong_input_size_names_expected_and_given() -> None:
 
 
 def test_construction_errors() -> None:
-    with pytest.raises(ValueError, match="divisible by heads"):
+    with pytest.raises(ValueError, match="multiple of heads"):
         build_network("gasa-unet", plan=SMALL, num_input_channels=1, num_classes=2, dim=10, heads=3)
     with pytest.raises(ValueError, match="positive"):
         GASABlock(channels=0, spatial_size=(2, 2, 2))
@@ -221,7 +233,7 @@ def test_construction_errors() -> None:
         build_network("unetr", plan=SMALL, num_input_channels=1, num_classes=2)
     with pytest.raises(ValueError, match="positional_embedding"):
         build_network("gasa-unet", plan=SMALL, num_input_channels=1, num_classes=2, positional_embedding="rope")
-    with pytest.raises(ValueError, match="no GASA block"):
+    with pytest.raises(ValueError, match="has no block, so it takes no block options"):
         build_network("nnunet", plan=SMALL, num_input_channels=1, num_classes=2, heads=5)
 
 

@@ -14,6 +14,7 @@ from GASACore.bundle import ArchitectureSpec, load_model, save_bundle
 from GASACore.errors import BundleIntegrityError, ModelError
 from GASACore.labels import BTCV_LABELS
 from GASACore.network import UNetPlan, build_network
+from GASACore.preprocessing import IntensityProperties, PreprocessingConfig
 
 PLAN = UNetPlan(
     patch_size=(8, 16, 16),
@@ -22,7 +23,11 @@ PLAN = UNetPlan(
     features_per_stage=(4, 8, 16),
 )
 SPEC = ArchitectureSpec("gasa-unet", PLAN, 1, 14, {"heads": 5, "dim": 25})
-PREPROCESSING = {"placeholder": True}
+PREPROCESSING = PreprocessingConfig(
+    spacing=(5.0, 2.0, 2.0),
+    patch_size=PLAN.patch_size,
+    intensity_properties=(IntensityProperties(mean=60.0, std=80.0, percentile_00_5=-900.0, percentile_99_5=1200.0),),
+)
 
 
 def _weights(seed: int) -> dict[str, torch.Tensor]:

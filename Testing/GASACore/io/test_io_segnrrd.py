@@ -10,8 +10,8 @@ import pytest
 import SimpleITK as sitk
 
 from GASACore.io import Geometry, read_image, write_label_map
-from GASACore.io.segnrrd import reference_image_geometry, terminology_entry
-from GASACore.labels import LABEL_SETS, Label
+from GASACore.io.segnrrd import reference_image_geometry
+from GASACore.labels import LABEL_SETS, Label, terminology_entry
 
 slicerio = pytest.importorskip("slicerio")
 
@@ -120,7 +120,7 @@ def test_slicer_loads_segments_names_colours_terminology_and_geometry(tmp_path: 
         assert segment.GetName() == label.name
         assert segment.GetLabelValue() == label.value
         np.testing.assert_allclose(segment.GetColor(), np.array(label.color) / 255, atol=1e-6)
-        assert segment.GetTerminology() == terminology_entry(label.terminology)
+        assert segment.GetTerminology() == terminology_entry(label)
         voxels, image_to_ras = _slicer_labelmap(node, segment_id)
         np.testing.assert_allclose(image_to_ras, ras_from_lps @ _ijk_to_lps(OBLIQUE), atol=1e-6)
         np.testing.assert_array_equal(voxels == label.value, labels == label.value)
