@@ -48,7 +48,9 @@ def bundle_cache_dir() -> Path:
 
 
 def _size(count: int) -> str:
-    return f"{count / (1 << 30):.2f} GiB ({count:,} bytes)"
+    """``"16.00 GiB (17,179,869,184 bytes)"``; MiB below 1 GiB."""
+    unit, scale = ("GiB", 1 << 30) if count >= 1 << 30 else ("MiB", 1 << 20)
+    return f"{count / scale:.2f} {unit} ({count:,} bytes)"
 
 
 def check_zip_members(bundle_zip: zipfile.ZipFile, archive: Path, limits: ZipLimits = ZipLimits()) -> None:

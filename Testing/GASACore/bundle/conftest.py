@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 
+from bundle_helpers import TINY_PLAN, TINY_PREPROCESSING, zip_folder
 from nnunet_fixture import TEST_PLAN, intensity_properties, load_training_case, write_nnunet_results_folder
 
 from GASACore.bundle import ArchitectureSpec, save_bundle
 from GASACore.labels import BTCV_LABELS
-from GASACore.network import UNetPlan, build_network
-from GASACore.preprocessing import IntensityProperties, PreprocessingConfig
-
-#: A GASA-UNet small enough to segment a CT crop in a second: bottleneck 2 x 4 x 4.
-TINY_PLAN = UNetPlan(
-    patch_size=(16, 32, 32),
-    strides=((1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2)),
-    kernel_sizes=((1, 3, 3), (3, 3, 3), (3, 3, 3), (3, 3, 3)),
-    features_per_stage=(4, 8, 16, 16),
-)
-#: 12 mm target spacing (x, y, z = 10, 12, 12.5 mm for variety): few windows on any CT.
-TINY_PREPROCESSING = PreprocessingConfig(
-    spacing=(12.5, 12.0, 10.0),
-    patch_size=TINY_PLAN.patch_size,
-    intensity_properties=(IntensityProperties(mean=50.0, std=100.0, percentile_00_5=-1000.0, percentile_99_5=1000.0),),
-)
-
-
-def zip_folder(folder: Path, archive: Path, inner: str = "model") -> Path:
-    """``archive`` holding every file of ``folder`` under ``inner/``."""
-    with zipfile.ZipFile(archive, "w") as zf:
-        for file in sorted(folder.iterdir()):
-            zf.write(file, f"{inner}/{file.name}")
-    return archive
+from GASACore.network import build_network
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zipfile
@@ -10,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from GASACore.bundle import ArchitectureSpec, load_model, save_bundle
+from GASACore.bundle import ArchitectureSpec, ModelSource, WeightFormat, load_model, save_bundle
 from GASACore.errors import BundleIntegrityError, ModelError
 from GASACore.labels import BTCV_LABELS
-from GASACore.network import UNetPlan, build_network
+from GASACore.network import GASABlockOptions, UNetPlan, build_network
 from GASACore.preprocessing import IntensityProperties, PreprocessingConfig
 
 PLAN = UNetPlan(
@@ -171,3 +172,76 @@ def test_nnunet_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
     torch.save({"network_weights": {"w": torch.zeros(1)}, "extra": _Payload()}, path)
     with pytest.raises(ModelError, match="weights_only=True"):
         load_nnunet_checkpoint(path)
+
+
+def test_placeholder_preprocessing_is_refused_at_save(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"not a valid pre-processing configuration.*schema_version must be 1"):
+        save_bundle(
+            tmp_path / "bad",
+            metadata={"name": "bad"},
+            architecture=SPEC,
+            preprocessing={"placeholder": True},
+            labels=BTCV_LABELS,
+            fold_weights={"fold_0": _weights(0)},
+        )
+    assert not any(tmp_path.iterdir())
+
+
+def test_preprocessing_json_is_validated_and_typed(bundle_dir: Path, tmp_path: Path) -> None:
+    model = load_model(bundle_dir)
+    assert isinstance(model.preprocessing, PreprocessingConfig) and model.preprocessing == PREPROCESSING
+    assert model.folds[0].file_format is WeightFormat.SAFETENSORS and model.source is ModelSource.BUNDLE
+    copy = save_bundle(
+        tmp_path / "from-json",
+        metadata={"name": "json"},
+        architecture=SPEC,
+        preprocessing=PREPROCESSING.to_json(),  # its JSON is accepted too, and validated
+        labels=BTCV_LABELS,
+        fold_weights={"fold_0": _weights(0)},
+    )
+    assert copy.preprocessing == PREPROCESSING
+
+
+def test_patch_size_must_agree_on_save_and_on_load(bundle_dir: Path, tmp_path: Path) -> None:
+    other_patch = dataclasses.replace(PREPROCESSING, patch_size=(8, 32, 32))
+    with pytest.raises(ModelError, match=r"planned for patch size \(8, 16, 16\).*pre-processing says \(8, 32, 32\)"):
+        save_bundle(
+            tmp_path / "bad",
+            metadata={"name": "bad"},
+            architecture=SPEC,
+            preprocessing=other_patch,
+            labels=BTCV_LABELS,
+            fold_weights={"fold_0": _weights(0)},
+        )
+    meta = json.loads((bundle_dir / "model.json").read_text())
+    meta["preprocessing"]["patch_size"] = [8, 16, 32]
+    (bundle_dir / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"planned for patch size \(8, 16, 16\).*says \(8, 16, 32\)"):
+        load_model(bundle_dir)
+
+
+def test_selecting_folds_keeps_everything_else(bundle_dir: Path) -> None:
+    model = load_model(bundle_dir)
+    one = model.select_folds(["fold_1"])
+    assert [f.name for f in one.folds] == ["fold_1"]
+    assert dataclasses.replace(one, folds=model.folds) == model
+    with pytest.raises(ModelError, match=r"\['fold_all'\] are not in model tiny"):
+        model.select_folds(["all"])  # "all" names nnU-Net's fold_all folder, not every fold
+
+
+def test_block_options_are_typed_and_validated() -> None:
+    assert SPEC.block_options == GASABlockOptions(dim=25, heads=5)
+    assert ArchitectureSpec("nnunet", PLAN, 1, 3).block_options is None
+    with pytest.raises(ModelError, match="has no block"):
+        ArchitectureSpec("nnunet", PLAN, 1, 3, {"dim": 25})
+    with pytest.raises(ModelError, match="multiple of heads"):
+        ArchitectureSpec("gasa-unet", PLAN, 1, 3, {"dim": 25, "heads": 4})
+    with pytest.raises(ModelError, match=r"unknown GASABlockOptions keys \['pe'\]"):
+        ArchitectureSpec("gasa-unet", PLAN, 1, 3, {"pe": "voxels"})
+
+
+def test_shipped_demo_bundle_loads() -> None:
+    demo = load_model(Path(__file__).resolve().parents[3] / "Resources" / "models" / "gasa-demo-btcv")
+    assert demo.architecture.name == "gasa-unet" and demo.patch_size == demo.preprocessing.patch_size
+    assert [f.name for f in demo.folds] == ["fold_all"] and len(demo.labels) == 13
+    assert demo.build_network().gasa.spatial_size == demo.architecture.plan.bottleneck_size
