@@ -21,7 +21,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["build_parser", "main"]
+from GASACore.network import GASABlockOptions, PositionalEmbedding
+from train.planning.gasa_plans import GASA_VARIANTS, TRAIN_VARIANTS
+
+__all__ = ["build_parser", "gasa_options_from_args", "main"]
 
 _EPILOG = "Steps: convert -> plan -> train -> evaluate -> export. Run `gasa-train STEP -h` for each."
 _FOLDER_HELP = "(default: the environment variable of the same name)"
@@ -50,21 +53,12 @@ def _add_plan_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--variants",
         nargs="*",
-        default=["gasa-unet", "gasa-l"],
-        choices=["gasa-unet", "gasa-l"],
-        help="GASA plans to write (default: both)",
+        default=list(GASA_VARIANTS),
+        choices=GASA_VARIANTS,
+        help=f"plans to write (default: all of {', '.join(GASA_VARIANTS)})",
     )
     parser.add_argument("--plans-name", default="nnUNetPlans", help="base plans name (default nnUNetPlans)")
-    parser.add_argument("--gasa-dim", type=int, default=25, help="GASA token dimension n (paper: 25)")
-    parser.add_argument("--gasa-heads", type=int, default=5, help="attention heads; must divide --gasa-dim (paper: 5)")
-    parser.add_argument(
-        "--gasa-pe",
-        default="voxels",
-        choices=["voxels", "tokens", "none"],
-        help="positional embedding: voxels (APE, paper best), tokens (BPE), none",
-    )
-    parser.add_argument("--gasa-qkv-norm", action="store_true", help="LayerNorm after the qkv projection (off)")
-    parser.add_argument("--gasa-dropout", type=float, default=0.5, help="dropout on the GASA features (0.5)")
+    _add_gasa_options(parser)
     small = parser.add_argument_group("planner size (CPU / small GPUs; defaults are nnU-Net's)")
     small.add_argument("--gpu-memory-gb", type=float, help="memory target that sizes the patch (nnU-Net: 8)")
     small.add_argument(
@@ -87,11 +81,49 @@ def _add_plan_parser(subparsers: Any) -> None:
     parser.set_defaults(func=_run_plan)
 
 
+def _add_gasa_options(parser: argparse.ArgumentParser) -> None:
+    """``--gasa-*`` flags, one per ``GASABlockOptions`` field; defaults and choices come from it (the paper's)."""
+    defaults = GASABlockOptions()
+    default_pe = defaults.positional_embedding.value
+    group = parser.add_argument_group("GASA block (defaults: the paper's)")
+    group.add_argument("--gasa-dim", type=int, default=defaults.dim, help=f"token dimension n ({defaults.dim})")
+    group.add_argument(
+        "--gasa-heads",
+        type=int,
+        default=defaults.heads,
+        help=f"attention heads; must divide --gasa-dim ({defaults.heads})",
+    )
+    group.add_argument(
+        "--gasa-pe",
+        default=default_pe,
+        choices=[mode.value for mode in PositionalEmbedding],
+        help=f"positional embedding: voxels (APE, paper best), tokens (BPE) or none ({default_pe})",
+    )
+    group.add_argument("--gasa-qkv-norm", action="store_true", help="LayerNorm after the qkv projection (off)")
+    group.add_argument(
+        "--gasa-dropout",
+        type=float,
+        default=defaults.dropout,
+        help=f"dropout on the GASA features ({defaults.dropout})",
+    )
+
+
+def gasa_options_from_args(args: argparse.Namespace) -> GASABlockOptions:
+    """The validated ``GASABlockOptions`` of the ``--gasa-*`` flags."""
+    return GASABlockOptions(
+        dim=args.gasa_dim,
+        heads=args.gasa_heads,
+        positional_embedding=args.gasa_pe,
+        qkv_norm=args.gasa_qkv_norm,
+        dropout=args.gasa_dropout,
+    )
+
+
 def _run_plan(args: argparse.Namespace) -> int:
-    from train.planning import GASAOptions, PlannerSettings, configure_nnunet_paths, run_planning
+    from train.planning import PlannerSettings, configure_nnunet_paths, run_planning
 
     configure_nnunet_paths(args.nnunet_raw, args.nnunet_preprocessed, require=("nnUNet_raw", "nnUNet_preprocessed"))
-    options = GASAOptions(args.gasa_dim, args.gasa_heads, args.gasa_pe, args.gasa_qkv_norm, args.gasa_dropout)
+    options = gasa_options_from_args(args)
     settings = PlannerSettings(
         plans_name=args.plans_name,
         gpu_memory_gb=args.gpu_memory_gb,
@@ -135,9 +167,9 @@ def _add_train_parser(subparsers: Any) -> None:
     _add_nnunet_folders(parser, "preprocessed", "results")
     parser.add_argument(
         "--variant",
-        default="gasa-unet",
-        choices=["gasa-unet", "gasa-l", "nnunet"],
-        help="network: gasa-unet, gasa-l or plain nnunet (default gasa-unet)",
+        default=TRAIN_VARIANTS[0],
+        choices=TRAIN_VARIANTS,
+        help=f"network: {', '.join(TRAIN_VARIANTS)} (nnunet: nnU-Net's own plans; default {TRAIN_VARIANTS[0]})",
     )
     parser.add_argument("--fold", default="0", help="0-4 (5-fold cross-validation) or all (default 0)")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="default cuda")

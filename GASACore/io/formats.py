@@ -13,10 +13,12 @@ __all__ = [
     "label_map_suffix",
     "looks_like_dicom_file",
     "strip_suffix",
+    "volume_suffix",
 ]
 
-#: Suffixes :func:`GASACore.io.read_image` reads (lower case); DICOM comes as a folder.
-IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+#: Suffixes :func:`GASACore.io.read_image` reads (lower case); DICOM comes as a folder. ``.nhdr`` and ``.mhd``
+#: are headers whose voxels are in a file next to them.
+IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Suffixes :func:`GASACore.io.write_label_map` writes (lower case).
 LABEL_MAP_SUFFIXES: tuple[str, ...] = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
 #: A 3D Slicer segmentation file: a label map, not an image to segment.
@@ -41,6 +43,14 @@ def image_suffix(path: Path) -> str | None:
     """
     suffix = _matching_suffix(path, _ALL_SUFFIXES)
     return None if suffix == SEGMENTATION_SUFFIX else suffix
+
+
+def volume_suffix(path: Path) -> str | None:
+    """The suffix of any 3D file this package reads, image or label map (``.seg.nrrd`` included), else None.
+
+    For folders of label maps (references, predictions): ``case.seg.nrrd`` -> ``".seg.nrrd"``.
+    """
+    return _matching_suffix(path, _ALL_SUFFIXES)
 
 
 def label_map_suffix(path: Path) -> str | None:

@@ -151,17 +151,20 @@ def test_every_bad_case_is_reported_at_once_and_nothing_is_written(tmp_path: Pat
     _case(images / "alone_0000.nii.gz", tmp_path / "elsewhere" / "alone.nii.gz")
     _case(images / "extra.nii.gz", labels / "extra.nii.gz", values=(1, 7))
     _write(labels / "orphan.nii.gz", np.zeros((6, 8, 7), dtype=np.uint8))
+    _write(images / "flat.nii.gz", np.zeros((8, 7), dtype=np.int16), spacing=(0.8, 0.8), origin=(0.0, 0.0))
+    _write(labels / "flat.nii.gz", np.zeros((8, 7), dtype=np.uint8), spacing=(0.8, 0.8), origin=(0.0, 0.0))
 
     with pytest.raises(ConversionError) as caught:
         convert_pairs(images, labels, tmp_path / "raw", labels={"spleen": 1, "kidney": 2})
     reasons = {issue.case_id: issue.reason for issue in caught.value.issues}
-    assert set(reasons) == {"shifted", "coarse", "alone", "extra", "orphan"}
+    assert set(reasons) == {"shifted", "coarse", "alone", "extra", "orphan", "flat"}
+    assert reasons["flat"] == "image must be 3D with one channel, got size (7, 8) with 1 channel(s)"
     assert "label origin must equal image origin" in reasons["shifted"]
     assert "label spacing must equal image spacing" in reasons["coarse"]
     assert reasons["alone"].startswith("label file missing")
     assert reasons["extra"] == "label values must be in [0, 1, 2], got [7]"
     assert reasons["orphan"].startswith("image file missing")
-    assert "5 bad case(s)" in str(caught.value) and "nothing was written" in str(caught.value)
+    assert "6 bad case(s)" in str(caught.value) and "nothing was written" in str(caught.value)
     assert list((tmp_path / "raw").iterdir()) == []  # neither the target nor a temporary folder
 
 
@@ -207,3 +210,11 @@ def test_convert_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     for kind in ("btcv", "amos", "kits23", "pairs"):
         with pytest.raises(SystemExit):
             parser.parse_args(["convert", kind, "--help"])
+
+
+def test_pairs_use_gasacore_suffixes_nhdr_images_and_seg_nrrd_labels(tmp_path: Path) -> None:
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    _case(images / "case1.nhdr", labels / "case1.seg.nrrd")
+    out = convert_pairs(images, labels, tmp_path / "raw", labels={"spleen": 1, "kidney": 2}, dataset_id=9)
+    assert sorted(p.name for p in (out / "imagesTr").iterdir()) == ["case1_0000.nii.gz"]
+    assert sorted(np.unique(_label_array(out / "labelsTr" / "case1.nii.gz"))) == [0, 1, 2]

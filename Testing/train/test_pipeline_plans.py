@@ -9,8 +9,9 @@ import pytest
 
 pytest.importorskip("nnunetv2")
 
-from GASACore.network import PAPER_BTCV
-from train.planning import GASAOptions, build_network_from_plans, derive_gasa_plans, gasa_l_blocks_per_stage
+from GASACore.network import PAPER_BTCV, GASABlockOptions
+from train.cli import build_parser, gasa_options_from_args
+from train.planning import GASA_VARIANTS, build_network_from_plans, derive_gasa_plans, gasa_l_blocks_per_stage
 
 #: GASA block + the 75 extra inputs of the first transposed convolution at the paper's BTCV plan.
 PAPER_GASA_DELTA = 1_058_891
@@ -98,11 +99,24 @@ def test_gasa_l_plan_is_resenc_3_to_5_blocks_plus_the_same_delta() -> None:
 
 
 def test_gasa_options_reach_the_network() -> None:
-    options = GASAOptions(dim=50, heads=10, pe="tokens", qkv_norm=True, dropout=0.1)
+    options = GASABlockOptions(dim=50, heads=10, positional_embedding="tokens", qkv_norm=True, dropout=0.1)
     derived = derive_gasa_plans(_nnunet_plans(), "gasa-unet", options=options)
     network = build_network_from_plans(derived, DATASET_JSON)
     assert network.gasa.out_channels == 320 + 3 * 50
-    assert derived["gasa"]["options"]["pe"] == "tokens"
+    assert network.gasa.token_embedding is not None and network.gasa.qkv_norm is not None
+    assert derived["gasa"]["options"] == options.to_json()
+    assert derived["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["gasa_pe"] == "tokens"
+
+
+def test_cli_flags_build_the_options_with_the_papers_defaults() -> None:
+    parser = build_parser()
+    assert gasa_options_from_args(parser.parse_args(["plan", "501"])) == GASABlockOptions()
+    args = parser.parse_args(["plan", "501", "--gasa-dim", "10", "--gasa-heads", "2", "--gasa-pe", "none"])
+    assert gasa_options_from_args(args) == GASABlockOptions(dim=10, heads=2, positional_embedding="none")
+    assert parser.parse_args(["plan", "501"]).variants == list(GASA_VARIANTS) == ["gasa-unet", "gasa-l"]
+    assert parser.parse_args(["train", "501", "--variant", "nnunet"]).variant == "nnunet"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["plan", "501", "--gasa-pe", "sinusoidal"])
 
 
 def test_blocks_per_stage_adapt_to_the_number_of_stages() -> None:
@@ -125,7 +139,7 @@ def test_derive_rejects_bad_requests(kwargs: dict[str, Any], message: str) -> No
 
 
 def test_gasa_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="multiple of heads"):
-        GASAOptions(dim=25, heads=4)
-    with pytest.raises(ValueError, match="positional embedding"):
-        GASAOptions(pe="sinusoidal")
+    with pytest.raises(ValueError, match=r"multiple of heads .*dim=7, heads=2"):
+        derive_gasa_plans(_nnunet_plans(), "gasa-unet", options={"dim": 7, "heads": 2})
+    with pytest.raises(ValueError, match=r"derives from a PlainConvUNet plan; got a gasa-unet plan"):
+        derive_gasa_plans(derive_gasa_plans(_nnunet_plans(), "gasa-unet"), "gasa-l")

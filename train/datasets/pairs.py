@@ -1,9 +1,10 @@
 """Any folder of image / label-map pairs -> nnU-Net v2, with label names and an optional value remapping.
 
 Pairing rule: an image and a label map belong together when their file names are equal after removing the
-extension (``.nii.gz``, ``.nii``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) and, for images only, an
-nnU-Net channel suffix ``_0000``. So ``images/case7.nrrd`` pairs with ``labels/case7.nii.gz`` and
-``imagesTr/case7_0000.nii.gz`` with ``labelsTr/case7.nii.gz``. The common name is the case identifier.
+extension (GASACore's: ``.nii.gz``, ``.nii``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``; ``.seg.nrrd`` for label
+maps) and, for images only, an nnU-Net channel suffix ``_0000``. So ``images/case7.nrrd`` pairs with
+``labels/case7.nii.gz`` and ``imagesTr/case7_0000.nii.gz`` with ``labelsTr/case7.nii.gz``. The common name is
+the case identifier.
 An image without a label map (or the reverse) is reported as a bad case.
 
 ``remap`` maps source label values to output values; source values it does not list become background
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from GASACore.io.formats import strip_suffix, volume_suffix
 from train.datasets.validation import CaseIssue
 from train.datasets.writer import CaseSource, DatasetSpec, write_dataset
 
@@ -38,14 +40,11 @@ TOTALSEG_TO_BTCV: Mapping[int, int] = {
     9: 13,  # adrenal_gland_left
 }
 
-_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-
 
 def _stem(path: Path) -> str | None:
-    ext = next((e for e in _EXTENSIONS if path.name.lower().endswith(e)), None)
-    if ext is None or not path.is_file() or path.name.startswith("."):
+    if volume_suffix(path) is None or not path.is_file() or path.name.startswith("."):
         return None
-    return path.name[: -len(ext)]
+    return strip_suffix(path)
 
 
 def find_pairs(images_dir: str | Path, labels_dir: str | Path) -> tuple[list[CaseSource], list[CaseIssue]]:

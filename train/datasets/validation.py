@@ -1,7 +1,8 @@
 """Checks run on every case before a dataset is written: files, geometry and label values.
 
 Each check returns the list of problems it found (empty when the case is fine) instead of raising, so that
-a conversion can report every bad case at once through :class:`ConversionError`.
+a conversion can report every bad case at once through :class:`ConversionError`. Geometry is GASACore's
+:class:`~GASACore.io.Geometry` (x, y, z order, LPS, mm).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from GASACore.io import Geometry
+
 __all__ = [
     "CaseIssue",
     "ConversionError",
-    "Geometry",
     "GeometryTolerance",
     "LabelCheck",
     "check_label_values",
@@ -49,27 +51,6 @@ class ConversionError(ValueError):
 
 
 @dataclass(frozen=True)
-class Geometry:
-    """Header geometry of an image as SimpleITK reports it (x, y, z order, LPS, mm)."""
-
-    size: tuple[int, ...]
-    spacing: tuple[float, ...]
-    origin: tuple[float, ...]
-    direction: tuple[float, ...]
-    components: int = 1
-
-    @classmethod
-    def of(cls, image: sitk.Image) -> Geometry:
-        return cls(
-            size=tuple(image.GetSize()),
-            spacing=tuple(image.GetSpacing()),
-            origin=tuple(image.GetOrigin()),
-            direction=tuple(image.GetDirection()),
-            components=image.GetNumberOfComponentsPerPixel(),
-        )
-
-
-@dataclass(frozen=True)
 class GeometryTolerance:
     """Largest accepted differences between an image's and its label map's geometry.
 
@@ -85,17 +66,20 @@ class GeometryTolerance:
 
 
 def read_geometry(path: Path) -> Geometry:
-    """Read an image file's header only (no voxels). Raises RuntimeError from SimpleITK if unreadable."""
+    """The geometry of a 3D single-channel image file, from its header only (no voxels are read).
+
+    Raises:
+        RuntimeError: SimpleITK cannot read the file.
+        ValueError: the image is not 3D with one channel, or its header geometry is invalid (the message
+            says what was found).
+    """
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
-    return Geometry(
-        size=tuple(reader.GetSize()),
-        spacing=tuple(reader.GetSpacing()),
-        origin=tuple(reader.GetOrigin()),
-        direction=tuple(reader.GetDirection()),
-        components=reader.GetNumberOfComponents(),
-    )
+    size, channels = tuple(reader.GetSize()), reader.GetNumberOfComponents()
+    if len(size) != 3 or channels != 1:
+        raise ValueError(f"image must be 3D with one channel, got size {size} with {channels} channel(s)")
+    return Geometry(size=size, spacing=reader.GetSpacing(), origin=reader.GetOrigin(), direction=reader.GetDirection())
 
 
 def _differs(a: Sequence[float], b: Sequence[float], tolerance: float) -> bool:
@@ -105,16 +89,10 @@ def _differs(a: Sequence[float], b: Sequence[float], tolerance: float) -> bool:
 def geometry_mismatches(
     image: Geometry, label: Geometry, tolerance: GeometryTolerance = GeometryTolerance()
 ) -> list[str]:
-    """Ways in which a label map's geometry differs from its image's (empty list when they agree).
-
-    Also reports an image that is not 3D single-channel.
-    """
-    problems = []
-    if len(image.size) != 3 or image.components != 1:
-        problems.append(f"image must be 3D with one channel, got size {image.size} with {image.components} channel(s)")
+    """Ways in which a label map's geometry differs from its image's (empty list when they agree)."""
     if image.size != label.size:
-        problems.append(f"label size must equal image size {image.size}, got {label.size}")
-        return problems
+        return [f"label size must equal image size {image.size}, got {label.size}"]
+    problems = []
     checks = (
         ("spacing", image.spacing, label.spacing, tolerance.spacing_mm),
         ("origin", image.origin, label.origin, tolerance.origin_mm),

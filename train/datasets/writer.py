@@ -2,7 +2,7 @@
 
 ``DatasetXXX_Name/imagesTr/<case>_0000.nii.gz``, ``labelsTr/<case>.nii.gz`` and ``dataset.json`` (plus any
 extra JSON files such as ``splits_from_source.json``) are built in a hidden temporary folder next to the
-target (``.DatasetXXX_Name.tmp-*``) that is renamed into place only when every case passed. Cases are
+target (``GASACore.io.atomic_output``) that is renamed into place only when every case passed. Cases are
 validated and written in one pass (each label map is read once); from the first bad case on nothing more
 is written, the remaining cases are still checked, and the temporary folder is removed before
 :class:`~train.datasets.validation.ConversionError` lists every bad case.
@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +27,18 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from GASACore.io import Geometry, atomic_output
 from train.datasets.validation import (
     CaseIssue,
     ConversionError,
-    Geometry,
     GeometryTolerance,
     check_label_values,
     geometry_mismatches,
     read_geometry,
 )
+from train.planning.nnunet_env import nnunet_dataset_name
 
-__all__ = ["CaseSource", "DatasetSpec", "dataset_folder_name", "labels_of", "write_dataset"]
+__all__ = ["CaseSource", "DatasetSpec", "labels_of", "write_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +119,6 @@ def labels_of(label_set: Sequence[Any]) -> dict[str, int]:
     return {"background": 0, **{label.name: int(label.value) for label in label_set}}
 
 
-def dataset_folder_name(dataset_id: int, name: str) -> str:
-    """nnU-Net's folder name ``DatasetXXX_Name``."""
-    return f"Dataset{dataset_id:03d}_{name}"
-
-
 def _case_problems(
     case: CaseSource, spec: DatasetSpec, remap: Mapping[int, int] | None, drop_unmapped: bool, tol: GeometryTolerance
 ) -> tuple[list[str], Geometry | None, sitk.Image | None, Any]:
@@ -139,14 +134,13 @@ def _case_problems(
     try:
         geometry = read_geometry(Path(case.image))  # type: ignore[arg-type]
         label = sitk.ReadImage(str(case.label))
+        label_geometry = Geometry.from_sitk(label)
     except RuntimeError as err:
-        return (
-            [f"image and label must be readable by SimpleITK, got: {str(err).strip().splitlines()[-1]}"],
-            None,
-            None,
-            None,
-        )
-    problems += geometry_mismatches(geometry, Geometry.of(label), tol)
+        reason = str(err).strip().splitlines()[-1]
+        return [f"image and label must be readable by SimpleITK, got: {reason}"], None, None, None
+    except ValueError as err:  # not 3D single-channel, or an invalid header geometry
+        return [str(err)], None, None, None
+    problems += geometry_mismatches(geometry, label_geometry, tol)
     check = check_label_values(sitk.GetArrayViewFromImage(label), spec.label_values, remap, drop_unmapped=drop_unmapped)
     problems += check.problems
     return problems, geometry, label, check.lookup
@@ -163,9 +157,7 @@ def _write_case(case: CaseSource, geometry: Geometry, label: sitk.Image, lookup:
     else:
         sitk.WriteImage(sitk.ReadImage(str(source)), str(image_out), useCompression=True)
     out = sitk.GetImageFromArray(lookup[sitk.GetArrayViewFromImage(label).astype("int64", copy=False)])
-    out.SetSpacing(geometry.spacing)
-    out.SetOrigin(geometry.origin)
-    out.SetDirection(geometry.direction)
+    geometry.apply_to(out)
     sitk.WriteImage(out, str(root / "labelsTr" / f"{case.case_id}.nii.gz"), useCompression=True)
 
 
@@ -206,7 +198,7 @@ def write_dataset(
         FileExistsError: If the data set folder exists and ``overwrite`` is False.
         ValueError: If there is no case or identifiers repeat.
     """
-    target = Path(target_root) / dataset_folder_name(spec.dataset_id, spec.name)
+    target = Path(target_root) / nnunet_dataset_name(spec.dataset_id, spec.name)
     if target.exists() and not overwrite:
         raise FileExistsError(
             f"target must not exist (pass overwrite=True to replace it), got existing {str(target)!r}"
@@ -219,10 +211,7 @@ def write_dataset(
         raise ValueError(f"case identifiers must be unique, got duplicates {duplicates}")
     all_issues = list(issues)
     tolerance = tolerance or GeometryTolerance()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the data set folder is meant to be shared
-    try:
+    with atomic_output(target, overwrite=overwrite, is_dir=True) as tmp:
         (tmp / "imagesTr").mkdir()
         (tmp / "labelsTr").mkdir()
         for case in cases:
@@ -236,19 +225,5 @@ def write_dataset(
         (tmp / "dataset.json").write_text(json.dumps(spec.to_json(len(cases)), indent=2), encoding="utf-8")
         for file_name, content in (extra_files or {}).items():
             (tmp / file_name).write_text(json.dumps(content, indent=2), encoding="utf-8")
-        _replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("wrote %d cases to %s", len(cases), target)
     return target
-
-
-def _replace(tmp: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(target)

@@ -128,8 +128,9 @@ def make_demo_model(
     note: str | None = None,
 ) -> Path:
     """Run the whole recipe and write the bundle to ``target``; returns the bundle folder."""
+    from GASACore.network import GASABlockOptions
     from train.export import export_results_folder
-    from train.planning import GASAOptions, PlannerSettings, configure_nnunet_paths, run_planning
+    from train.planning import PlannerSettings, configure_nnunet_paths, run_planning
 
     recipe = recipe or DemoRecipe()
     if target.exists() and not overwrite:
@@ -148,7 +149,7 @@ def make_demo_model(
             max_features=recipe.max_features,
         )
         planned = run_planning(
-            DATASET_ID, settings=settings, variants=("gasa-unet",), options=GASAOptions(), num_processes=1
+            DATASET_ID, settings=settings, variants=("gasa-unet",), options=GASABlockOptions(), num_processes=1
         )
         logger.info("2/4 plans %s (%s parameters)", planned.gasa_plans, planned.parameters)
     from train.training import Schedule, run_gasa_training

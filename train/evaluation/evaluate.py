@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import SimpleITK as sitk
 
+from GASACore.io.formats import strip_suffix, volume_suffix
 from train.evaluation.classes import EvaluationClass, resolve_classes
 from train.evaluation.metrics import dice
 from train.evaluation.surface import normalized_surface_dice
@@ -60,8 +61,6 @@ def conventions_for(classes: Sequence[EvaluationClass]) -> str:
         "prediction and reference scores Dice 1 and NSD 1, included in the means."
     )
 
-
-_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -164,15 +163,15 @@ def evaluate_arrays(
 
 
 def list_label_maps(folder: str | Path) -> dict[str, Path]:
-    """Label-map files of a folder by case identifier (file name without .nii.gz / .nii / .nrrd / .mha / .mhd)."""
+    """Label-map files of a folder by case identifier: the file name without its suffix (GASACore's image and
+    label-map suffixes: ``.nii.gz``, ``.nii``, ``.seg.nrrd``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"expected a folder of label maps, got {str(folder)!r} (not a directory)")
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        ext = next((e for e in _EXTENSIONS if path.name.endswith(e)), None)
-        if ext is not None and path.is_file() and not path.name.startswith("."):
-            found[path.name[: -len(ext)]] = path
+        if volume_suffix(path) is not None and path.is_file() and not path.name.startswith("."):
+            found[strip_suffix(path)] = path
     return found
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from train.planning.gasa_plans import (
-    GASA_NETWORK_CLASSES,
     GASA_VARIANTS,
-    GASAOptions,
+    TRAIN_VARIANTS,
     build_network_from_plans,
     derive_gasa_plans,
     gasa_l_blocks_per_stage,
@@ -15,9 +14,8 @@ from train.planning.nnunet_env import NNUNetPaths, configure_nnunet_paths, datas
 from train.planning.plan import PlannerSettings, PlanningResult, run_planning, write_gasa_plans
 
 __all__ = [
-    "GASA_NETWORK_CLASSES",
     "GASA_VARIANTS",
-    "GASAOptions",
+    "TRAIN_VARIANTS",
     "NNUNetPaths",
     "PlannerSettings",
     "PlanningResult",

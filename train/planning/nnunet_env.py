@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NNUNET_ENV_VARS", "NNUNetPaths", "configure_nnunet_paths", "dataset_folder_name"]
+__all__ = ["NNUNET_ENV_VARS", "NNUNetPaths", "configure_nnunet_paths", "dataset_folder_name", "nnunet_dataset_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,14 @@ def configure_nnunet_paths(
     )
 
 
+def nnunet_dataset_name(dataset_id: int, name: str) -> str:
+    """nnU-Net's data set folder name: ``nnunet_dataset_name(7, "BTCV")`` -> ``"Dataset007_BTCV"``."""
+    return f"Dataset{dataset_id:03d}_{name}"
+
+
 def dataset_folder_name(dataset: str | int) -> str:
-    """``DatasetXXX_Name`` for an id (``7``, ``"007"``) or a full name (needs the folders set)."""
+    """``DatasetXXX_Name`` of an existing data set, for an id (``7``, ``"007"``) or a full name (needs the
+    folders set: nnU-Net looks the id up in them); a new data set's name is :func:`nnunet_dataset_name`."""
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     text = str(dataset)

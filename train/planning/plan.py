@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from train.planning.gasa_plans import GASAOptions, build_network_from_plans, derive_gasa_plans, plans_name_for
+from GASACore.network import GASABlockOptions
+from train.planning.gasa_plans import GASA_VARIANTS, build_network_from_plans, derive_gasa_plans, plans_name_for
 from train.planning.nnunet_env import dataset_folder_name
 
 __all__ = ["PlannerSettings", "PlanningResult", "run_planning", "write_gasa_plans"]
@@ -78,8 +79,8 @@ def write_gasa_plans(
     preprocessed_dataset: Path,
     *,
     base_plans_name: str = "nnUNetPlans",
-    variants: Sequence[str] = ("gasa-unet", "gasa-l"),
-    options: GASAOptions | None = None,
+    variants: Sequence[str] = GASA_VARIANTS,
+    options: GASABlockOptions | None = None,
     verify: bool = True,
 ) -> tuple[dict[str, Path], dict[str, int]]:
     """Write ``<base>_<variant>.json`` next to the base plans; returns the paths and parameter counts.
@@ -116,8 +117,8 @@ def run_planning(
     dataset: str | int,
     *,
     settings: PlannerSettings | None = None,
-    variants: Sequence[str] = ("gasa-unet", "gasa-l"),
-    options: GASAOptions | None = None,
+    variants: Sequence[str] = GASA_VARIANTS,
+    options: GASABlockOptions | None = None,
     configurations: Sequence[str] = ("3d_fullres",),
     num_processes: int = 2,
     verify_integrity: bool = True,

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from train.planning.gasa_plans import plans_name_for
+from train.planning.gasa_plans import TRAIN_VARIANTS, plans_name_for
 from train.planning.nnunet_env import dataset_folder_name
 from train.training.trainers import GASATrainer, Schedule
 
@@ -27,8 +27,6 @@ __all__ = ["TRAIN_VARIANTS", "TrainingRun", "parse_fold", "results_folder", "run
 
 logger = logging.getLogger(__name__)
 
-#: Variants ``gasa-train train`` accepts; ``nnunet`` trains nnU-Net's own base plans.
-TRAIN_VARIANTS = ("gasa-unet", "gasa-l", "nnunet")
 RECORD_NAME = "gasa_training.json"
 
 

@@ -62,7 +62,7 @@ def test_labels_come_back_on_the_input_grid(tmp_path: Path, name: str, suffix: s
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ct.nrrd", f"labels{suffix}"])
 
 
-@pytest.mark.parametrize("input_suffix", [".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"])
+@pytest.mark.parametrize("input_suffix", [".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"])
 def test_every_input_format_gives_the_same_image(tmp_path: Path, input_suffix: str) -> None:
     source = _ct_image("oblique-20deg")
     sitk.WriteImage(source, str(tmp_path / f"ct{input_suffix}"))
