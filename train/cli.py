@@ -96,7 +96,7 @@ def _add_gasa_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--gasa-pe",
         default=default_pe,
-        choices=[mode.value for mode in PositionalEmbedding],
+        choices=PositionalEmbedding.values(),
         help=f"positional embedding: voxels (APE, paper best), tokens (BPE) or none ({default_pe})",
     )
     group.add_argument("--gasa-qkv-norm", action="store_true", help="LayerNorm after the qkv projection (off)")

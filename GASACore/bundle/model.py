@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from GASACore.bundle.integrity import verify_sha256
+from GASACore.enums import StrEnum
 from GASACore.errors import ModelError
 from GASACore.labels import Label
 from GASACore.network.block_options import BlockOptions
@@ -49,14 +50,14 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 
-class ModelSource(str, Enum):
+class ModelSource(StrEnum):
     """What a model was read from."""
 
     BUNDLE = "bundle"  #: a GASASegmenter bundle (folder or zip) with model.json
     NNUNET = "nnunet"  #: an nnU-Net v2 results folder (plans.json, dataset.json, fold_*/checkpoint_*.pth)
 
 
-class WeightFormat(str, Enum):
+class WeightFormat(StrEnum):
     """How one fold's weights are stored."""
 
     SAFETENSORS = "safetensors"  #: a bundle's ``fold_N.safetensors``, SHA-256 recorded in model.json

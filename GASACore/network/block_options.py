@@ -23,12 +23,14 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, TypeVar
 
+from GASACore.enums import StrEnum
+
 __all__ = ["BlockOptions", "GASABlockOptions", "PositionalEmbedding"]
 
 _T = TypeVar("_T", bound="BlockOptions")
 
 
-class PositionalEmbedding(str, Enum):
+class PositionalEmbedding(StrEnum):
     """Where the GASA block's learnable positional embedding is added."""
 
     NONE = "none"  #: no embedding (the paper's "NoPE")
@@ -131,7 +133,7 @@ class GASABlockOptions(BlockOptions):
         try:
             mode = PositionalEmbedding(_plain(self.positional_embedding))
         except ValueError:
-            choices = [m.value for m in PositionalEmbedding]
+            choices = list(PositionalEmbedding.values())
             raise ValueError(
                 f"GASA positional_embedding must be one of {choices}, got {self.positional_embedding!r}"
             ) from None

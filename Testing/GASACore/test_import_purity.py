@@ -27,7 +27,19 @@ def test_every_gasacore_module_imports_without_slicer_qt_ctk_vtk() -> None:
     assert result.stdout.strip() == "", f"GASACore imported {result.stdout.strip()}"
 
 
-TORCH_FREE = ("GASACore", "GASACore.enums", "GASACore.errors", "GASACore.options", "GASACore.events", "GASACore.cli")
+TORCH_FREE = (
+    "GASACore",
+    "GASACore.enums",
+    "GASACore.errors",
+    "GASACore.options",
+    "GASACore.events",
+    "GASACore.cli",
+    "GASACore.home",
+    "GASACore.labels",
+    "GASACore.network",
+    "GASACore.bundle",
+    "GASACore.preprocessing",
+)
 
 
 def _without_torch(code: str) -> subprocess.CompletedProcess[str]:
