@@ -23,7 +23,7 @@ from GASACore.preprocessing.config import PreprocessingConfig
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["load_model", "read_bundle", "save_bundle"]
+__all__ = ["load_model", "open_model", "read_bundle", "save_bundle"]
 
 
 def load_model(path: str | Path, *, folds: Sequence[str | int] | None = None, verify: bool = True) -> ModelBundle:

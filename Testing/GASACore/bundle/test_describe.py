@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundle_helpers import zip_folder
 
-from GASACore.bundle import describe_model, load_model
+from GASACore.bundle import describe_model, load_model, sha256_of
 from GASACore.errors import ModelError
 from GASACore.labels import terminology_entry
 
@@ -70,6 +71,19 @@ def test_demo_bundle_folder(tmp_path: Path) -> None:
     liver = next(label for label in description["labels"] if label["name"] == "liver")
     assert liver["terminology_entry"].split("~")[2] == "SCT^10200004^Liver"
     assert description["mirror_axes"] == [0, 1, 2]
+
+
+def test_zip_of_the_demo_bundle_describes_like_the_folder(tmp_path: Path) -> None:
+    archive = zip_folder(DEMO, tmp_path / "gasa-demo-btcv.zip", inner="gasa-demo-btcv")
+    home = tmp_path / "home"
+    zipped = describe_without_torch(archive, {"GASA_HOME": str(home)})
+    folder = describe_model(DEMO)
+    assert zipped["format"] == "bundle-zip" and zipped["path"] == str(archive)
+    assert zipped["folder"] == str(home / "cache" / "bundles" / sha256_of(archive) / "gasa-demo-btcv")
+    different = {"path", "format", "folder"}
+    assert {k: v for k, v in zipped.items() if k not in different} == {
+        k: v for k, v in folder.items() if k not in different
+    }
 
 
 def test_zipped_bundle_is_described_from_the_cache(tiny_bundle: Path, tiny_bundle_zip: Path, tmp_path: Path) -> None:
