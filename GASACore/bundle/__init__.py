@@ -10,7 +10,7 @@ weight helpers of ``GASACore.bundle.weights``, exported here lazily.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from GASACore.bundle.cache import ZipLimits, bundle_cache_dir, unpack_bundle_zip
 from GASACore.bundle.describe import DESCRIPTION_SCHEMA_VERSION, describe_model
@@ -25,6 +25,14 @@ from GASACore.bundle.model import (
 )
 from GASACore.bundle.nnunet_folder import is_nnunet_results_folder, load_nnunet_results_folder
 from GASACore.bundle.store import load_model, read_bundle, save_bundle
+
+if TYPE_CHECKING:  # torch helpers, for type checkers (at run time they are imported on first use)
+    from GASACore.bundle.weights import (
+        check_state_dict_fits,
+        load_nnunet_checkpoint,
+        load_safetensors,
+        save_safetensors,
+    )
 
 __all__ = [
     "DESCRIPTION_SCHEMA_VERSION",

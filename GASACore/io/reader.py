@@ -34,6 +34,7 @@ _COMPLEX_PIXEL_IDS = {sitk.sitkComplexFloat32, sitk.sitkComplexFloat64}
 #: SimpleITK's reader for each suffix: never let it guess the format from the content.
 _IMAGE_IO = {".nrrd": ("NrrdImageIO", nrrd_layout), ".mha": ("MetaImageIO", metaimage_layout)}
 _IMAGE_IO[".mhd"] = _IMAGE_IO[".mha"]
+_IMAGE_IO[".nhdr"] = _IMAGE_IO[".nrrd"]  # a NRRD header whose voxels are in its 'data file'
 
 
 @dataclass
@@ -145,7 +146,7 @@ def read_image(path: str | Path, *, series: str | None = None, max_bytes: int | 
     """Read a 3D image file or a DICOM series folder.
 
     Args:
-        path: a ``.nii``, ``.nii.gz``, ``.nrrd`` (not ``.seg.nrrd``), ``.mha`` or ``.mhd`` file, or a folder
+        path: a ``.nii``, ``.nii.gz``, ``.nrrd`` (not ``.seg.nrrd``), ``.nhdr``, ``.mha`` or ``.mhd`` file, or a folder
             that directly holds a DICOM series.
         series: SeriesInstanceUID of the series to read when the folder holds several; by default the series
             with the most slices is read (with a warning naming the others).
