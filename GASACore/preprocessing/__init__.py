@@ -4,27 +4,36 @@
 crop to non-zero, normalisation, resampling to the target spacing); ``restore_segmentation``
 maps the network's ``(K, X, Y, Z)`` logits back to a ``(z, y, x)`` label map on the input grid.
 ``PreprocessingConfig`` holds a model's settings (``from_nnunet`` reads an nnU-Net v2 plan).
-Everything but the way back (``restore_segmentation``, ``resample_logits_to_labels``: torch) imports without
-torch; those two are imported on first use.
+
+Names are imported on first use: the configuration (``GASACore.preprocessing.config``, standard library only)
+loads without numpy's helpers, scipy or torch, so a model can be described cheaply; the way back
+(``restore_segmentation``, ``resample_logits_to_labels``) needs torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from GASACore.preprocessing.config import (
-    SCHEMA_VERSION,
-    IntensityProperties,
-    NormalizationScheme,
-    PreprocessingConfig,
-    ResamplingOrders,
-)
-from GASACore.preprocessing.cropping import BBox, crop_to_bbox, nonzero_bbox, nonzero_mask, uncrop
-from GASACore.preprocessing.normalization import normalize_channel
-from GASACore.preprocessing.pipeline import preprocess
-from GASACore.preprocessing.properties import PreprocessedProperties
-from GASACore.preprocessing.resampling import compute_new_shape, resample_image, separate_axis, source_coordinates
+if TYPE_CHECKING:  # the names below, for type checkers
+    from GASACore.preprocessing.config import (
+        SCHEMA_VERSION,
+        IntensityProperties,
+        NormalizationScheme,
+        PreprocessingConfig,
+        ResamplingOrders,
+    )
+    from GASACore.preprocessing.cropping import BBox, crop_to_bbox, nonzero_bbox, nonzero_mask, uncrop
+    from GASACore.preprocessing.normalization import normalize_channel
+    from GASACore.preprocessing.pipeline import preprocess
+    from GASACore.preprocessing.properties import PreprocessedProperties
+    from GASACore.preprocessing.resampling import (
+        compute_new_shape,
+        resample_image,
+        separate_axis,
+        source_coordinates,
+    )
+    from GASACore.preprocessing.restore import resample_logits_to_labels, restore_segmentation
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -48,10 +57,27 @@ __all__ = [
     "uncrop",
 ]
 
-_LAZY = {"resample_logits_to_labels", "restore_segmentation"}
+#: Public name -> defining module (imported on first access).
+_EXPORTS = {
+    **dict.fromkeys(
+        ("SCHEMA_VERSION", "IntensityProperties", "NormalizationScheme", "PreprocessingConfig", "ResamplingOrders"),
+        "config",
+    ),
+    **dict.fromkeys(("BBox", "crop_to_bbox", "nonzero_bbox", "nonzero_mask", "uncrop"), "cropping"),
+    "normalize_channel": "normalization",
+    "preprocess": "pipeline",
+    "PreprocessedProperties": "properties",
+    **dict.fromkeys(("compute_new_shape", "resample_image", "separate_axis", "source_coordinates"), "resampling"),
+    **dict.fromkeys(("resample_logits_to_labels", "restore_segmentation"), "restore"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module("GASACore.preprocessing.restore"), name)
-    raise AttributeError(f"module 'GASACore.preprocessing' has no attribute {name!r}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'GASACore.preprocessing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"GASACore.preprocessing.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
