@@ -40,8 +40,9 @@ from GASACore.network import (
     PlainConvUNetV1,
     VNet,
     count_complexity,
+    network_arch_kwargs,
+    resolve_operations,
 )
-from GASACore.network.registry import nnunet_architecture_kwargs
 
 INPUT = (1, 1, *PAPER_BTCV.patch_size)
 TABLE_4 = {  # the paper's Table 4: Params (M, in fact 2^20) and FLOPs (G, thop MACs / 1e9)
@@ -54,7 +55,7 @@ TABLE_4 = {  # the paper's Table 4: Params (M, in fact 2^20) and FLOPs (G, thop 
 
 
 def _plan_network(cls: type, classes: int, residual: bool = False) -> Callable[[], nn.Module]:
-    kwargs = nnunet_architecture_kwargs(PAPER_BTCV, residual_encoder=residual)
+    kwargs = resolve_operations(network_arch_kwargs("nnunet-resenc" if residual else "nnunet", PAPER_BTCV))
     return lambda: cls(
         input_channels=1, num_classes=classes, deep_supervision=False, patch_size=PAPER_BTCV.patch_size, **kwargs
     )

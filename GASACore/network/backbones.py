@@ -28,7 +28,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from GASACore.network.gasa_block import GASABlock, bottleneck_size, check_spatial_size
+from GASACore.network.block_options import GASABlockOptions
+from GASACore.network.gasa_block import GASABlock, check_spatial_size
+from GASACore.network.plans import bottleneck_size
 
 __all__ = ["PLAN_KEYWORDS", "Backbone", "SkipDecoder", "WithGASA", "with_more_inputs"]
 
@@ -128,27 +130,12 @@ class Backbone(nn.Module):
 class WithGASA:
     """Mixin for ``class GASAX(WithGASA, X)``: the GASA block at the end of backbone ``X``'s encoder.
 
-    Keyword arguments (as :class:`~GASACore.network.unets.GASAPlainConvUNet`): ``gasa_dim`` (25), ``gasa_heads``
-    (5), ``gasa_pe`` ("voxels"), ``gasa_qkv_norm`` (False), ``gasa_dropout`` (0.5).
+    Keyword arguments (as :class:`~GASACore.network.unets.GASAPlainConvUNet`): the ``GASABlockOptions`` keywords
+    ``gasa_dim``, ``gasa_heads``, ``gasa_pe``, ``gasa_qkv_norm``, ``gasa_dropout`` (the paper's defaults when absent).
     """
 
-    def __init__(
-        self,
-        *,
-        gasa_dim: int = 25,
-        gasa_heads: int = 5,
-        gasa_pe: str = "voxels",
-        gasa_qkv_norm: bool = False,
-        gasa_dropout: float = 0.5,
-        **kwargs: Any,
-    ) -> None:
-        self._gasa_options = {
-            "dim": gasa_dim,
-            "heads": gasa_heads,
-            "positional_embedding": gasa_pe,
-            "qkv_norm": gasa_qkv_norm,
-            "dropout": gasa_dropout,
-        }
+    def __init__(self, **kwargs: Any) -> None:
+        self._gasa_options = GASABlockOptions.pop_network_kwargs(kwargs).to_json()
         super().__init__(**kwargs)
 
 

@@ -37,8 +37,8 @@ import torch
 
 from GASACore.network.axial_attention import AxialSelfAttention3d
 from GASACore.network.cbam import CBAM3d
-from GASACore.network.gasa_block import bottleneck_size
 from GASACore.network.medical_axial import MedicalAxialBlock3d
+from GASACore.network.plans import bottleneck_size
 from GASACore.network.unets import FixedPatchPlainConvUNet
 
 __all__ = ["ATPlainConvUNet", "CBAMPlainConvUNet", "MATPlainConvUNet"]

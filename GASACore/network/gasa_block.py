@@ -14,10 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from GASACore.network.block_options import GASABlockOptions, PositionalEmbedding
-from GASACore.network.plans import bottleneck_size
 
-# PositionalEmbedding (block_options) and bottleneck_size (plans) are defined in those torch-free modules.
-__all__ = ["GASABlock", "PositionalEmbedding", "bottleneck_size", "check_spatial_size"]
+__all__ = ["GASABlock", "PositionalEmbedding", "check_spatial_size"]  # PositionalEmbedding lives in block_options
 
 
 def check_spatial_size(x: torch.Tensor, expected: tuple[int, ...], what: str) -> None:

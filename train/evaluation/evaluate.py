@@ -62,7 +62,6 @@ def conventions_for(classes: Sequence[EvaluationClass]) -> str:
     )
 
 
-
 def _nanmean(values: Sequence[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else float("nan")

@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from GASACore.network import UNetPlan
-from GASACore.network.registry import nnunet_architecture_kwargs
+from GASACore.network import UNetPlan, network_arch_kwargs, resolve_operations
 
 #: A 4-stage plan small enough for CPU forward passes; bottleneck 2 x 2 x 2 (cubic, so MAT takes it).
 SMALL = UNetPlan(
@@ -28,7 +27,7 @@ ASYMMETRIC = UNetPlan(
 
 def build(cls: type, plan: UNetPlan, *, num_classes: int = 14, meta: bool = False, **options: Any) -> torch.nn.Module:
     """``cls`` built as nnU-Net v2 would from ``plan`` (its PlainConvUNet keywords + ``patch_size``)."""
-    kwargs = nnunet_architecture_kwargs(plan, residual_encoder=False)
+    kwargs = resolve_operations(network_arch_kwargs("nnunet", plan))
     arguments = {"input_channels": 1, "num_classes": num_classes, "deep_supervision": False, **kwargs, **options}
     if meta:
         with torch.device("meta"):

@@ -11,11 +11,9 @@ from network_helpers import SMALL, count
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
-from GASACore.network import PAPER_BTCV
-from GASACore.network.gasa_block import bottleneck_size
+from GASACore.network import PAPER_BTCV, bottleneck_size, network_arch_kwargs
 from GASACore.network.monai_backbones import GASAUNETR, UNETR, GASAVNet, VNet
 from GASACore.network.nnmamba import GASANNMamba, NNMamba
-from GASACore.network.registry import nnunet_architecture_kwargs
 
 # A UNETR small enough for CPU tests (the defaults are a 12-layer, 768-wide ViT: ~93 M parameters).
 TINY_UNETR = {"unetr_feature_size": 8, "unetr_hidden_size": 48, "unetr_mlp_dim": 96, "unetr_num_heads": 4}
@@ -71,7 +69,7 @@ def test_gasa_backbones_train_the_block() -> None:
 
 def test_nnunet_builds_them_from_a_plans_entry() -> None:
     """nnU-Net v2's own builder, with the PlainConvUNet keywords a plans file holds plus patch_size."""
-    plan_kwargs = nnunet_architecture_kwargs(SMALL, residual_encoder=False)
+    plan_kwargs = network_arch_kwargs("nnunet", SMALL)  # as plans hold them: operations as dotted paths
     arch_kwargs = {
         **plan_kwargs,
         "conv_op": "torch.nn.modules.conv.Conv3d",
