@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from GASACore.network import GASABlockOptions, PositionalEmbedding
-from train.planning.gasa_plans import GASA_VARIANTS, TRAIN_VARIANTS
+from train.planning.gasa_plans import GASA_VARIANTS, PLAN_VARIANTS, TRAIN_VARIANTS
 
 __all__ = ["build_parser", "gasa_options_from_args", "main"]
 
@@ -54,8 +54,8 @@ def _add_plan_parser(subparsers: Any) -> None:
         "--variants",
         nargs="*",
         default=list(GASA_VARIANTS),
-        choices=GASA_VARIANTS,
-        help=f"plans to write (default: all of {', '.join(GASA_VARIANTS)})",
+        choices=PLAN_VARIANTS,
+        help=f"plans to write (default: {', '.join(GASA_VARIANTS)}; --gasa-* options apply to GASA variants)",
     )
     parser.add_argument("--plans-name", default="nnUNetPlans", help="base plans name (default nnUNetPlans)")
     _add_gasa_options(parser)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from train.planning.gasa_plans import (
     GASA_VARIANTS,
+    PLAN_VARIANTS,
     TRAIN_VARIANTS,
     build_network_from_plans,
     derive_gasa_plans,
@@ -15,6 +16,7 @@ from train.planning.plan import PlannerSettings, PlanningResult, run_planning, w
 
 __all__ = [
     "GASA_VARIANTS",
+    "PLAN_VARIANTS",
     "TRAIN_VARIANTS",
     "NNUNetPaths",
     "PlannerSettings",

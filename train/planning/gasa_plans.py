@@ -17,6 +17,7 @@ from typing import Any
 
 from GASACore.network import (
     BlockOptions,
+    GASABlockOptions,
     architecture_from_nnunet,
     block_networks,
     network_spec,
@@ -25,6 +26,7 @@ from GASACore.network import (
 
 __all__ = [
     "GASA_VARIANTS",
+    "PLAN_VARIANTS",
     "TRAIN_VARIANTS",
     "build_network_from_plans",
     "derive_gasa_plans",
@@ -34,16 +36,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The variants ``derive_gasa_plans`` writes: every registered network that adds a block to nnU-Net's U-Net.
-GASA_VARIANTS: tuple[str, ...] = block_networks()
+#: The variants ``derive_gasa_plans`` can write: every registered network that adds a block to nnU-Net's U-Net.
+PLAN_VARIANTS: tuple[str, ...] = block_networks()
+#: Those whose block is GASA (``gasa-train plan``'s default and what its ``--gasa-*`` options configure).
+GASA_VARIANTS: tuple[str, ...] = tuple(n for n in PLAN_VARIANTS if network_spec(n).block_options is GASABlockOptions)
 #: The variants ``gasa-train train`` accepts: the derived ones, and ``nnunet`` (nnU-Net's own base plans).
-TRAIN_VARIANTS: tuple[str, ...] = (*GASA_VARIANTS, "nnunet")
+TRAIN_VARIANTS: tuple[str, ...] = (*PLAN_VARIANTS, "nnunet")
 
 
 def plans_name_for(base_plans_name: str, variant: str) -> str:
     """``nnUNetPlans`` + ``gasa-unet`` -> ``nnUNetPlans_gasa-unet`` (also the plans file's stem)."""
-    if variant not in GASA_VARIANTS:
-        raise ValueError(f"GASA variant must be one of {list(GASA_VARIANTS)}, got {variant!r}")
+    if variant not in PLAN_VARIANTS:
+        raise ValueError(f"GASA variant must be one of {list(PLAN_VARIANTS)}, got {variant!r}")
     return f"{base_plans_name}_{variant}"
 
 
@@ -67,7 +71,7 @@ def derive_gasa_plans(
         plans: nnU-Net v2 plans (``nnUNetPlans.json`` content) with a 3D ``configuration`` planned for a
             network without a block (``PlainConvUNet``, or ``ResidualEncoderUNet`` for residual variants).
         variant: ``gasa-unet`` (PlainConvUNet + GASA) or ``gasa-l`` (ResidualEncoderUNet, 3..3,5 blocks,
-            1 decoder conv per stage, + GASA); any network of ``GASA_VARIANTS``.
+            1 decoder conv per stage, + GASA); any network of ``PLAN_VARIANTS``.
         options: the variant's block options (``GASABlockOptions``, or a mapping of its fields, validated);
             the paper's defaults when ``None``.
         configuration: the configuration to derive from.

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from GASACore.network import GASABlockOptions
+from GASACore.network import BlockOptions, network_spec
 from train.planning.gasa_plans import GASA_VARIANTS, build_network_from_plans, derive_gasa_plans, plans_name_for
 from train.planning.nnunet_env import dataset_folder_name
 
@@ -80,7 +80,7 @@ def write_gasa_plans(
     *,
     base_plans_name: str = "nnUNetPlans",
     variants: Sequence[str] = GASA_VARIANTS,
-    options: GASABlockOptions | None = None,
+    options: BlockOptions | None = None,
     verify: bool = True,
 ) -> tuple[dict[str, Path], dict[str, int]]:
     """Write ``<base>_<variant>.json`` next to the base plans; returns the paths and parameter counts.
@@ -99,7 +99,9 @@ def write_gasa_plans(
     if verify:
         parameters[base_plans_name] = _count(build_network_from_plans(plans, dataset_json))
     for variant in variants:
-        derived = derive_gasa_plans(plans, variant, options=options)
+        block = network_spec(variant).block_options
+        own = options if block is not None and isinstance(options, block) else None  # others: their defaults
+        derived = derive_gasa_plans(plans, variant, options=own)
         if verify:
             parameters[derived["plans_name"]] = _count(build_network_from_plans(derived, dataset_json))
         target = preprocessed_dataset / f"{plans_name_for(base_plans_name, variant)}.json"
@@ -118,7 +120,7 @@ def run_planning(
     *,
     settings: PlannerSettings | None = None,
     variants: Sequence[str] = GASA_VARIANTS,
-    options: GASABlockOptions | None = None,
+    options: BlockOptions | None = None,
     configurations: Sequence[str] = ("3d_fullres",),
     num_processes: int = 2,
     verify_integrity: bool = True,
@@ -132,7 +134,8 @@ def run_planning(
         dataset: id (``501``) or name (``Dataset501_BTCV``) of a data set in ``nnUNet_raw``.
         settings: planner knobs (patch / network size, target spacing, plans name).
         variants: GASA plans to derive (``gasa-unet``, ``gasa-l``); empty for nnU-Net's plans only.
-        options: GASA block options for the derived plans.
+        options: block options (``GASABlockOptions``) for the variants with that block; the others get their
+            block's defaults.
         configurations: configurations to pre-process (``3d_fullres`` is what GASA trains on).
         num_processes: worker processes for fingerprinting and pre-processing.
         verify_integrity: run nnU-Net's data set integrity check first.
