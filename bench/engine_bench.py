@@ -169,7 +169,7 @@ def run_monai(case: Path, model: Path, output: Path) -> dict[str, float]:
     network = bundle.build_network().eval()
     network.load_state_dict(bundle.load_fold(bundle.folds[0], network))
     image = read_image(case)
-    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing_config())
+    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
     mark = time.perf_counter()
     with torch.inference_mode():
         logits = sliding_window_inference(
@@ -203,7 +203,7 @@ def _window_labels_gasa(case: Path, model: Path) -> np.ndarray:
     bundle = load_model(model)
     network = bundle.build_network()
     image = read_image(case)
-    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing_config())
+    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
     config = SlidingWindowConfig(patch_size=bundle.patch_size, mirror_axes=(), device=torch.device("cpu"))
     logits = predict_sliding_window(
         network,

@@ -224,10 +224,6 @@ class ModelBundle:
         """The network window ``(X, Y, Z)`` in voxels (plan and pre-processing agree, checked)."""
         return self.architecture.plan.patch_size
 
-    def preprocessing_config(self) -> PreprocessingConfig:
-        """``self.preprocessing`` (kept for callers written when it was an untyped mapping)."""
-        return self.preprocessing
-
     def build_network(self, *, deep_supervision: bool = False) -> nn.Module:
         """A freshly initialised network of this model's architecture (weights come from ``load_fold``)."""
         return self.architecture.build_network(deep_supervision=deep_supervision)
