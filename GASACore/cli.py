@@ -9,22 +9,29 @@ Usage::
 The options of the run are :mod:`GASACore.options` (declared there, parsed into one ``SegmentOptions``);
 ``--progress json`` writes the events of :mod:`GASACore.events`. Exit code 0 only when every input was
 segmented; on error a one-line message says what was expected and what was given.
+
+SIGTERM and SIGINT (Ctrl-C) stop a run within one sliding window: no output is left, temporary files are
+removed, one line says so and the exit code is 128 + the signal number. With ``GASA_ENGINE_NEW_SESSION=1``
+in the environment (:data:`GASACore.events.NEW_SESSION_ENV`, set by the Slicer module) the engine first
+makes itself the leader of a new session and writes a ``start`` event with its pid and process group.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from GASACore.errors import Cancelled, GASAError
 from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, EventSink, Stage
+from GASACore.interrupt import Interrupt, InterruptibleSink, lead_new_session
 from GASACore.options import Device, OptionError, SegmentOptions, add_arguments
 from GASACore.progress import ProgressMode, make_sink
 
@@ -129,12 +136,53 @@ def _refuse_existing_outputs(outputs: Sequence[Path], overwrite: bool) -> None:
     )
 
 
-def _run(args: argparse.Namespace, sink: EventSink) -> int:
+@dataclass(frozen=True)
+class _CaseOutputs:
+    """What one segmented case writes: the label map ``path``, and for a single input its extras."""
+
+    path: Path
+    result: Any
+    image: Any
+    volumes: dict[str, float]
+    single: bool
+
+
+def _write_outputs(
+    args: argparse.Namespace, model: Any, case: _CaseOutputs, interrupt: Interrupt, existing_before: set[Path]
+) -> None:
+    """Write one case's label map (and, for a single input, its volumes and overlay) without being cut short.
+
+    A signal that arrives meanwhile is honoured once the files are complete: they are removed again (those
+    that existed before the run are the user's only with ``--overwrite``) and the run stops.
+    """
+    from GASACore.io import write_label_map
+    from GASACore.report import write_overlay_png, write_volumes
+
+    result = case.result
+    written: list[Path] = []
+    interrupt.check()
+    with interrupt.deferred():
+        written.append(case.path)
+        write_label_map(result.labels, result.geometry, case.path, label_info=model.labels, overwrite=args.overwrite)
+        if case.single and args.volumes:
+            written.append(args.volumes)
+            write_volumes(case.volumes, args.volumes)
+        if case.single and args.overlay:
+            written.append(args.overlay)
+            write_overlay_png(case.image.array, result.labels, result.geometry, model.labels, args.overlay)
+    if interrupt.event.is_set():
+        for path in written:
+            if path not in existing_before:
+                path.unlink(missing_ok=True)
+        interrupt.check()
+
+
+def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None = None) -> int:
     from GASACore.bundle import load_model
     from GASACore.inference import select_device
-    from GASACore.io import find_cases, read_image, write_label_map
+    from GASACore.io import find_cases, read_image
     from GASACore.pipeline import segment
-    from GASACore.report import label_volumes_ml, write_overlay_png, write_volumes
+    from GASACore.report import label_volumes_ml
 
     options = SegmentOptions.from_args(args)
     cases = find_cases(args.input)
@@ -147,19 +195,23 @@ def _run(args: argparse.Namespace, sink: EventSink) -> int:
     model = load_model(args.model, folds=options.folds.names)
     device = select_device(options.device)  # once per run, for every case
     logger.info("device: %s (%s)", *device)
+    interrupt = interrupt or Interrupt()
+    interrupt.total = len(cases)
+    existing_before = {path for path in [*outputs, *extras] if os.path.lexists(path)}
     failures = 0
     for index, (case, output) in enumerate(zip(cases, outputs, strict=True)):
         sink.emit(CaseEvent(case.name, index, len(cases)))
         try:
             image = read_image(case.path, series=args.series)
-            result = segment(image, model, options=options, progress=sink, resolved_device=device)
+            result = segment(
+                image, model, options=options, progress=sink, cancel=interrupt.event, resolved_device=device
+            )
             sink(Stage.EXPORT, 0.5)
-            write_label_map(result.labels, result.geometry, output, label_info=model.labels, overwrite=args.overwrite)
             volumes = label_volumes_ml(result.labels, result.geometry, model.labels)
-            if args.volumes and not batch:
-                write_volumes(volumes, args.volumes)
-            if args.overlay and not batch:
-                write_overlay_png(image.array, result.labels, result.geometry, model.labels, args.overlay)
+            _write_outputs(
+                args, model, _CaseOutputs(output, result, image, volumes, not batch), interrupt, existing_before
+            )
+            interrupt.completed += 1
             sink(Stage.EXPORT, 1.0)
             seconds = round(result.timings["total"], 2)
             sink.emit(DoneEvent(str(output), case=case.name, device=result.device, seconds=seconds))
@@ -211,12 +263,9 @@ def _check_device(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cancel_on_signal(signum: int, _frame: object) -> None:
-    raise Cancelled(f"stopped by signal {signal.Signals(signum).name}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gasa-segment``; returns the process exit code."""
+    lead_new_session()
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -224,19 +273,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_device:
         return _check_device(args)
     sink = make_sink(args.progress)
-    signal.signal(signal.SIGTERM, _cancel_on_signal)
+    interrupt = Interrupt()
+    interrupt.install()
     try:
-        return _run(args, sink)
+        return _run(args, InterruptibleSink(sink, interrupt), interrupt)
     except (Cancelled, KeyboardInterrupt) as err:
-        sink.emit(ErrorEvent(f"cancelled: {err}" if str(err) else "cancelled"))
-        print("gasa-segment: cancelled", file=sys.stderr)
-        return 130
+        interrupt.stop_listening()
+        message = interrupt.outcome() if interrupt.signum else f"cancelled: {err}" if str(err) else "cancelled"
+        sink.emit(ErrorEvent(message))
+        print(f"gasa-segment: {message}", file=sys.stderr)
+        return 128 + interrupt.signum if interrupt.signum else 130
     except (GASAError, OSError, ValueError) as err:
         sink.emit(ErrorEvent(str(err)))
         print(f"gasa-segment: error: {err}", file=sys.stderr)
         return 1
     finally:
+        interrupt.restore()
         sink.close()
+        if argv is None:  # the command line's own run: the interpreter exits next
+            gc.freeze()  # so its last garbage collection skips torch's object graph (seconds at exit)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol
 from GASACore.enums import StrEnum
 
 __all__ = [
+    "NEW_SESSION_ENV",
     "STAGE_SPANS",
     "CaseEvent",
     "DoneEvent",
@@ -38,6 +39,7 @@ __all__ = [
     "ProgressEvent",
     "ProgressSink",
     "Stage",
+    "StartEvent",
     "overall_fraction",
     "parse_event_line",
 ]
@@ -93,6 +95,14 @@ class EventKind(StrEnum):
     DONE = "done"
     ERROR = "error"
     LOG = "log"
+    START = "start"
+
+
+#: Set to ``1`` in the environment of a ``gasa-segment`` that a program (the Slicer module) will want to
+#: stop as a whole: the engine then makes itself the leader of a new session (POSIX) at start and writes a
+#: :class:`StartEvent` as its first line, so that the program can stop it and everything it started even
+#: when a launcher (Slicer's ``PythonSlicer``) sits in between.
+NEW_SESSION_ENV = "GASA_ENGINE_NEW_SESSION"
 
 
 class _EventRecord:
@@ -167,10 +177,22 @@ class LogEvent(_EventRecord):
     message: str
 
 
+@dataclass(frozen=True)
+class StartEvent(_EventRecord):
+    """The engine process ``pid`` started; it leads process group ``pgid`` (``None`` where there are none).
+
+    Written first when :data:`NEW_SESSION_ENV` is set: whoever stops the run signals that group.
+    """
+
+    kind: ClassVar[EventKind] = EventKind.START
+    pid: int
+    pgid: int | None = None
+
+
 #: Any one event.
-Event = ProgressEvent | CaseEvent | DoneEvent | ErrorEvent | LogEvent
+Event = ProgressEvent | CaseEvent | DoneEvent | ErrorEvent | LogEvent | StartEvent
 _RECORDS: Mapping[str, type[_EventRecord]] = {
-    cls.kind.value: cls for cls in (ProgressEvent, CaseEvent, DoneEvent, ErrorEvent, LogEvent)
+    cls.kind.value: cls for cls in (ProgressEvent, CaseEvent, DoneEvent, ErrorEvent, LogEvent, StartEvent)
 }
 _TYPES: Mapping[str, tuple[type, ...]] = {
     "stage": (str,),
@@ -184,6 +206,8 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
     "device": (str,),
     "seconds": (int, float),
     "message": (str,),
+    "pid": (int,),
+    "pgid": (int,),
 }
 
 

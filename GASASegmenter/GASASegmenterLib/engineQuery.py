@@ -1,8 +1,8 @@
-"""Ask the engine a question that it answers with one JSON object (``gasa-segment --check-device``).
+"""Ask the engine a question that it answers with one JSON object (``--check-device``, ``--describe-model``).
 
-The question runs in the engine's own process (Slicer's process never imports torch), started by a
-:class:`~GASASegmenterLib.processRunner.ProcessRunner` and polled like a segmentation, so the
-application never waits on it.
+The question runs in the engine's own process (Slicer's process never imports torch), started through a
+:class:`~GASASegmenterLib.backgroundProcess.BackgroundProcess` and polled like a segmentation, so the
+application never waits on it; a query that takes too long is stopped the same non-blocking way.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .backgroundProcess import BackgroundProcess
 from .processRunner import ProcessRunner
 
 __all__ = ["EngineQuery"]
@@ -26,7 +27,7 @@ class EngineQuery:
     Attributes:
         result: the JSON object once the engine answered; ``None`` before, or when it failed.
         error: why there is no result (could not start, exit code and the engine's last error line, no JSON,
-            no answer in time); ``""`` otherwise.
+            no answer in time, cancelled); ``""`` otherwise.
     """
 
     def __init__(
@@ -37,7 +38,6 @@ class EngineQuery:
         *,
         timeout: float = 120.0,
     ) -> None:
-        self.runner = runner
         self.command = list(command)
         self.result: dict[str, Any] | None = None
         self.error = ""
@@ -46,40 +46,49 @@ class EngineQuery:
         self._stderr: list[str] = []
         self._deadline = time.monotonic() + timeout
         self._timeout = timeout
-        try:
-            runner.start(self.command, env)
-        except OSError as err:
-            self._finish(f"could not start the engine ({self.command[0]}): {err}")
+        self.process = BackgroundProcess(runner, self.command, env)
+
+    @property
+    def runner(self) -> ProcessRunner:
+        return self.process.runner
 
     @property
     def finished(self) -> bool:
+        """``True`` once answered or failed and no process of the query is left."""
         return self._finished
 
     def _read(self) -> None:
-        self._stdout += self.runner.readLines()
-        self._stderr = [*self._stderr, *self.runner.readErrorLines()][-20:]
+        self._stdout += self.process.readLines()
+        self._stderr = [*self._stderr, *self.process.readErrorLines()][-20:]
 
-    def _finish(self, error: str = "") -> None:
-        self._finished = True
+    def _stopBecause(self, error: str) -> None:
         self.error = error
-        if error:
-            logger.warning("engine query %s failed: %s", " ".join(self.command[-3:]), error)
+        logger.warning("engine query %s failed: %s", " ".join(self.command[-3:]), error)
+        self.process.stop()
 
     def poll(self) -> bool:
-        """Read what the engine wrote; returns ``True`` once it has answered, failed or timed out."""
+        """Read what the engine wrote; ``True`` once it has answered, failed or been stopped. Never blocks."""
         if self._finished:
             return True
+        if self.process.stopping:
+            self._finished = self.process.stopped()
+            return self._finished
+        startError = self.process.startError
+        if startError:
+            self._stopBecause(f"could not start the engine ({self.command[0]}): {startError}")
+            return self.poll()
         self._read()
-        code = self.runner.exitCode()
+        code = self.process.exitCode()
         if code is None:
             if time.monotonic() > self._deadline:
-                self.runner.kill()
-                self._finish(f"the engine did not answer within {self._timeout:g} s")
-            return self._finished
+                self._stopBecause(f"the engine did not answer within {self._timeout:g} s")
+                return self.poll()
+            return False
         self._read()
+        self._finished = True
         lastError = next((line for line in reversed(self._stderr) if line.strip()), "")
         if code != 0:
-            self._finish(f"engine exit code {code}: {lastError or 'no message'}")
+            self.error = f"engine exit code {code}: {lastError or 'no message'}"
             return True
         answer = next((line for line in reversed(self._stdout) if line.strip()), "")
         try:
@@ -87,17 +96,15 @@ class EngineQuery:
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            self._finish(f"the engine printed no JSON object (last line: {answer!r}); {lastError}".rstrip("; "))
+            self.error = f"the engine printed no JSON object (last line: {answer!r}); {lastError}".rstrip("; ")
             return True
         self.result = data
-        self._finish()
         return True
 
     def cancel(self) -> None:
-        """Stop the engine; the query then has no result."""
-        if not self._finished:
-            self.runner.kill()
-            self._finish("cancelled")
+        """Stop the engine (non-blocking: keep polling until :attr:`finished`); the query then has no result."""
+        if not self._finished and not self.process.stopping:
+            self._stopBecause("cancelled")
 
     def wait(self, interval: float = 0.05) -> dict[str, Any] | None:
         """Poll until finished (scripts and tests); returns :attr:`result`."""

@@ -1,8 +1,11 @@
 """One segmentation run: volume -> temporary NRRD -> engine process -> segmentation node.
 
 The job never blocks: :meth:`SegmentationJob.poll` reads the engine's progress and, once the process has
-ended, loads the result. The user's scene is changed only when the result is complete; on cancel or
-failure the scene is exactly as before and the temporary files are removed.
+ended, loads the result; :meth:`SegmentationJob.cancel` starts stopping the engine's whole process tree and
+later polls finish it (SIGTERM, SIGKILL after the grace period). The user's scene is changed only when the
+result is complete; on cancel or failure the scene is exactly as before and the temporary files are
+removed once no process of the run is left. A new segmentation is placed in the subject hierarchy next to
+the input volume (under its study).
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from GASACore.events import DoneEvent, ErrorEvent, LogEvent, ProgressEvent, pars
 from GASACore.labels import Label
 from GASACore.options import SegmentOptions
 
+from .backgroundProcess import BackgroundProcess
 from .processRunner import ProcessRunner
 from .segmentationBuilder import addSegmentsFromLabelMap, ensureConverterRules
 from .volumeIO import CropBox, ijkToRasArray, readLabelMap
 
-__all__ = ["JobRequest", "JobState", "SegmentationJob", "segmentationCommand"]
+__all__ = ["JobRequest", "JobState", "SegmentationJob", "placeNextTo", "segmentationCommand"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class JobState(str, enum.Enum):
     """Where a job is."""
 
     RUNNING = "running"
+    CANCELLING = "cancelling"  #: Cancel was asked for; the engine's processes are being stopped
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -93,7 +98,7 @@ class SegmentationJob:
 
     Attributes:
         request: what the job runs and where the result goes.
-        state: a :class:`JobState`.
+        state: a :class:`JobState`; :attr:`finished` once it is neither running nor cancelling.
         stage: the engine's current stage (``load``, ``preprocess``, ``predict``, ``export``).
         progress: the whole run's fraction done, 0-1.
         message: a one-line summary once finished (the error for failures).
@@ -108,7 +113,6 @@ class SegmentationJob:
         onProgress: Callable[[str, float], None] | None = None,
     ) -> None:
         self.request = request
-        self.runner = runner
         self.onLog = onLog or (lambda line: None)
         self.onProgress = onProgress or (lambda stage, fraction: None)
         self.state = JobState.RUNNING
@@ -118,10 +122,11 @@ class SegmentationJob:
         self.engineError = ""
         self.stderrTail: list[str] = []
         self.segmentationNode: slicer.vtkMRMLSegmentationNode | None = None
-        try:
-            self.runner.start(request.command, request.env)
-        except OSError as err:
-            self._fail(f"could not start the segmentation engine ({request.command[0]}): {err}")
+        self.process = BackgroundProcess(runner, request.command, request.env)
+
+    @property
+    def runner(self) -> ProcessRunner:
+        return self.process.runner
 
     @property
     def tempDir(self) -> Path:
@@ -133,14 +138,15 @@ class SegmentationJob:
 
     @property
     def finished(self) -> bool:
-        return self.state != JobState.RUNNING
+        """``True`` once succeeded, failed or cancelled, with no process of the run left."""
+        return self.state not in (JobState.RUNNING, JobState.CANCELLING)
 
     def _log(self, line: str) -> None:
         logger.info("%s", line)
         self.onLog(line)
 
     def _readOutput(self) -> None:
-        for line in self.runner.readLines():
+        for line in self.process.readLines():
             event = parse_event_line(line)
             if isinstance(event, ProgressEvent):
                 if event.stage != self.stage:
@@ -154,16 +160,26 @@ class SegmentationJob:
                 self._log(f"engine wrote {event.output}")
             elif isinstance(event, LogEvent):
                 self._log(event.message)
-        for line in self.runner.readErrorLines():
+        for line in self.process.readErrorLines():
             self.stderrTail = [*self.stderrTail[-19:], line]
             self._log(line)
 
     def poll(self) -> bool:
-        """Read progress; when the engine has ended, load its result. Returns ``True`` once finished."""
+        """Read progress; when the engine has ended, load its result. ``True`` once finished. Never blocks."""
         if self.finished:
             return True
+        if self.state == JobState.CANCELLING:
+            if self.process.stopped():
+                self.state = JobState.CANCELLED
+                self._cleanUp()
+                self._log(self.message)
+            return self.finished
+        startError = self.process.startError
+        if startError:
+            self._fail(f"could not start the segmentation engine ({self.request.command[0]}): {startError}")
+            return True
         self._readOutput()
-        code = self.runner.exitCode()
+        code = self.process.exitCode()
         if code is None:
             return False
         self._readOutput()
@@ -186,17 +202,28 @@ class SegmentationJob:
         return True
 
     def cancel(self) -> None:
-        """Kill the engine and everything it started; the scene stays as it was."""
+        """Start stopping the engine and everything it started; returns at once.
+
+        The job is :attr:`finished` (``CANCELLED``) once a later :meth:`poll` finds no process of the run left;
+        the scene stays as it was.
+        """
+        if self.state != JobState.RUNNING:
+            return
+        self.state = JobState.CANCELLING
+        self.message = "segmentation cancelled; the scene was not changed"
+        self._log("stopping the engine...")
+        self.process.stop()
+
+    def abandon(self) -> None:
+        """Kill the engine at once and remove the temporary files (the module is closing); never waits."""
         if self.finished:
             return
-        self.runner.kill()
+        self.process.killNow()
         self.state = JobState.CANCELLED
-        self.message = "segmentation cancelled; the scene was not changed"
-        self._log(self.message)
+        self.message = "segmentation stopped: the module was closed"
         self._cleanUp()
 
     def _fail(self, message: str) -> None:
-        self.runner.kill()
         self.state = JobState.FAILED
         self.message = message
         self._log(message)
@@ -216,7 +243,8 @@ class SegmentationJob:
             backup = slicer.vtkSegmentation()
             backup.DeepCopy(node.GetSegmentation())
         else:
-            node = request.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", request.newNodeName)
+            name = request.scene.GenerateUniqueName(request.newNodeName)
+            node = request.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
             backup = None
         try:
             wasModifying = node.StartModify()
@@ -235,6 +263,8 @@ class SegmentationJob:
                 display = node.GetDisplayNode()
                 if display is not None:
                     display.SetVisibility3D(True)
+            if backup is None:
+                placeNextTo(node, volume)
         except Exception:
             if backup is None:
                 self._removeNode(node)
@@ -245,6 +275,11 @@ class SegmentationJob:
 
     def _removeNode(self, node: slicer.vtkMRMLSegmentationNode) -> None:
         scene = self.request.scene
+        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+        if hierarchy is not None:
+            item = hierarchy.GetItemByDataNode(node)
+            if item:
+                hierarchy.RemoveItem(item, False, False)
         for index in range(node.GetNumberOfDisplayNodes()):
             display = node.GetNthDisplayNode(index)
             if display is not None:
@@ -253,3 +288,22 @@ class SegmentationJob:
         if storage is not None:
             scene.RemoveNode(storage)
         scene.RemoveNode(node)
+
+
+def placeNextTo(node: slicer.vtkMRMLNode, reference: slicer.vtkMRMLNode) -> None:
+    """Put ``node`` in the subject hierarchy under the parent of ``reference`` (a volume's study).
+
+    Slicer files a new node at the hierarchy's root; a result belongs with the scan it was made from.
+    """
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(node.GetScene())
+    if hierarchy is None:
+        return
+    referenceItem = hierarchy.GetItemByDataNode(reference)
+    if not referenceItem:
+        return
+    parent = hierarchy.GetItemParent(referenceItem)
+    item = hierarchy.GetItemByDataNode(node)
+    if item:
+        hierarchy.SetItemParent(item, parent)
+    else:
+        hierarchy.CreateItem(parent, node)

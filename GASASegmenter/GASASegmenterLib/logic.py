@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +86,26 @@ def _defaultScene() -> slicer.vtkMRMLScene:
     return scene
 
 
-def deviceCheckCommand(device: Device | str = "auto") -> list[str]:
+def deviceCheckCommand(device: Device | str = "auto", engine: Sequence[str] | None = None) -> list[str]:
     """``gasa-segment --check-device --device DEVICE`` in the engine's Python."""
-    return [*engineCommand(), "--check-device", "--device", str(Device.parse(device))]
+    return [*(engine or engineCommand()), "--check-device", "--device", str(Device.parse(device))]
 
 
 class SegmenterLogic:
-    """Segment a volume node with a GASA / nnU-Net v2 model in a background engine process."""
+    """Segment a volume node with a GASA / nnU-Net v2 model in a background engine process.
 
-    def __init__(self, scene: slicer.vtkMRMLScene | None = None) -> None:
+    Args:
+        scene: the scene results go to (default: ``slicer.mrmlScene`` in the application).
+        engine: how to start ``gasa-segment`` (default :func:`engineCommand`); e.g. with a launcher in front.
+    """
+
+    def __init__(self, scene: slicer.vtkMRMLScene | None = None, *, engine: Sequence[str] | None = None) -> None:
         self._scene = scene
+        self._engine = list(engine) if engine else None
+
+    def engineCommand(self) -> list[str]:
+        """The command that starts ``gasa-segment``."""
+        return list(self._engine) if self._engine else engineCommand()
 
     @property
     def scene(self) -> slicer.vtkMRMLScene:
@@ -158,7 +168,7 @@ class SegmenterLogic:
             raise
         request = JobRequest(
             scene=self.scene,
-            command=tuple(segmentationCommand(engineCommand(), inputPath, outputPath, modelPath, options)),
+            command=tuple(segmentationCommand(self.engineCommand(), inputPath, outputPath, modelPath, options)),
             env=engineEnvironment(),
             tempDir=tempDir,
             outputPath=outputPath,
@@ -179,7 +189,6 @@ class SegmenterLogic:
         while not job.poll():
             if deadline is not None and time.monotonic() > deadline:
                 job.cancel()
-                break
             time.sleep(interval)
         return job.state
 
@@ -200,22 +209,20 @@ class SegmenterLogic:
             raise RuntimeError(job.message)
         return job.segmentationNode
 
-    @staticmethod
     def startDeviceCheck(
-        device: Device | str = "auto", runner: ProcessRunner | None = None, timeout: float = 120.0
+        self, device: Device | str = "auto", runner: ProcessRunner | None = None, timeout: float = 120.0
     ) -> EngineQuery:
         """Start ``gasa-segment --check-device`` in the engine's Python; poll the returned query.
 
         Its result is the engine's report: ``device``, ``cuda_usable``, ``reason`` (the line to show the user),
         GPUs, torch and CUDA versions and the build's architectures.
         """
-        command = deviceCheckCommand(device)
+        command = deviceCheckCommand(device, self.engineCommand())
         return EngineQuery(runner or SubprocessRunner(), command, engineEnvironment(), timeout=timeout)
 
-    @classmethod
-    def checkDevice(cls, device: Device | str = "auto", timeout: float = 120.0) -> dict[str, Any]:
+    def checkDevice(self, device: Device | str = "auto", timeout: float = 120.0) -> dict[str, Any]:
         """Blocking :meth:`startDeviceCheck` (scripts and tests); a failed check reports CUDA unusable with why."""
-        query = cls.startDeviceCheck(device, timeout=timeout)
+        query = self.startDeviceCheck(device, timeout=timeout)
         report = query.wait()
         if report is None:
             return {"device": "cpu", "cuda_usable": False, "reason": f"the GPU check failed: {query.error}"}

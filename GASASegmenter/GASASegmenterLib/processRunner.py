@@ -1,128 +1,143 @@
-"""Background processes for the engine: a runner interface, a plain ``subprocess`` runner, tree killing.
+"""Background processes: the runner interface, a ``subprocess`` runner, and output decoding.
 
-The engine runs in its own process (a torch crash cannot take Slicer down). Every runner starts it as
-the leader of a new process group / session, so that cancelling kills the whole tree: the engine and
-anything it started. Runners never block: the caller polls ``readLines`` and ``exitCode`` (a QTimer in
-Slicer, a loop with ``time.sleep`` in scripts and tests).
+The engine runs in its own process (a torch crash cannot take Slicer down). Runners never block: the
+caller polls :meth:`ProcessRunner.readLines` and :meth:`ProcessRunner.exitCode` (a ``QTimer`` in Slicer, a
+loop with ``time.sleep`` in scripts and tests). Stopping a run (its whole process tree, wherever a
+launcher sits in between) is :class:`GASASegmenterLib.backgroundProcess.BackgroundProcess`'s job, with
+:class:`GASASegmenterLib.processTree.TreeStopper`; a runner only starts, reads and kills its own child.
 
-The Qt runner used inside the Slicer application is in :mod:`GASASegmenterLib.qtProcessRunner`.
+The Qt runner used inside the Slicer application is :class:`GASASegmenterLib.qtProcessRunner.QProcessRunner`;
+both decode output with :class:`LineDecoder`.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import logging
-import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
-__all__ = ["ProcessRunner", "SubprocessRunner", "isProcessAlive", "killProcessTree"]
+from .processTree import CREATE_NO_WINDOW
+
+__all__ = ["LineDecoder", "ProcessRunner", "SubprocessRunner", "bytesOf"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a cancelled engine gets to stop cleanly (SIGTERM) before the whole group is killed.
-TERMINATE_GRACE_SECONDS = 2.0
+#: ``subprocess`` flag: a new process group, so that console control events do not reach Slicer (Windows).
+CREATE_NEW_PROCESS_GROUP = 0x00000200
 
 
 class ProcessRunner(Protocol):
-    """What the logic needs from a background process runner."""
+    """What the module needs from a background process runner; no method blocks."""
 
     def start(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-        """Start ``command`` in a new process group; returns at once."""
+        """Start ``command``; returns at once. Raises ``OSError`` when it knows at once that it cannot start."""
 
     @property
     def pid(self) -> int | None:
-        """The process id of the started process (the group leader), ``None`` before start."""
+        """The started process's id; ``None`` before it started (or when it could not)."""
+
+    def startError(self) -> str:
+        """Why the process could not be started (found out after :meth:`start` returned); ``""`` otherwise."""
 
     def readLines(self) -> list[str]:
-        """Complete stdout lines that arrived since the last call (never blocks)."""
+        """Complete stdout lines that arrived since the last call; the last partial line once it has ended."""
 
     def readErrorLines(self) -> list[str]:
-        """Complete stderr lines that arrived since the last call (never blocks)."""
+        """The same for stderr."""
 
     def exitCode(self) -> int | None:
-        """The exit code once the process has ended and its output was read; ``None`` while it runs."""
+        """The exit code once the process has ended (negative: killed by a signal); ``None`` while it runs."""
 
     def kill(self) -> None:
-        """Stop the process and everything it started; returns once the process is reaped."""
+        """SIGKILL (TerminateProcess) the started process only; returns at once."""
 
 
-def isProcessAlive(pid: int) -> bool:
-    """Whether ``pid`` names a live process (zombies count as gone)."""
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        result = subprocess.run(
-            ["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True, check=False
-        )
-        return str(pid) in result.stdout
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+def bytesOf(data: Any) -> bytes:
+    """The bytes of a ``QByteArray`` as PythonQt returns it (``data()``, no buffer protocol), or of ``bytes``.
 
-
-def killProcessTree(pid: int, *, grace: float = TERMINATE_GRACE_SECONDS) -> None:
-    """Terminate the process group led by ``pid`` (POSIX) or the process tree of ``pid`` (Windows).
-
-    POSIX: SIGTERM to the group (the engine then stops cleanly and removes partial files), SIGKILL to the
-    group after ``grace`` seconds if anything is left. Windows: ``taskkill /F /T``.
+    Example: ``bytesOf(b"ab") == b"ab"``; for a PythonQt ``QByteArray`` ``qa``, ``bytesOf(qa) == qa.data()``.
     """
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True, check=False)
-        return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raw = data.data()
+    if isinstance(raw, str):  # very old PythonQt builds hand back str
+        return raw.encode("latin-1")
+    return bytes(raw)
 
 
-def _pump(stream: IO[str], sink: queue.SimpleQueue[str]) -> None:
-    for line in iter(stream.readline, ""):
-        sink.put(line.rstrip("\r\n"))
+class LineDecoder:
+    """Bytes in arbitrary chunks -> complete text lines (UTF-8, a character split across chunks is kept whole).
+
+    Example::
+
+        >>> decoder = LineDecoder()
+        >>> decoder.feed("Leber ✓\\nMi".encode()[:9]), decoder.feed("Leber ✓\\nMi".encode()[9:])
+        ([], ['Leber ✓'])
+        >>> decoder.finish()
+        ['Mi']
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+
+    def feed(self, data: bytes) -> list[str]:
+        """The lines that ``data`` completes (``\\r\\n`` and ``\\n`` endings removed)."""
+        text = self._pending + self._decoder.decode(data)
+        *lines, self._pending = text.split("\n")
+        return [line.rstrip("\r") for line in lines]
+
+    def finish(self) -> list[str]:
+        """The last line, if the output did not end with a newline."""
+        text = self._pending + self._decoder.decode(b"", final=True)
+        self._pending = ""
+        return [text.rstrip("\r")] if text else []
+
+
+def _pump(stream: IO[bytes], sink: queue.SimpleQueue[bytes]) -> None:
+    while True:
+        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+        if not chunk:
+            break
+        sink.put(chunk)
     stream.close()
 
 
 class SubprocessRunner:
-    """Runs a command with :class:`subprocess.Popen`; reader threads make every call non-blocking."""
+    """Runs a command with :class:`subprocess.Popen`; reader threads make every call non-blocking.
 
-    def __init__(self) -> None:
-        self._process: subprocess.Popen[str] | None = None
-        self._stdout: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._stderr: queue.SimpleQueue[str] = queue.SimpleQueue()
+    Args:
+        newSession: start the process as the leader of a new session (POSIX; a new process group without a
+            console window on Windows). ``False`` keeps it in this process's group, as ``QProcess`` does.
+    """
+
+    def __init__(self, *, newSession: bool = True) -> None:
+        self._newSession = newSession
+        self._process: subprocess.Popen[bytes] | None = None
+        self._queues: dict[str, queue.SimpleQueue[bytes]] = {"out": queue.SimpleQueue(), "err": queue.SimpleQueue()}
+        self._decoders = {"out": LineDecoder(), "err": LineDecoder()}
         self._threads: list[threading.Thread] = []
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def startError(self) -> str:
+        return ""
+
     def start(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         if self._process is not None:
             raise RuntimeError("this runner has already started a process; create a new runner")
-        options: dict = {}
-        if sys.platform == "win32":  # pragma: no cover
-            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        else:
+        options: dict[str, Any] = {}
+        if sys.platform == "win32":  # pragma: no cover - Windows only
+            options["creationflags"] = CREATE_NO_WINDOW | (CREATE_NEW_PROCESS_GROUP if self._newSession else 0)
+        elif self._newSession:
             options["start_new_session"] = True
         logger.info("starting: %s", " ".join(command))
         self._process = subprocess.Popen(
@@ -130,47 +145,47 @@ class SubprocessRunner:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
             env=dict(env) if env is not None else None,
             **options,
         )
-        for stream, sink in ((self._process.stdout, self._stdout), (self._process.stderr, self._stderr)):
-            thread = threading.Thread(target=_pump, args=(stream, sink), daemon=True)
+        for key, stream in (("out", self._process.stdout), ("err", self._process.stderr)):
+            thread = threading.Thread(target=_pump, args=(stream, self._queues[key]), daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    @staticmethod
-    def _drain(sink: queue.SimpleQueue[str]) -> list[str]:
-        lines = []
+    def _read(self, key: str) -> list[str]:
+        lines: list[str] = []
         while True:
             try:
-                lines.append(sink.get_nowait())
+                lines += self._decoders[key].feed(self._queues[key].get_nowait())
             except queue.Empty:
-                return lines
+                break
+        if self._ended():
+            lines += self._decoders[key].finish()
+        return lines
+
+    def _ended(self) -> bool:
+        return (
+            self._process is not None
+            and self._process.poll() is not None
+            and not any(thread.is_alive() for thread in self._threads)
+            and all(q.empty() for q in self._queues.values())
+        )
 
     def readLines(self) -> list[str]:
-        return self._drain(self._stdout)
+        return self._read("out")
 
     def readErrorLines(self) -> list[str]:
-        return self._drain(self._stderr)
+        return self._read("err")
 
     def exitCode(self) -> int | None:
-        if self._process is None:
+        if self._process is None or self._process.poll() is None:
             return None
-        code = self._process.poll()
-        if code is None or any(thread.is_alive() for thread in self._threads):
-            return None
-        return code
+        if any(thread.is_alive() for thread in self._threads):
+            return None  # a child that inherited the pipes still writes; its output is not read yet
+        return self._process.returncode
 
     def kill(self) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            killProcessTree(self._process.pid)
-        else:  # the leader is gone, but children it left in its group may still run
-            killProcessTree(self._process.pid, grace=0.0)
-        self._process.wait()
-        for thread in self._threads:
-            thread.join(timeout=2.0)
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(OSError):  # it ended meanwhile
+                self._process.kill()

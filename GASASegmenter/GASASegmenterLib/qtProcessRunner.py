@@ -1,20 +1,23 @@
-"""A :class:`~GASASegmenterLib.processRunner.ProcessRunner` on ``QProcess`` for the Slicer application.
+"""A :class:`~GASASegmenterLib.processRunner.ProcessRunner` on ``QProcess``, for the Slicer application.
 
-Output arrives through Qt's event loop, so the UI never freezes. On Linux and macOS the engine is started
-through :mod:`GASASegmenterLib.sessionLauncher`, which makes it the leader of a new session (same process
-id), so that cancelling kills the whole process group; on Windows the tree is killed with ``taskkill /T``.
+Output arrives through Qt's event loop, so the UI never freezes; no call waits (no ``waitForStarted``, no
+``waitForFinished``): a process that cannot start is reported by :meth:`QProcessRunner.startError` on a
+later poll. Output comes as PythonQt's ``QByteArray``, whose bytes are ``data()`` (it has no buffer
+protocol, so ``bytes(array)`` fails); :class:`~GASASegmenterLib.processRunner.LineDecoder` keeps UTF-8
+characters that a read splits. On Windows, ``QProcess`` starts console programs without a console window
+when the application has none (Slicer is a GUI application), so nothing flashes.
+
+``QProcess`` leaves the child in Slicer's own process group: stopping the whole run is
+:class:`~GASASegmenterLib.processTree.TreeStopper`'s job, which never signals that group.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import Any
 
-import qt
-
-from .processRunner import killProcessTree
+from .processRunner import LineDecoder, bytesOf
 
 __all__ = ["QProcessRunner"]
 
@@ -22,72 +25,80 @@ logger = logging.getLogger(__name__)
 
 
 class QProcessRunner:
-    """Runs a command with ``qt.QProcess``; every call returns at once."""
+    """Runs a command with ``qt.QProcess``; every call returns at once.
 
-    def __init__(self) -> None:
-        self._process = qt.QProcess()
-        self._stdout = ""
-        self._stderr = ""
-        self._started = False
+    Args:
+        qtModule: the ``qt`` module whose ``QProcess`` and ``QProcessEnvironment`` are used (PythonQt's in
+            Slicer, imported on first start; tests pass a stand-in that behaves as PythonQt's).
+    """
+
+    def __init__(self, qtModule: Any = None) -> None:
+        self._qt = qtModule
+        self._process: Any = None
+        self._program = ""
+        self._decoders = {"out": LineDecoder(), "err": LineDecoder()}
+
+    def _qtModule(self) -> Any:
+        if self._qt is None:
+            import qt
+
+            self._qt = qt
+        return self._qt
 
     @property
     def pid(self) -> int | None:
-        pid = int(self._process.processId()) if self._started else 0
-        return pid or None
+        if self._process is None:
+            return None
+        return int(self._process.processId()) or None
 
     def start(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-        if self._started:
+        if self._process is not None:
             raise RuntimeError("this runner has already started a process; create a new runner")
-        program, arguments = command[0], list(command[1:])
-        if sys.platform != "win32":
-            launcher = str(Path(__file__).with_name("sessionLauncher.py"))
-            arguments = [launcher, program, *arguments]
-            program = command[0]  # the same Python runs the launcher, which then execs the command
+        qt = self._qtModule()
+        process = qt.QProcess()
         if env is not None:
             environment = qt.QProcessEnvironment()
             for key, value in env.items():
                 environment.insert(key, value)
-            self._process.setProcessEnvironment(environment)
-        logger.info("starting: %s %s", program, " ".join(arguments))
-        self._process.start(program, arguments)
-        self._started = True
-        if not self._process.waitForStarted(10000):
-            raise OSError(f"could not start {program}: {self._process.errorString()}")
+            process.setProcessEnvironment(environment)
+        self._program = command[0]
+        logger.info("starting: %s", " ".join(command))
+        process.start(command[0], list(command[1:]))
+        self._process = process
 
-    @staticmethod
-    def _split(buffer: str, data: str) -> tuple[list[str], str]:
-        text = buffer + data
-        *lines, rest = text.split("\n")
-        return [line.rstrip("\r") for line in lines], rest
+    def startError(self) -> str:
+        process = self._process
+        if process is None or process.error() != process.FailedToStart:
+            return ""
+        return str(process.errorString()) or "the program could not be started"
+
+    def _running(self) -> bool:
+        return self._process is not None and self._process.state() != self._process.NotRunning
+
+    def _read(self, key: str, data: Any) -> list[str]:
+        lines = self._decoders[key].feed(bytesOf(data))
+        if not self._running():
+            lines += self._decoders[key].finish()
+        return lines
 
     def readLines(self) -> list[str]:
-        data = bytes(self._process.readAllStandardOutput()).decode("utf-8", "replace")
-        lines, self._stdout = self._split(self._stdout, data)
-        if self._process.state() == qt.QProcess.NotRunning and self._stdout:
-            lines, self._stdout = [*lines, self._stdout], ""
-        return lines
+        if self._process is None:
+            return []
+        return self._read("out", self._process.readAllStandardOutput())
 
     def readErrorLines(self) -> list[str]:
-        data = bytes(self._process.readAllStandardError()).decode("utf-8", "replace")
-        lines, self._stderr = self._split(self._stderr, data)
-        if self._process.state() == qt.QProcess.NotRunning and self._stderr:
-            lines, self._stderr = [*lines, self._stderr], ""
-        return lines
+        if self._process is None:
+            return []
+        return self._read("err", self._process.readAllStandardError())
 
     def exitCode(self) -> int | None:
-        if not self._started or self._process.state() != qt.QProcess.NotRunning:
+        process = self._process
+        if process is None or self._running() or self.startError():
             return None
-        if self._process.bytesAvailable():
-            return None
-        if self._process.exitStatus() == qt.QProcess.CrashExit:
+        if process.exitStatus() == process.CrashExit:
             return -1
-        return int(self._process.exitCode())
+        return int(process.exitCode())
 
     def kill(self) -> None:
-        if not self._started:
-            return
-        pid = self.pid
-        if pid is not None and self._process.state() != qt.QProcess.NotRunning:
-            killProcessTree(pid)
-        self._process.kill()
-        self._process.waitForFinished(5000)
+        if self._running():
+            self._process.kill()

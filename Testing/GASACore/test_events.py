@@ -17,6 +17,7 @@ from GASACore.events import (
     LogEvent,
     ProgressEvent,
     Stage,
+    StartEvent,
     overall_fraction,
     parse_event_line,
 )
@@ -33,6 +34,8 @@ EVENTS = [
     ErrorEvent("bad input", case="case_002"),
     LogEvent("WARNING GASACore.pipeline: air-window skipping needs a CT-normalised model"),
     LogEvent('ünïcode ✓ and "quotes"'),
+    StartEvent(4242, 4242),
+    StartEvent(4243),
 ]
 
 

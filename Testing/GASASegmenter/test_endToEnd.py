@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,6 @@ import vtk
 from conftest import sceneSnapshot
 from GASASegmenterLib.job import JobState
 from GASASegmenterLib.logic import SegmenterLogic, SegmentOptions
-from GASASegmenterLib.processRunner import isProcessAlive
 from GASASegmenterLib.volumeIO import ijkToRasArray
 from vtk.util.numpy_support import vtk_to_numpy
 
@@ -148,41 +145,6 @@ def test_roi_crop_into_chosen_existing_segmentation(scene, ct_volume, tiny_bundl
     outside[25:86, 15:81, 20:91] = 0
     assert labels[25:86, 15:81, 20:91].any()
     assert not outside.any()
-
-
-def _groupMembers(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
-
-
-def test_cancel_mid_run_kills_the_engine_and_leaves_the_scene(scene, ct_volume, slow_bundle: Path) -> None:
-    logic = SegmenterLogic(scene)
-    before = sceneSnapshot(scene)
-    stages = []
-    job = logic.startSegmentation(ct_volume, slow_bundle, FAST, onProgress=lambda stage, f: stages.append(stage))
-    pid, tempDir = job.runner.pid, job.tempDir
-    assert pid is not None and tempDir.is_dir()
-    deadline = time.monotonic() + 120
-    while job.stage != "predict" and time.monotonic() < deadline:
-        assert not job.poll(), job.message
-        time.sleep(0.05)
-    assert job.stage == "predict", "the engine never reached the prediction stage"
-    job.cancel()
-    assert job.state == JobState.CANCELLED and "cancelled" in job.message
-    assert not isProcessAlive(pid)
-    if os.path.isdir("/proc"):
-        assert _groupMembers(pid) == []
-    assert not tempDir.exists()
-    assert sceneSnapshot(scene) == before
-    assert job.poll() is True and job.segmentationNode is None
 
 
 def test_failing_model_leaves_the_scene_and_says_why(scene, ct_volume, tiny_bundle: Path, tmp_path: Path) -> None:

@@ -1,25 +1,21 @@
-"""The engine command, the engine query, the process runner's tree kill, model import, terminology strings."""
+"""The engine command, model import, terminology strings, the logic's imports."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import slicer
 from GASASegmenterLib.catalog import IMPORTED_MODELS_KEY, importedModels, importModel, modelLabels
-from GASASegmenterLib.engineQuery import EngineQuery
 from GASASegmenterLib.job import segmentationCommand
-from GASASegmenterLib.logic import SegmenterLogic, deviceCheckCommand, engineCommand
-from GASASegmenterLib.processRunner import SubprocessRunner, isProcessAlive
+from GASASegmenterLib.logic import deviceCheckCommand, engineCommand
 from GASASegmenterLib.segmentationBuilder import terminologyEntryString
 
 from GASACore.cli import parse_args
 from GASACore.errors import ModelError
-from GASACore.events import ProgressEvent, Stage, parse_event_line
 from GASACore.labels import LABEL_SETS
 from GASACore.options import FoldSelection, SegmentOptions
 
@@ -32,80 +28,6 @@ def test_engine_command_parses_back_to_the_same_options(tmp_path: Path) -> None:
     assert (args.input, args.output, args.model) == (tmp_path / "in.nrrd", tmp_path / "out.nrrd", tmp_path)
     assert SegmentOptions.from_args(args) == options and args.progress == "json"
     assert deviceCheckCommand("CUDA")[3:] == ["--check-device", "--device", "cuda"]
-
-
-def _script(tmp_path: Path, body: str) -> list[str]:
-    path = tmp_path / "engine.py"
-    path.write_text(body)
-    return [sys.executable, str(path)]
-
-
-def test_engine_query_reads_the_last_json_object(tmp_path: Path) -> None:
-    command = _script(tmp_path, 'print("starting")\nprint(\'{"cuda_usable": false, "reason": "no GPU"}\')\n')
-    query = EngineQuery(SubprocessRunner(), command)
-    assert query.wait() == {"cuda_usable": False, "reason": "no GPU"} and query.error == ""
-
-
-@pytest.mark.parametrize(
-    ("body", "error"),
-    [
-        ("import sys\nsys.stderr.write('boom\\n')\nsys.exit(3)\n", "engine exit code 3: boom"),
-        ("print('not json')\n", "the engine printed no JSON object (last line: 'not json')"),
-        ("import time\ntime.sleep(30)\n", "the engine did not answer within 0.5 s"),
-    ],
-)
-def test_engine_query_failures_say_why(tmp_path: Path, body: str, error: str) -> None:
-    query = EngineQuery(SubprocessRunner(), _script(tmp_path, body), timeout=0.5 if "sleep" in body else 60)
-    assert query.wait() is None and query.error == error
-    assert not isProcessAlive(query.runner.pid)
-
-
-def test_engine_query_that_cannot_start() -> None:
-    query = EngineQuery(SubprocessRunner(), ["/nonexistent/PythonSlicer", "--check-device"])
-    assert query.finished and query.result is None and query.error.startswith("could not start the engine")
-
-
-def test_check_gpu_asks_the_engine() -> None:
-    report = SegmenterLogic.checkDevice("auto")
-    assert report["device"] == "cpu" and report["cuda_usable"] is False
-    assert report["reason"].startswith("CUDA not usable (") and report["reason"].endswith("; using the CPU")
-    assert report["torch"] and "arch_list" in report
-
-
-def test_runner_kills_the_whole_process_tree(tmp_path: Path) -> None:
-    pidFile = tmp_path / "child.pid"
-    script = (
-        "import subprocess, sys, time\n"
-        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        f"open({str(pidFile)!r}, 'w').write(str(child.pid))\n"
-        'print(\'{"event": "progress", "stage": "load", "fraction": 0.5}\', flush=True)\n'
-        "time.sleep(60)\n"
-    )
-    runner = SubprocessRunner()
-    runner.start([sys.executable, "-c", script])
-    deadline = time.monotonic() + 30
-    lines: list[str] = []
-    while not lines and time.monotonic() < deadline:
-        lines = runner.readLines()
-        time.sleep(0.05)
-    assert lines and parse_event_line(lines[0]) == ProgressEvent(Stage.LOAD, 0.5)
-    child = int(pidFile.read_text())
-    assert runner.exitCode() is None and isProcessAlive(child)
-    started = time.monotonic()
-    runner.kill()
-    assert time.monotonic() - started < 10
-    time.sleep(0.2)
-    assert not isProcessAlive(runner.pid)
-    assert not isProcessAlive(child)
-
-
-def test_runner_reports_exit_code_and_stderr() -> None:
-    runner = SubprocessRunner()
-    runner.start([sys.executable, "-c", "import sys; print('out'); sys.stderr.write('oops\\n'); sys.exit(3)"])
-    while runner.exitCode() is None:
-        time.sleep(0.02)
-    assert runner.exitCode() == 3
-    assert runner.readLines() == ["out"] and runner.readErrorLines() == ["oops"]
 
 
 def test_import_model_verifies_and_remembers(tiny_bundle: Path, tmp_path: Path) -> None:

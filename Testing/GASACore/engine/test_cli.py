@@ -1,11 +1,13 @@
 """``gasa-segment`` end to end: geometry in = geometry out, DICOM and batch input, JSON progress, bad inputs,
-existing outputs, the device resolved once per run, ``--check-device``."""
+existing outputs, the device resolved once per run, ``--check-device``, SIGTERM / SIGINT, session leadership."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +19,19 @@ from conftest import reoriented
 
 from GASACore.bundle import load_model, save_bundle
 from GASACore.cli import main
-from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, ProgressEvent, parse_event_line
+from GASACore.errors import Cancelled
+from GASACore.events import (
+    NEW_SESSION_ENV,
+    CaseEvent,
+    DoneEvent,
+    ErrorEvent,
+    ProgressEvent,
+    Stage,
+    StartEvent,
+    parse_event_line,
+)
 from GASACore.inference import device as device_module
+from GASACore.interrupt import Interrupt
 
 OBLIQUE = (
     math.cos(0.35), -math.sin(0.35), 0.0,
@@ -308,3 +321,72 @@ def test_arguments_that_do_not_go_together(argv: list[str], message: str, capsys
 def test_bad_device_for_check_device(capsys) -> None:
     assert main(["--check-device", "--device", "gpu"]) == 1
     assert "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'" in capsys.readouterr().err
+
+
+def _engine(*argv: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "GASACore.cli", *argv]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_a_run_within_one_window(
+    example_ct: Path, nnunet_model: Path, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """A real run mid-prediction: stops within a window, no output, no temporary file, one line, 128 + N."""
+    out_dir, temp = tmp_path / "out", tmp_path / "tmp"
+    out_dir.mkdir()
+    temp.mkdir()
+    out = out_dir / "seg.nii.gz"
+    env = {**os.environ, "TMPDIR": str(temp)}
+    engine = _engine(str(example_ct), "-o", str(out), "-m", str(nnunet_model), "--device", "cpu", "--progress", "json",
+                     env=env)  # fmt: skip
+    assert engine.stdout is not None and engine.stderr is not None
+    for line in engine.stdout:
+        event = parse_event_line(line)
+        if isinstance(event, ProgressEvent) and event.stage is Stage.PREDICT and event.fraction > 0:
+            break
+    else:
+        pytest.fail(f"the run ended before predicting: {engine.stderr.read()}")
+    engine.send_signal(signum)
+    rest = [parse_event_line(line) for line in engine.stdout]
+    assert engine.wait(timeout=60) == 128 + signum
+    message = f"interrupted by {signal.Signals(signum).name}; stopped without writing an output"
+    assert engine.stderr.read().splitlines() == [f"gasa-segment: {message}"]
+    windows_after = [e for e in rest if isinstance(e, ProgressEvent)]
+    assert len(windows_after) <= 2, f"it went on for {len(windows_after)} more windows"  # one may be under way
+    assert rest[-1] == ErrorEvent(message)
+    assert list(out_dir.iterdir()) == [] and list(temp.iterdir()) == []
+
+
+def test_a_signal_while_writing_lets_the_file_complete_then_removes_it(small_ct: Path, tmp_path: Path) -> None:
+    """The first signal does not cut a write short; the run then stops and takes its output away."""
+    interrupt = Interrupt()
+    interrupt.install()
+    written = tmp_path / "seg.nii.gz"
+    try:
+        with interrupt.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered here, in the middle of the "write"
+            written.write_bytes(small_ct.read_bytes())
+        assert interrupt.event.is_set() and written.stat().st_size == small_ct.stat().st_size
+        with pytest.raises(Cancelled, match="interrupted by SIGTERM"):
+            interrupt.check()
+        interrupt.event.clear()
+        interrupt.predicting = True
+        os.kill(os.getpid(), signal.SIGINT)  # during the prediction: only the window loop's cancel signal
+        assert interrupt.event.is_set()
+        with pytest.raises(Cancelled, match="interrupted by SIGINT"):
+            os.kill(os.getpid(), signal.SIGINT)  # a second signal stops at once
+    finally:
+        interrupt.restore()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+@pytest.mark.parametrize("own_session", [False, True], ids=["child", "session-leader"])
+def test_engine_launched_by_the_module_leads_its_own_session(own_session: bool) -> None:
+    env = {**os.environ, NEW_SESSION_ENV: "1"}
+    engine = _engine("--check-device", env=env, start_new_session=own_session)
+    out, err = engine.communicate(timeout=120)
+    assert engine.returncode == 0, err
+    first, answer = out.splitlines()
+    assert parse_event_line(first) == StartEvent(engine.pid, engine.pid)
+    assert json.loads(answer)["device"] == "cpu"
