@@ -5,6 +5,7 @@ Usage::
     gasa-segment INPUT -o OUTPUT -m MODEL [--device auto|cpu|cuda|cuda:N] [--folds ...] [--no-tta]
                  [--step-size 0.5] [--fast] [--skip-air] [--progress json|bar|none] [--overwrite]
     gasa-segment --check-device [--device ...]
+    gasa-segment --describe-model MODEL
 
 The options of the run are :mod:`GASACore.options` (declared there, parsed into one ``SegmentOptions``);
 ``--progress json`` writes the events of :mod:`GASACore.events`. Exit code 0 only when every input was
@@ -42,7 +43,8 @@ logger = logging.getLogger("gasa-segment")
 _LABEL_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
 _USAGE = (
     "gasa-segment INPUT -o OUTPUT -m MODEL [options]\n"
-    "       gasa-segment --check-device [--device {auto,cpu,cuda,cuda:N}]"
+    "       gasa-segment --check-device [--device {auto,cpu,cuda,cuda:N}]\n"
+    "       gasa-segment --describe-model MODEL"
 )
 
 
@@ -88,21 +90,35 @@ def build_parser() -> argparse.ArgumentParser:
             "the GPUs, torch and CUDA versions and the build's architectures"
         ),
     )
+    actions.add_argument(
+        "--describe-model",
+        type=Path,
+        metavar="MODEL",
+        help=(
+            "print one JSON object and exit: what the model is (name, labels with colours and terminology, "
+            "spacing, patch size, folds), read without torch and without loading weights"
+        ),
+    )
     return parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse ``argv``; a segmentation needs INPUT, -o and -m, an action (``--check-device``) none of them.
+    """Parse ``argv``; a segmentation needs INPUT, -o and -m, an action (``--check-device``,
+    ``--describe-model``) none of them.
 
     Exits with status 2 and argparse's usage message when they are missing or misplaced.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     run_arguments = {"INPUT": args.input, "-o/--output": args.output, "-m/--model": args.model}
-    if args.check_device:
+    asked = {"--check-device": args.check_device, "--describe-model": args.describe_model is not None}
+    actions = [name for name, given in asked.items() if given]
+    if len(actions) > 1:
+        parser.error(f"{actions[0]} and {actions[1]} cannot be asked together")
+    if actions:
         given = [name for name, value in run_arguments.items() if value is not None]
         if given:
-            parser.error(f"--check-device takes no {', '.join(given)}")
+            parser.error(f"{actions[0]} takes no {', '.join(given)}")
     else:
         missing = [name for name, value in run_arguments.items() if value is None]
         if missing:
@@ -263,6 +279,19 @@ def _check_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_model(args: argparse.Namespace) -> int:
+    """``--describe-model``: print the model's description (one JSON object), torch-free."""
+    from GASACore.bundle.describe import describe_model
+
+    try:
+        description = describe_model(args.describe_model)
+    except (GASAError, OSError, ValueError) as err:
+        print(f"gasa-segment: error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(description))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gasa-segment``; returns the process exit code."""
     lead_new_session()
@@ -272,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.check_device:
         return _check_device(args)
+    if args.describe_model is not None:
+        return _describe_model(args)
     sink = make_sink(args.progress)
     interrupt = Interrupt()
     interrupt.install()

@@ -2,8 +2,10 @@
 
 A catalogue entry names a bundle folder relative to the catalogue and the SHA-256 of its ``model.json``;
 the bundle's ``model.json`` in turn holds the SHA-256 of every weight file, which the engine checks before
-loading. Imported models (bundle folders, zipped bundles, nnU-Net v2 results folders) are verified with
-``GASACore.bundle.load_model`` and remembered in the application settings.
+loading. What a model is (its labels, colours and terminology) comes from the engine's torch-free
+description (``GASACore.bundle.describe.describe_model``, also ``gasa-segment --describe-model``), never
+from reading its files here. Imported models (bundle folders, zipped bundles, nnU-Net v2 results folders)
+are described first and remembered in the application settings.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ __all__ = [
     "CatalogError",
     "ModelEntry",
     "defaultCatalogPath",
+    "describeModel",
     "forgetImportedModel",
     "importModel",
     "importedModels",
+    "labelsFromDescription",
     "loadCatalog",
     "modelLabels",
+    "rememberImportedModel",
     "resolveModelPath",
     "validateAgainstSchema",
 ]
@@ -182,17 +187,32 @@ def resolveModelPath(entry: ModelEntry) -> Path:
     return entry.path
 
 
-def modelLabels(path: Path) -> tuple[Label, ...]:
-    """The foreground labels of a model: read from ``model.json`` when there is one, else via the engine."""
-    modelJson = Path(path) / "model.json"
-    if modelJson.is_file():
-        try:
-            return labels_from_json(json.loads(modelJson.read_text(encoding="utf-8"))["labels"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise CatalogError(f"cannot read the labels of {modelJson}: {err}") from err
-    from GASACore.bundle import load_model  # imports torch: only for zips and nnU-Net folders
+def describeModel(path: str | Path) -> dict[str, Any]:
+    """The engine's description of the model at ``path``, read in this process without torch.
 
-    return tuple(load_model(path, verify=False).labels)
+    Raises:
+        GASACore.errors.ModelError: no model at ``path``, or a malformed one.
+    """
+    from GASACore.bundle.describe import describe_model
+
+    return describe_model(path)
+
+
+def labelsFromDescription(description: Mapping[str, Any]) -> tuple[Label, ...]:
+    """The foreground labels (names, colours, terminology) of a model description.
+
+    Raises:
+        CatalogError: the description holds no valid label list.
+    """
+    try:
+        return labels_from_json(description["labels"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CatalogError(f"the model description must list labels with value, name and colour: {err}") from err
+
+
+def modelLabels(path: str | Path) -> tuple[Label, ...]:
+    """The foreground labels of the model at ``path`` (:func:`describeModel`, torch-free)."""
+    return labelsFromDescription(describeModel(path))
 
 
 def importedModels(settings: Mapping[str, Any]) -> list[ModelEntry]:
@@ -213,22 +233,29 @@ def importedModels(settings: Mapping[str, Any]) -> list[ModelEntry]:
     return entries
 
 
-def importModel(path: str | Path, settings: MutableMapping[str, Any]) -> ModelEntry:
-    """Verify a model with ``GASACore.bundle.load_model`` (weights' SHA-256 included) and remember it.
-
-    Raises:
-        GASACore.errors.ModelError: not a model, or a weight file that does not match its hash.
-    """
-    from GASACore.bundle import load_model
-
+def rememberImportedModel(path: str | Path, settings: MutableMapping[str, Any]) -> ModelEntry:
+    """Add a model (already described by the engine) to the imported models in ``settings``; once only."""
     location = Path(path).expanduser().resolve()
-    model = load_model(location, verify=True)
     known = [str(entry.path) for entry in importedModels(settings)]
     if str(location) not in known:
         known.append(str(location))
     settings[IMPORTED_MODELS_KEY] = json.dumps(known)
-    logger.info("imported model %s (%d labels) from %s", model.name, len(model.labels), location)
     return ModelEntry(id=f"imported:{location}", title=f"{location.name} (imported)", path=location)
+
+
+def importModel(path: str | Path, settings: MutableMapping[str, Any]) -> ModelEntry:
+    """Describe a model (scripts; the panel asks ``gasa-segment --describe-model`` in the background), remember it.
+
+    Its weight files' SHA-256 are checked by the engine before every run.
+
+    Raises:
+        GASACore.errors.ModelError: not a model, or a malformed one.
+    """
+    location = Path(path).expanduser().resolve()
+    description = describeModel(location)
+    entry = rememberImportedModel(location, settings)
+    logger.info("imported model %s (%d labels) from %s", description["name"], len(description["labels"]), location)
+    return entry
 
 
 def forgetImportedModel(path: str | Path, settings: MutableMapping[str, Any]) -> None:

@@ -9,8 +9,9 @@ Typical use from a script or test::
     segmentationNode = job.segmentationNode
 
 Options are the engine's own :class:`GASACore.options.SegmentOptions` (the engine command is built from
-``SegmentOptions.to_argv()``), progress lines are parsed with :mod:`GASACore.events`, and the device check
-is ``gasa-segment --check-device``: none of these rules is repeated here, and none of them imports torch.
+``SegmentOptions.to_argv()``), progress lines are parsed with :mod:`GASACore.events`, the device check is
+``gasa-segment --check-device`` and a model's labels come from its description (``--describe-model``, or
+the same torch-free reader in this process): none of these rules is repeated here, and none imports torch.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import slicer
 
 import GASACore
+from GASACore.labels import Label
 from GASACore.options import Device, SegmentOptions
 
 from .catalog import modelLabels
@@ -40,6 +42,7 @@ __all__ = [
     "JobState",
     "SegmentOptions",
     "SegmenterLogic",
+    "describeModelCommand",
     "deviceCheckCommand",
     "engineCommand",
     "engineEnvironment",
@@ -91,6 +94,11 @@ def deviceCheckCommand(device: Device | str = "auto", engine: Sequence[str] | No
     return [*(engine or engineCommand()), "--check-device", "--device", str(Device.parse(device))]
 
 
+def describeModelCommand(modelPath: str | Path, engine: Sequence[str] | None = None) -> list[str]:
+    """``gasa-segment --describe-model MODEL`` in the engine's Python."""
+    return [*(engine or engineCommand()), "--describe-model", str(modelPath)]
+
+
 class SegmenterLogic:
     """Segment a volume node with a GASA / nnU-Net v2 model in a background engine process.
 
@@ -126,6 +134,7 @@ class SegmenterLogic:
         outputSegmentation: slicer.vtkMRMLSegmentationNode | None = None,
         replaceExisting: bool = False,
         roi: slicer.vtkMRMLNode | None = None,
+        labels: Sequence[Label] | None = None,
         runner: ProcessRunner | None = None,
         createSurface: bool = True,
         onLog: Callable[[str], None] | None = None,
@@ -141,6 +150,8 @@ class SegmenterLogic:
             replaceExisting: must be ``True`` to put the result into ``outputSegmentation``, whose current
                 segments are then replaced (an existing segmentation is never overwritten by default).
             roi: a markups ROI; only the voxels inside it are segmented.
+            labels: the model's labels, from its description (the panel reads it in the background); ``None``
+                reads them here (:func:`GASASegmenterLib.catalog.modelLabels`, torch-free).
             runner: the process runner (default :class:`SubprocessRunner`).
             createSurface: build the closed-surface representation (3D display).
             onLog, onProgress: called from :meth:`SegmentationJob.poll` with log lines / (stage, fraction).
@@ -157,7 +168,7 @@ class SegmenterLogic:
             )
         options = options or SegmentOptions()
         modelPath = Path(modelPath)
-        labels = modelLabels(modelPath)
+        labels = tuple(labels) if labels is not None else modelLabels(modelPath)
         cropBox = cropBoxFromRoi(inputVolume, roi) if roi is not None else None
         tempDir = Path(tempfile.mkdtemp(prefix="GASASegmenter-", dir=self.temporaryRoot()))
         try:
@@ -218,6 +229,17 @@ class SegmenterLogic:
         GPUs, torch and CUDA versions and the build's architectures.
         """
         command = deviceCheckCommand(device, self.engineCommand())
+        return EngineQuery(runner or SubprocessRunner(), command, engineEnvironment(), timeout=timeout)
+
+    def startModelDescription(
+        self, modelPath: str | Path, runner: ProcessRunner | None = None, timeout: float = 300.0
+    ) -> EngineQuery:
+        """Start ``gasa-segment --describe-model MODEL``; the query's result is the model's description.
+
+        The description (``GASACore.bundle.describe``) names the model, its labels with colours and Slicer
+        terminology, spacing, patch size and folds; a zipped bundle is unpacked into the engine's cache first.
+        """
+        command = describeModelCommand(modelPath, self.engineCommand())
         return EngineQuery(runner or SubprocessRunner(), command, engineEnvironment(), timeout=timeout)
 
     def checkDevice(self, device: Device | str = "auto", timeout: float = 120.0) -> dict[str, Any]:

@@ -162,3 +162,29 @@ def test_failing_model_leaves_the_scene_and_says_why(scene, ct_volume, tiny_bund
     assert "exit code 1" in job.message
     assert not job.tempDir.exists()
     assert sceneSnapshot(scene) == before
+
+
+def test_a_second_segment_makes_a_second_segmentation(scene, ct_volume, tiny_bundle: Path) -> None:
+    """What the panel does on a second click: the output stays "Create new segmentation" (None)."""
+    logic = SegmenterLogic(scene)
+    first = logic.segment(ct_volume, tiny_bundle, FAST, outputSegmentation=None, createSurface=False)
+    second = logic.segment(ct_volume, tiny_bundle, FAST, outputSegmentation=None, createSurface=False)
+    assert second is not first
+    assert [first.GetName(), second.GetName()] == ["CT segmentation", "CT segmentation_1"]
+    assert first.GetSegmentation().GetNumberOfSegments() == second.GetSegmentation().GetNumberOfSegments() == 13
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 2
+    with pytest.raises(ValueError, match="Replace existing segments"):
+        logic.startSegmentation(ct_volume, tiny_bundle, FAST, outputSegmentation=second)
+
+
+def test_the_result_sits_under_the_input_volumes_study(scene, ct_volume, tiny_bundle: Path) -> None:
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    patient = hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "Patient 1")
+    study = hierarchy.CreateStudyItem(patient, "CT abdomen")
+    other = hierarchy.CreateStudyItem(patient, "Earlier study")
+    volumeItem = hierarchy.GetItemByDataNode(ct_volume) or hierarchy.CreateItem(study, ct_volume)
+    hierarchy.SetItemParent(volumeItem, study)
+    node = SegmenterLogic(scene).segment(ct_volume, tiny_bundle, FAST, createSurface=False)
+    item = hierarchy.GetItemByDataNode(node)
+    assert item and hierarchy.GetItemParent(item) == study != other
+    assert hierarchy.GetItemParent(study) == patient

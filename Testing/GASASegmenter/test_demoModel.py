@@ -1,0 +1,57 @@
+"""The bundled demo model on the bundled sample CT through the logic on real MRML: the self-test's own check.
+
+The organs and volume ranges come from ``GASASegmenter/Resources/SelfTest/expectedOrgans.json``, the table
+the Slicer self-test reads too; the table itself is checked against the shipped model's recorded Dice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from conftest import loadVolume
+from GASASegmenterLib.catalog import loadCatalog, resolveModelPath
+from GASASegmenterLib.logic import SegmenterLogic, SegmentOptions
+from GASASegmenterLib.resultChecks import EXPECTATIONS_PATH, loadExpectations, organVolumeProblems, segmentVolumesMl
+
+REPO = Path(__file__).resolve().parents[2]
+#: An organ with at least this Dice on the training CT must be in the table (the model is expected to find it).
+FINDS = 0.3
+
+
+def _demoEntry(modelId: str):
+    return next(entry for entry in loadCatalog(REPO / "Resources" / "models" / "catalog.json") if entry.id == modelId)
+
+
+def test_the_table_follows_from_the_models_recorded_dice() -> None:
+    expectations = loadExpectations()
+    table = json.loads(EXPECTATIONS_PATH.read_text(encoding="utf-8"))
+    model = json.loads((resolveModelPath(_demoEntry(expectations.modelId)) / "model.json").read_text(encoding="utf-8"))
+    perClass = {
+        name: record
+        for fold in model["training"]["folds"].values()
+        for name, record in fold["validation"]["per_class"].items()
+    }
+    listed = {organ["name"]: organ for organ in table["organs"]}
+    assert {name for name, r in perClass.items() if (r["dice"] or 0) >= FINDS} == set(listed)
+    for name, organ in listed.items():
+        dice, reference = perClass[name]["dice"], perClass[name]["n_ref"] * 0.027  # 3 mm voxels of the sample
+        assert round(dice, 3) == organ["dice"] and math.isclose(organ["reference_ml"], reference, abs_tol=0.1)
+        assert math.floor(reference * dice / (2 - dice)) == organ["min_ml"]
+        assert math.ceil(reference * (2 - dice) / dice) == organ["max_ml"]
+
+
+def test_the_demo_model_finds_its_organs_in_the_sample_ct(scene, example_ct: Path) -> None:
+    expectations = loadExpectations()
+    assert example_ct.name == expectations.sample
+    volume = loadVolume(scene, example_ct)
+    options = SegmentOptions(**expectations.options)
+    node = SegmenterLogic(scene).segment(volume, resolveModelPath(_demoEntry(expectations.modelId)), options,
+                                         createSurface=False)  # fmt: skip
+    volumes = segmentVolumesMl(node)
+    assert len(volumes) == 13 and all(v >= 0 for v in volumes.values())
+    assert organVolumeProblems(volumes, expectations) == []
+    assert organVolumeProblems({**volumes, "liver": 0.0}, expectations) == [
+        "liver: 0.0 ml, expected 382-3315 ml for gasa-demo-btcv"
+    ]
