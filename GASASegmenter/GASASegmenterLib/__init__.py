@@ -1,8 +1,11 @@
 """Logic and widgets of the GASASegmenter Slicer module.
 
 Modules importable with slicer-core alone and without torch (no qt, ctk or ScriptedLoadableModule):
-``processRunner``, ``engineQuery``, ``volumeIO``, ``segmentationBuilder``, ``job``, ``catalog``, ``logic``,
-``dependencies``. The application-only parts (``parameterNode``, ``qtProcessRunner``, ``widget``,
-``selfTest``) are imported by ``GASASegmenter.py`` inside the application only. Options, progress events
-and the device check are the engine's (``GASACore.options``, ``GASACore.events``, ``--check-device``).
+``processRunner``, ``processTree``, ``backgroundProcess``, ``engineQuery``, ``volumeIO``,
+``segmentationBuilder``, ``job``, ``catalog``, ``logic``, ``dependencies``, ``resultChecks``, ``compatibility``,
+and ``qtProcessRunner`` (it imports ``qt`` only when it starts a process). The application-only parts
+(``parameterNode``, ``widget``, ``selfTest``) are imported by ``GASASegmenter.py`` inside the application only.
+Options, progress events, the device check and model descriptions are the engine's (``GASACore.options``,
+``GASACore.events``, ``--check-device``, ``--describe-model``). ``compatibility`` (and this file) keep to
+Python 3.9 syntax, so that an older Slicer can say why the module does not run.
 """
