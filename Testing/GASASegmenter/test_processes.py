@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import pythonQt
 from GASASegmenterLib.backgroundProcess import BackgroundProcess
+from GASASegmenterLib.catalog import labelsFromDescription, modelLabels
 from GASASegmenterLib.engineQuery import EngineQuery
 from GASASegmenterLib.logic import SegmenterLogic
 from GASASegmenterLib.processRunner import LineDecoder, SubprocessRunner, bytesOf
@@ -17,6 +18,7 @@ from GASASegmenterLib.processTree import TreeStopper, descendants, isProcessAliv
 from GASASegmenterLib.qtProcessRunner import QProcessRunner
 
 from GASACore.events import NEW_SESSION_ENV, ProgressEvent, Stage, parse_event_line
+from GASACore.labels import LABEL_SETS
 
 TEXT = "Leber ✓ 1,2 µl, Niere ø\n日本語の行\nend without newline"
 
@@ -166,3 +168,13 @@ def test_the_engine_is_told_to_lead_its_session(tmp_path: Path) -> None:
     while process.exitCode() is None:
         time.sleep(0.01)
     assert process.readLines() == ["1"]
+
+
+def test_the_panel_reads_a_models_labels_from_the_engine(tiny_bundle: Path) -> None:
+    query = SegmenterLogic().startModelDescription(tiny_bundle, runner=QProcessRunner(qtModule=pythonQt))
+    description = query.wait()
+    assert description is not None, query.error
+    assert labelsFromDescription(description) == LABEL_SETS["btcv"] == modelLabels(tiny_bundle)
+    assert description["labels"][0]["terminology_entry"].startswith(
+        "Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure~"
+    )

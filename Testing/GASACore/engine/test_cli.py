@@ -390,3 +390,39 @@ def test_engine_launched_by_the_module_leads_its_own_session(own_session: bool) 
     first, answer = out.splitlines()
     assert parse_event_line(first) == StartEvent(engine.pid, engine.pid)
     assert json.loads(answer)["device"] == "cpu"
+
+
+def test_describe_model_prints_one_json_object_without_torch(tiny_bundle: Path, nnunet_model: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"  # the module asks from Slicer's environment: torch may not even be installed
+        "from GASACore.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    for model, expected_format in ((tiny_bundle, "bundle-folder"), (nnunet_model, "nnunet-results-folder")):
+        command = [sys.executable, "-c", code, "--describe-model", str(model)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.strip().splitlines()) == 1
+        description = json.loads(result.stdout)
+        assert description["format"] == expected_format and description["path"] == str(model.absolute())
+        assert [label["name"] for label in description["labels"]] == [label.name for label in load_model(model).labels]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["--describe-model", "/nonexistent/model"], 1, "gasa-segment: error: model not found: /nonexistent/model"),
+        (["--describe-model", "m", "ct.nii.gz"], 2, "--describe-model takes no INPUT"),
+        (["--describe-model", "m", "--check-device"], 2, "--check-device and --describe-model cannot be asked"),
+    ],
+)
+def test_describe_model_refuses_what_it_cannot_answer(argv: list[str], code: int, message: str, capsys) -> None:
+    if code == 2:
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2
+    else:
+        assert main(argv) == code
+    err = capsys.readouterr().err
+    assert message in err and len([line for line in err.splitlines() if "error" in line]) == 1
