@@ -84,7 +84,7 @@ OFFLINE_SIGNS = (
 )
 OFFLINE_ADVICE = (
     "The package index could not be reached: connect to the network (set a proxy if one is needed) and try "
-    "again, or install the packages offline as the module's README describes (Troubleshooting, Offline install)."
+    "again, or install the packages offline as the module's README describes (Offline installation)."
 )
 
 OTHER_ADVICE = "The log above has pip's full output; the module's README also describes an offline install."
