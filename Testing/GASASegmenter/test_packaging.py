@@ -6,6 +6,7 @@ import ast
 import hashlib
 import json
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -145,3 +146,31 @@ def test_catalog_model_with_changed_model_json_is_refused(tmp_path: Path, tiny_b
         resolveModelPath(entry)
     with pytest.raises(CatalogError, match="not installed"):
         resolveModelPath(ModelEntry("y", "Y", tmp_path / "absent"))
+
+
+def test_metadata_names_contributors_as_name_org_and_no_unpublished_urls() -> None:
+    top = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    contributors = re.search(r'set\(EXTENSION_CONTRIBUTORS "([^"]*)"\)', top).group(1)
+    people = [item.strip() for item in contributors.split(",")]
+    assert people and all(re.fullmatch(r"[^()]+ \([^()]+\)", person) for person in people), people
+    tree = ast.parse((MODULE / "GASASegmenter.py").read_text(encoding="utf-8"))
+    assigned = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "CONTRIBUTORS")
+    assert ast.literal_eval(assigned) == people
+    for key in ("HOMEPAGE", "ICONURL", "SCREENSHOTURLS"):  # the public repository does not exist yet
+        assert f'set(EXTENSION_{key} "")' in top, key
+    assert "Status of the extension metadata" in (REPO / "README.md").read_text(encoding="utf-8")
+    for path in MODULE.rglob("*.py"):
+        assert "https://github.com/gasasegmenter" not in path.read_text(encoding="utf-8"), path
+
+
+def test_model_files_are_bytes_in_every_checkout() -> None:
+    """A Windows checkout with autocrlf must not change model.json (the catalogue pins its SHA-256)."""
+    files = [
+        "Resources/models/gasa-demo-btcv/model.json",
+        "Resources/models/catalog.json",
+        "Resources/models/gasa-demo-btcv/fold_all.safetensors",
+        "GASASegmenter/Resources/SelfTest/expectedOrgans.json",
+    ]
+    command = ["git", "check-attr", "text", "--", *files]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    assert [line.rsplit(": ", 1)[1] for line in result.stdout.splitlines()] == ["unset"] * len(files)
