@@ -185,7 +185,8 @@ class SegmentationJob:
         self._readOutput()
         if code != 0:
             detail = self.engineError or next((s for s in reversed(self.stderrTail) if s.strip()), "no message")
-            self._fail(f"segmentation failed (engine exit code {code}): {detail}")
+            how = f"engine exit code {code}" if code > 0 else "the engine process was killed or crashed"
+            self._fail(f"segmentation failed ({how}): {detail}")
             return True
         try:
             self._loadResult()

@@ -55,6 +55,15 @@ def _procStat(pid: int) -> tuple[int, int, str] | None:
     return int(fields[1]), int(fields[2]), fields[0]
 
 
+def _startTime(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, ``/proc/PID/stat`` field 22); ``None`` where unknown."""
+    try:
+        fields = (_PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return None
+
+
 def processTable() -> dict[int, tuple[int, int]]:
     """``pid -> (ppid, pgid)`` of every live (non-zombie) process this user can see (POSIX)."""
     table: dict[int, tuple[int, int]] = {}
@@ -165,6 +174,7 @@ class TreeStopper:
         self._killed: float | None = None
         self._done = False
         self._windowsKillers: list[subprocess.Popen] = []
+        self._starts: dict[int, str | None] = {}
 
     @property
     def started(self) -> bool:
@@ -176,11 +186,11 @@ class TreeStopper:
         stopping = self.started and not self._done and sys.platform != "win32"
         if pgid is not None and pgid != self._ownGroup and pgid not in self._groups:
             self._groups.add(pgid)
-            if stopping:
+            if stopping and groupMembers(pgid):
                 _signal(pgid, signum, group=True)
         if pid is not None and pid not in self._pids:
             self._pids.add(pid)
-            if stopping and pgid not in self._groups:
+            if stopping and pgid not in self._groups and isProcessAlive(pid):
                 _signal(pid, signum, group=False)
 
     def begin(self) -> None:
@@ -200,21 +210,32 @@ class TreeStopper:
         for pgid in self._groups:
             self._pids |= groupMembers(pgid, table)
         for pid in list(self._pids):
-            if pid in table and table[pid][1] != self._ownGroup:
+            if pid not in table:
+                continue
+            start = _startTime(pid)
+            if self._starts.setdefault(pid, start) != start:  # the id was freed and now names another process
+                self._pids.discard(pid)
+            elif table[pid][1] != self._ownGroup:
                 self._groups.add(table[pid][1])
         return table
 
     def _send(self, signum: int) -> None:
+        """Signal the live groups, then the live processes outside them (each process gets one signal).
+
+        Only what the process table shows alive now is signalled, so an id that was freed and reused by an
+        unrelated process is never hit.
+        """
         table = self._collect()
-        for pgid in self._groups:
+        live = {pgid for pgid in self._groups if groupMembers(pgid, table)}
+        for pgid in live:
             _signal(pgid, signum, group=True)
         for pid in self._pids:
-            if pid not in table or table[pid][1] not in self._groups:  # a signalled group holds the others
+            if pid in table and table[pid][1] not in live:
                 _signal(pid, signum, group=False)
 
     def _alive(self) -> set[int]:
         table = self._collect()
-        alive = {pid for pid in self._pids if pid in table}
+        alive = {pid for pid in self._pids if pid in table}  # _collect dropped ids that name other processes
         alive |= {pid for pgid in self._groups for pid in groupMembers(pgid, table)}
         return alive
 
@@ -251,7 +272,7 @@ class TreeStopper:
         self._send(signal.SIGKILL)
 
     def _killWindowsTrees(self) -> None:  # pragma: no cover - Windows only
-        for pid in sorted(self._pids):
+        for pid in sorted(p for p in self._pids if _windowsAlive(p)):
             self._windowsKillers.append(
                 subprocess.Popen(
                     ["taskkill", "/T", "/F", "/PID", str(pid)],

@@ -114,8 +114,10 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job.abandon()
         if self._install is not None:
             self._install.abandon()
-        for query in [q for q in (self._deviceCheck, self._reading and self._reading.query) if q] + self._stopping:
-            query.process.killNow()
+        queries = [self._deviceCheck, self._reading and self._reading.query, *self._stopping]
+        for query in queries:
+            if query is not None and not query.finished:
+                query.process.killNow()
         self.removeObservers()
         self._disconnectParameterNode()
 
