@@ -66,14 +66,18 @@ class QProcessRunner:
         process.start(command[0], list(command[1:]))
         self._process = process
 
+    @property
+    def _QProcess(self) -> Any:
+        return self._qtModule().QProcess  # enums as Slicer's own code reads them: qt.QProcess.NotRunning
+
     def startError(self) -> str:
         process = self._process
-        if process is None or process.error() != process.FailedToStart:
+        if process is None or process.error() != self._QProcess.FailedToStart:
             return ""
         return str(process.errorString()) or "the program could not be started"
 
     def _running(self) -> bool:
-        return self._process is not None and self._process.state() != self._process.NotRunning
+        return self._process is not None and self._process.state() != self._QProcess.NotRunning
 
     def _read(self, key: str, data: Any) -> list[str]:
         lines = self._decoders[key].feed(bytesOf(data))
@@ -95,7 +99,7 @@ class QProcessRunner:
         process = self._process
         if process is None or self._running() or self.startError():
             return None
-        if process.exitStatus() == process.CrashExit:
+        if process.exitStatus() == self._QProcess.CrashExit:
             return -1
         return int(process.exitCode())
 
