@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -64,16 +65,36 @@ def test_terminology_strings_parse_in_slicer(label_set: str) -> None:
         assert entryString == expected
 
 
+#: Library modules that import in plain Python with slicer-core (and no qt): none may pull in torch.
+TORCH_FREE = [
+    "backgroundProcess", "catalog", "compatibility", "dependencies", "engineQuery", "job", "logic", "processRunner",
+    "processTree", "qtProcessRunner", "resultChecks", "segmentationBuilder", "volumeIO",
+]  # fmt: skip
+
+
 def test_logic_and_catalog_import_without_torch() -> None:
-    """Slicer's own process never imports torch: the logic, the catalogue and what they import."""
+    """Slicer's own process never imports torch: the library modules and what they import."""
     code = (
         "import sys\n"
         "sys.modules['torch'] = None\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2] / 'GASASegmenter')!r})\n"
-        "import GASASegmenterLib.logic, GASASegmenterLib.catalog, GASASegmenterLib.job, GASASegmenterLib.engineQuery\n"
+        "import importlib\n"
+        f"for name in {TORCH_FREE!r}:\n"
+        "    importlib.import_module('GASASegmenterLib.' + name)\n"
         "from GASASegmenterLib.logic import SegmentOptions\n"
         "print(' '.join(SegmentOptions(device='cpu', folds='0 1').to_argv()))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["--device", "cpu", "--folds", "0", "1", "--step-size", "0.5", "--batch-size", "1"]
+
+
+def test_no_module_file_imports_torch() -> None:
+    """The application-only files (widget, parameter node, self-test) are checked by their source."""
+    module = Path(__file__).resolve().parents[2] / "GASASegmenter"
+    for path in module.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [name for name in imported if name.split(".")[0] == "torch"], path
+        assert "GASACore.bundle.store" not in imported and "GASACore.pipeline" not in imported, path
