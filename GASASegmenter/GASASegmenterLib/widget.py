@@ -62,6 +62,8 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._result: Any = None  # the last segmentation node a run made or filled
         self._install: InstallJob | None = None
         self._afterInstall = None
+        self._missing: list[str] = []  # the engine's packages not installed yet (checked at setup and after installs)
+        self._segmentWhenRead = False  # Segment was clicked before the model could be read (first use)
         self._deviceCheck: EngineQuery | None = None
         self._reading: _ModelReading | None = None
         self._descriptions: dict[str, dict[str, Any]] = {}
@@ -104,6 +106,7 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.checkGpuButton.connect("clicked(bool)", self.onCheckGpu)
         self.ui.openInSegmentEditorButton.connect("clicked(bool)", self.onOpenInSegmentEditor)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
+        self._missing = dependencies.missingPackages()
         self.initializeParameterNode()
         self.refreshModels()
 
@@ -211,20 +214,28 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _readSelectedModel(self) -> None:
         entry = self._selectedModel()
-        if entry is not None and str(entry.path) not in self._descriptions and str(entry.path) not in self._readErrors:
+        if entry is None:
+            return
+        if self._missing:  # the engine cannot read a model before its packages are installed
+            self.ui.modelStatusLabel.text = "Segment installs the engine's Python packages first (it asks)."
+        elif str(entry.path) not in self._descriptions and str(entry.path) not in self._readErrors:
             self._readModel(entry.path, importing=False)
-        elif entry is not None:
+        else:
             self._showModelStatus(str(entry.path))
 
     def _onModelRead(self, reading: _ModelReading) -> None:
         query = reading.query
         if query.result is None:
             self._readErrors[reading.key] = query.error
+            self._segmentWhenRead = False
             if reading.importing:
                 slicer.util.errorDisplay(f"{reading.key} is not a usable model:\n{query.error}")
         else:
             self._descriptions[reading.key] = query.result
             self._readErrors.pop(reading.key, None)
+            if self._segmentWhenRead and not reading.importing:
+                self._segmentWhenRead = False
+                self._startSegmentation()
             if reading.importing:
                 entry = catalog.rememberImportedModel(Path(reading.key), _QSettingsMapping())
                 self.appendLog(f"imported {entry.path} ({len(query.result.get('labels', []))} labels)")
@@ -260,12 +271,25 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         elif self._job is not None and not self._job.finished:
             self._job.cancel()
         else:
-            missing = dependencies.missingPackages()
-            if missing:
-                self._askToInstall(missing, then=self._startSegmentation)
+            self._missing = dependencies.missingPackages()
+            if self._missing:
+                self._askToInstall(self._missing, then=self._afterPackagesInstalled)
             else:
                 self._startSegmentation()
         self.updateGuiFromState()
+
+    def _afterPackagesInstalled(self) -> None:
+        """First use: now the engine can read the model; the segmentation starts once it has."""
+        self._missing = dependencies.missingPackages()
+        if self._missing:
+            slicer.util.errorDisplay(f"still missing after installation: {', '.join(self._missing)}")
+            return
+        self._segmentWhenRead = True
+        self._readSelectedModel()
+        entry = self._selectedModel()
+        if entry is not None and str(entry.path) in self._descriptions:
+            self._segmentWhenRead = False
+            self._startSegmentation()
 
     def _askToInstall(self, missing: list[str], then) -> None:
         """Ask first (no wait cursor), then install in the background and call ``then`` once it worked."""
@@ -366,6 +390,10 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return "Segment", False, "Select an input volume"
         if entry is None:
             return "Segment", False, "Select a model, or import one"
+        if self._missing:
+            return "Segment", True, f"Installs {', '.join(self._missing)} first (asks), then segments"
+        if self._segmentWhenRead:
+            return "Segment", False, "Reading the model; the segmentation starts next"
         if str(entry.path) in self._readErrors:
             return "Segment", False, f"This model cannot be used: {self._readErrors[str(entry.path)]}"
         if str(entry.path) not in self._descriptions:
