@@ -28,14 +28,13 @@ import slicer
 import vtk
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
-from GASACore.labels import Label
+from GASACore.labels import Label, terminology_entry
 
 from . import dependencies
 from .catalog import labelsFromDescription, loadCatalog
 from .job import JobState
 from .processTree import isProcessAlive
 from .resultChecks import loadExpectations, organVolumeProblems, segmentVolumesMl
-from .segmentationBuilder import terminologyEntryString
 from .volumeIO import ijkToRasArray
 
 __all__ = ["GASASegmenterTest", "bundledSampleCt", "runSelfTest"]
@@ -156,7 +155,7 @@ class GASASegmenterTest(ScriptedLoadableModuleTest):
         names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
         self.assertEqual(names, [label.name for label in labels])
         for index, label in enumerate(labels):
-            self.assertEqual(segmentation.GetNthSegment(index).GetTerminology(), terminologyEntryString(label))
+            self.assertEqual(segmentation.GetNthSegment(index).GetTerminology(), terminology_entry(label))
         reference = node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole())
         self.assertEqual(reference.GetID(), volume.GetID())
         labelmap = segmentation.GetNthSegment(0).GetRepresentation("Binary labelmap")

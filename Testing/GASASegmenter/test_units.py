@@ -13,11 +13,10 @@ import slicer
 from GASASegmenterLib.catalog import IMPORTED_MODELS_KEY, importedModels, importModel, modelLabels
 from GASASegmenterLib.job import segmentationCommand
 from GASASegmenterLib.logic import deviceCheckCommand, engineCommand
-from GASASegmenterLib.segmentationBuilder import terminologyEntryString
 
 from GASACore.cli import parse_args
 from GASACore.errors import ModelError
-from GASACore.labels import LABEL_SETS
+from GASACore.labels import LABEL_SETS, terminology_entry
 from GASACore.options import FoldSelection, SegmentOptions
 
 
@@ -48,7 +47,7 @@ def test_import_model_verifies_and_remembers(tiny_bundle: Path, tmp_path: Path) 
 @pytest.mark.parametrize("label_set", ["btcv", "amos", "kits23"])
 def test_terminology_strings_parse_in_slicer(label_set: str) -> None:
     for label in LABEL_SETS[label_set]:
-        entryString = terminologyEntryString(label)
+        entryString = terminology_entry(label)
         entry = slicer.vtkSlicerTerminologyEntry()
         assert slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(entryString, entry)
         assert entry.GetTypeObject().GetCodeMeaning() == label.terminology.type.meaning
