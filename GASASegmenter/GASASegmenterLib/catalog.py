@@ -10,7 +10,6 @@ are described first and remembered in the application settings.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from GASACore.bundle.integrity import sha256_of
 from GASACore.labels import Label, labels_from_json
 
 __all__ = [
@@ -158,14 +158,6 @@ def loadCatalog(path: Path | None = None) -> list[ModelEntry]:
     ]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolveModelPath(entry: ModelEntry) -> Path:
     """The model's path once it is present and its ``model.json`` has the catalogue's SHA-256.
 
@@ -179,7 +171,7 @@ def resolveModelPath(entry: ModelEntry) -> Path:
         )
     if entry.sha256:
         modelJson = entry.path / "model.json"
-        got = _sha256(modelJson) if modelJson.is_file() else "(no model.json)"
+        got = sha256_of(modelJson) if modelJson.is_file() else "(no model.json)"
         if got != entry.sha256:
             raise CatalogError(
                 f"model {entry.title!r} was changed: {modelJson} must have SHA-256 {entry.sha256}, got {got}"

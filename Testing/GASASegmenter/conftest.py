@@ -12,8 +12,7 @@ MODULE_DIR = REPO_ROOT / "GASASegmenter"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-slicer = pytest.importorskip("slicer")
-
+import slicer  # noqa: E402 - slicer-core, a test requirement: a missing one must fail, not skip
 from GASASegmenterLib.volumeIO import ijkToRasArray  # noqa: E402
 
 

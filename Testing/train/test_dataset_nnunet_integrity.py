@@ -13,7 +13,8 @@ from train.datasets import TOTALSEG_TO_BTCV, convert_kits23, convert_pairs
 
 @pytest.mark.slow
 def test_nnunet_accepts_converted_datasets(tmp_path: Path, shared_data: Path) -> None:
-    verify = pytest.importorskip("nnunetv2.experiment_planning.verify_dataset_integrity").verify_dataset_integrity
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity as verify
+
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()
     labels.mkdir()

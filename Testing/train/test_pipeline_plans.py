@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("nnunetv2")
-
 from GASACore.network import PAPER_BTCV, GASABlockOptions
 from train.cli import build_parser, gasa_options_from_args
 from train.planning import GASA_VARIANTS, build_network_from_plans, derive_gasa_plans, gasa_l_blocks_per_stage

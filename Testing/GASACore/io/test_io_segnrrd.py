@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import slicerio
 
 from GASACore.io import Geometry, read_image, write_label_map
 from GASACore.io.segnrrd import reference_image_geometry
 from GASACore.labels import LABEL_SETS, Label, terminology_entry
-
-slicerio = pytest.importorskip("slicerio")
 
 _C, _S = math.cos(math.radians(20)), math.sin(math.radians(20))
 OBLIQUE = Geometry((14, 12, 6), (0.7, 0.7, 5.0), (-30.5, 42.0, -210.0), (_C, -_S, 0, _S, _C, 0, 0, 0, 1))
@@ -81,8 +80,8 @@ def test_values_without_label_info_get_generated_segments(tmp_path: Path, caplog
     assert "label values [2, 7] have no name in label_info" in caplog.text
 
 
-slicer = pytest.importorskip("slicer")
-vtk = pytest.importorskip("vtk")
+import slicer  # noqa: E402
+import vtk  # noqa: E402
 
 
 def _load_in_slicer(path: Path):  # -> slicer.vtkMRMLSegmentationNode
