@@ -67,7 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="output label map (.nii.gz, .nii, .nrrd, .mha, or .seg.nrrd for 3D Slicer); a folder for batch input",
     )
-    parser.add_argument("-m", "--model", type=Path, help="bundle folder or .zip, or an nnU-Net v2 results folder")
+    parser.add_argument(
+        "-m",
+        "--model",
+        help=(
+            "bundle folder or .zip, nnU-Net v2 results folder, or a catalogue id (ID or ID@VERSION; see gasa-models "
+            "list), downloaded and verified on first use unless --offline"
+        ),
+    )
     add_arguments(parser)
     parser.add_argument("--series", default=None, help="SeriesInstanceUID when a DICOM folder holds several series")
     parser.add_argument("--format", default=".nii.gz", choices=_LABEL_SUFFIXES, help="output format in batch mode")
@@ -208,7 +215,7 @@ def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None 
     _refuse_existing_outputs([*outputs, *extras], args.overwrite)
     if batch:
         args.output.mkdir(parents=True, exist_ok=True)
-    model = load_model(args.model, folds=options.folds.names)
+    model = load_model(_model_path(args.model, options, sink), folds=options.folds.names)
     device = select_device(options.device)  # once per run, for every case
     logger.info("device: %s (%s)", *device)
     interrupt = interrupt or Interrupt()
@@ -247,6 +254,13 @@ def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None 
     if batch:
         print(f"gasa-segment: {len(cases) - failures} of {len(cases)} inputs segmented", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _model_path(model: str, options: SegmentOptions, sink: EventSink) -> Path:
+    """``-m``: a model path as it is, or a catalogue id resolved (downloaded on first use unless ``--offline``)."""
+    from GASACore.models import resolve_model
+
+    return resolve_model(model, offline=options.offline, progress=sink.emit)
 
 
 def _print_volumes(name: str, output: Path, volumes: dict[str, float]) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "STAGE_SPANS",
     "CaseEvent",
     "DoneEvent",
+    "DownloadEvent",
     "ErrorEvent",
     "Event",
     "EventKind",
@@ -92,6 +93,7 @@ class EventKind(StrEnum):
 
     PROGRESS = "progress"
     CASE = "case"
+    DOWNLOAD = "download"
     DONE = "done"
     ERROR = "error"
     LOG = "log"
@@ -150,6 +152,28 @@ class CaseEvent(_EventRecord):
 
 
 @dataclass(frozen=True)
+class DownloadEvent(_EventRecord):
+    """``received`` of ``total`` bytes of model ``model`` (``ID@VERSION``) are downloaded (``total`` ``None``: unknown).
+
+    ``fraction`` is ``received / total`` (``None`` when the total is unknown); a resumed download starts at
+    the bytes it already had. Example line::
+
+        {"event": "download", "model": "totalseg-organs@2.0.0", "received": 1048576, "total": 233742255,
+         "fraction": 0.0045}
+    """
+
+    kind: ClassVar[EventKind] = EventKind.DOWNLOAD
+    model: str
+    received: int
+    total: int | None = None
+    fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.fraction is None and self.total:
+            object.__setattr__(self, "fraction", round(min(self.received / self.total, 1.0), 4))
+
+
+@dataclass(frozen=True)
 class DoneEvent(_EventRecord):
     """A label map was written to ``output``, for ``case``, on ``device``, in ``seconds``."""
 
@@ -190,9 +214,10 @@ class StartEvent(_EventRecord):
 
 
 #: Any one event.
-Event = ProgressEvent | CaseEvent | DoneEvent | ErrorEvent | LogEvent | StartEvent
+Event = ProgressEvent | CaseEvent | DownloadEvent | DoneEvent | ErrorEvent | LogEvent | StartEvent
 _RECORDS: Mapping[str, type[_EventRecord]] = {
-    cls.kind.value: cls for cls in (ProgressEvent, CaseEvent, DoneEvent, ErrorEvent, LogEvent, StartEvent)
+    cls.kind.value: cls
+    for cls in (ProgressEvent, CaseEvent, DownloadEvent, DoneEvent, ErrorEvent, LogEvent, StartEvent)
 }
 _TYPES: Mapping[str, tuple[type, ...]] = {
     "stage": (str,),
@@ -208,6 +233,8 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
     "message": (str,),
     "pid": (int,),
     "pgid": (int,),
+    "model": (str,),
+    "received": (int,),
 }
 
 

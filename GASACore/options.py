@@ -53,6 +53,7 @@ FLAGS: Mapping[str, str] = {
     "fast": "--fast",
     "skip_air": "--skip-air",
     "batch_size": "--batch-size",
+    "offline": "--offline",
 }
 
 
@@ -275,6 +276,8 @@ class SegmentOptions:
         fast: first selected fold only, no TTA and step 1.0: several times faster, slightly less accurate.
         skip_air: skip windows whose every voxel is air (<= -900 HU); CT-normalised models only.
         batch_size: windows per forward pass (halved automatically on CUDA out-of-memory).
+        offline: never open a network connection: a catalogue model that is not installed is an error
+            instead of a download (``GASACore.models.resolve_model``).
     """
 
     device: Device = Device()
@@ -284,6 +287,7 @@ class SegmentOptions:
     fast: bool = False
     skip_air: bool = False
     batch_size: int = 1
+    offline: bool = False
 
     def __post_init__(self) -> None:
         checked = {
@@ -294,6 +298,7 @@ class SegmentOptions:
             "fast": check_flag(self.fast, "fast"),
             "skip_air": check_flag(self.skip_air, "skip_air"),
             "batch_size": check_batch_size(self.batch_size),
+            "offline": check_flag(self.offline, "offline"),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -320,7 +325,8 @@ class SegmentOptions:
         argv += ["--step-size", repr(self.step_size)]
         argv += ["--fast"] if self.fast else []
         argv += ["--skip-air"] if self.skip_air else []
-        return [*argv, "--batch-size", str(self.batch_size)]
+        argv += ["--batch-size", str(self.batch_size)]
+        return [*argv, "--offline"] if self.offline else argv
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | Mapping[str, Any]) -> SegmentOptions:
@@ -385,4 +391,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=_DEFAULTS.batch_size,
         help=f"windows per forward pass (default {_DEFAULTS.batch_size})",
+    )
+    group.add_argument(
+        "--offline",
+        action="store_true",
+        help="never open a network connection: a catalogue model that is not installed is an error, not a download",
     )

@@ -78,6 +78,20 @@ def _air_threshold(model: ModelBundle, config: PreprocessingConfig) -> float | N
     return float(normalised[0]) + 1e-4
 
 
+def _load(
+    model: str | Path, options: SegmentOptions, progress: ProgressSink | None, cancel: CancelSignal | None
+) -> ModelBundle:
+    """A model path, or a catalogue id resolved (downloaded on first use unless ``options.offline``), loaded.
+
+    Download progress goes to ``progress.emit`` when the sink takes events (an ``EventSink``).
+    """
+    from GASACore.models import resolve_model
+
+    events = getattr(progress, "emit", None)
+    path = resolve_model(model, offline=options.offline, progress=events, cancel=cancel)
+    return load_model(path, folds=options.folds.names)
+
+
 def _stage(progress: ProgressSink | None, stage: Stage, fraction: float) -> None:
     if progress is not None:
         progress(stage, fraction)
@@ -97,7 +111,8 @@ def segment(
 
     Args:
         image: a file (NIfTI, NRRD, MHA), a DICOM series folder, or an already read ``LoadedImage``.
-        model: a bundle folder or zip, an nnU-Net v2 results folder, or a loaded ``ModelBundle``.
+        model: a bundle folder or zip, an nnU-Net v2 results folder, a catalogue id (``ID`` or ``ID@VERSION``,
+            downloaded and verified on first use unless ``options.offline``), or a loaded ``ModelBundle``.
         options: how the model runs (:class:`~GASACore.options.SegmentOptions`: device, folds, TTA, step
             size, fast mode, air skipping, batch size).
         series: SeriesInstanceUID to pick when a DICOM folder holds several series.
@@ -119,7 +134,7 @@ def segment(
     start = time.perf_counter()
     _stage(progress, Stage.LOAD, 0.0)
     folds = opts.folds.names  # empty: every fold
-    bundle = model.select_folds(folds) if isinstance(model, ModelBundle) else load_model(model, folds=folds)
+    bundle = model.select_folds(folds) if isinstance(model, ModelBundle) else _load(model, opts, progress, cancel)
     loaded = image if isinstance(image, LoadedImage) else read_image(image, series=series)
     if bundle.architecture.num_input_channels != 1:
         raise ModelError(

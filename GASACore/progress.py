@@ -9,7 +9,7 @@ import sys
 from typing import Any, TextIO
 
 from GASACore.enums import StrEnum
-from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, Event, EventSink, ProgressEvent
+from GASACore.events import CaseEvent, DoneEvent, DownloadEvent, ErrorEvent, Event, EventSink, ProgressEvent
 
 __all__ = ["BarSink", "JsonLinesSink", "ProgressMode", "make_sink"]
 
@@ -69,6 +69,18 @@ class BarSink(EventSink):
                 self._bar.refresh()
             self.close()
         elif isinstance(event, ErrorEvent):
+            self.close()
+        elif isinstance(event, DownloadEvent):
+            self._download(event)
+
+    def _download(self, event: DownloadEvent) -> None:
+        """A byte bar for a model download (``gasa-models fetch``, or ``gasa-segment -m ID`` on first use)."""
+        if self._bar is None or getattr(self._bar, "desc", "") != event.model:
+            self.close()
+            self._bar = self._tqdm(total=event.total, desc=event.model, unit="B", unit_scale=True, unit_divisor=1024)
+        self._bar.n = event.received
+        self._bar.refresh()
+        if event.total is not None and event.received >= event.total:
             self.close()
 
     def close(self) -> None:

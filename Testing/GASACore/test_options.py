@@ -36,6 +36,7 @@ FIELD_VALUES: dict[str, list[object]] = {
     "fast": [False, True],
     "skip_air": [False, True],
     "batch_size": [1, 2, 16],
+    "offline": [False, True],
 }
 
 

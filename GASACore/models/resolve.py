@@ -1,0 +1,189 @@
+"""``resolve_model``: a model named by a path or a catalogue id becomes a path the engine loads.
+
+The one place where ``gasa-segment -m``, :func:`GASACore.segment`, ``--describe-model`` and the 3D Slicer
+module turn what the user named into a model folder: an existing path is used as it is; ``ID`` or
+``ID@VERSION`` is looked up in the catalogue, a bundled entry is checked (SHA-256 of its ``model.json``), a
+remote one is used from its verified install or, unless ``offline``, downloaded first. Torch-free.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from GASACore.bundle.integrity import sha256_of
+from GASACore.errors import BundleIntegrityError, ModelError
+from GASACore.models.catalog import Catalog, load_catalog
+from GASACore.models.download import CancelSignal, DownloadPolicy, ProgressCallback
+from GASACore.models.entry import CatalogEntry, ModelFormat, parse_spec
+from GASACore.models.fetch import fetch_model, installed_for
+from GASACore.models.install import InstalledModel, verify_install
+
+__all__ = ["ModelStatus", "OfflineError", "bundled_model_path", "list_models", "lookup", "resolve_model"]
+
+logger = logging.getLogger(__name__)
+
+
+class OfflineError(ModelError):
+    """The model is not installed and ``--offline`` forbids downloading it."""
+
+
+def bundled_model_path(entry: CatalogEntry) -> Path:
+    """A bundled entry's folder, once its ``model.json`` has the catalogue's SHA-256.
+
+    Raises:
+        ModelError: the folder is missing (``BundleIntegrityError`` when ``model.json`` changed).
+    """
+    if entry.path is None:
+        raise ModelError(f"{entry.spec} is not bundled")
+    model_json = entry.path / "model.json"
+    if not model_json.is_file():
+        raise ModelError(f"bundled model {entry.spec} is missing: expected {model_json}; reinstall GASASegmenter")
+    if entry.path_sha256:
+        actual = sha256_of(model_json)
+        if actual != entry.path_sha256:
+            raise BundleIntegrityError(
+                f"bundled model {entry.spec} was changed: {model_json} has SHA-256 checksum {actual}, the catalogue "
+                f"records {entry.path_sha256}"
+            )
+    return entry.path
+
+
+def lookup(spec: str, catalog: Catalog | None = None) -> CatalogEntry | None:
+    """The catalogue entry ``spec`` names (``ID`` or ``ID@VERSION``), ``None`` when it is no catalogue id."""
+    try:
+        parse_spec(spec)
+    except ValueError:
+        return None
+    catalog = catalog if catalog is not None else load_catalog()
+    return catalog.get(spec) if spec in catalog else None
+
+
+def _offline_message(entry: CatalogEntry) -> str:
+    return (
+        f"model {entry.spec} is not installed and --offline forbids downloading it; run `gasa-models fetch "
+        f"{entry.id}` on a machine with internet, or `gasa-models import ARCHIVE`"
+    )
+
+
+def resolve_model(
+    spec: str | Path,
+    *,
+    offline: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelSignal | None = None,
+    catalog: Catalog | None = None,
+    runnable: bool = True,
+    policy: DownloadPolicy | None = None,
+) -> Path:
+    """The model folder (or file) that ``spec`` names, downloading a catalogue model on first use.
+
+    Args:
+        spec: a path (bundle folder or ``.zip``, nnU-Net v2 results folder) or a catalogue ``ID[@VERSION]``.
+            An existing path wins over an id of the same name.
+        offline: never open a network connection; a model that is not installed is an :class:`OfflineError`.
+        progress: receives :class:`~GASACore.events.DownloadEvent` s while downloading.
+        cancel: a ``threading.Event`` or callable that stops a download.
+        catalog: the catalogue (default: :func:`load_catalog`).
+        runnable: refuse entries the engine cannot run yet (an unimplemented recipe, composites) before
+            anything is downloaded; ``False`` (descriptions) resolves them anyway.
+        policy: download timeouts and retries.
+
+    Returns:
+        The path to load with :func:`GASACore.bundle.load_model` (verified: every installed file's SHA-256).
+
+    Raises:
+        ModelError: neither an existing path nor a catalogue id (the message lists the ids), an entry
+            that cannot run yet, a changed install; OfflineError; the download's errors.
+    """
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    entry = lookup(str(spec), catalog)
+    if entry is None:
+        known = ", ".join((catalog if catalog is not None else load_catalog()).ids())
+        raise ModelError(f"model not found: {spec} is neither an existing path nor a catalogue id (known ids: {known})")
+    reason = entry.unsupported_reason()
+    if runnable and reason is not None:
+        raise ModelError(f"cannot run {entry.spec}: {reason}")
+    if entry.bundled:
+        return bundled_model_path(entry)
+    if entry.format is ModelFormat.COMPOSITE:
+        raise ModelError(f"{entry.spec} is composite: resolve its parts ({', '.join(map(str, entry.parts))})")
+    installed = installed_for(entry)
+    if installed is None:
+        if offline:
+            raise OfflineError(_offline_message(entry))
+        installed = fetch_model(entry, progress=progress, cancel=cancel, policy=policy)
+    else:
+        verify_install(installed)
+    return installed.model_path
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A catalogue entry and its state on this machine (what ``gasa-models list`` and the model selector show).
+
+    Attributes:
+        entry: the catalogue entry.
+        installed: its install, ``None`` when not installed (bundled entries: ``None``).
+        available: usable without a download (bundled, or installed).
+    """
+
+    entry: CatalogEntry
+    installed: InstalledModel | None
+
+    @property
+    def available(self) -> bool:
+        return self.entry.bundled or self.installed is not None
+
+    @property
+    def state(self) -> str:
+        """``bundled``, ``installed``, ``not installed``, ``import only`` (no download URL) or ``composite``."""
+        if self.entry.bundled:
+            return "bundled"
+        if self.entry.format is ModelFormat.COMPOSITE:
+            return "composite"
+        if self.installed is None and self.entry.import_only:
+            return "import only"
+        return "installed" if self.installed is not None else "not installed"
+
+    def summary(self) -> str:
+        """One line for a model selector, e.g. ``"download - 233 MB - Apache-2.0 (unpinned)"``."""
+        licence = self.entry.license.summary() if self.entry.license else "licence not stated"
+        if self.available:
+            head = self.state
+        elif self.entry.import_only:
+            head = f"manual download ({self.entry.homepage or 'see its publisher'}), then gasa-models import"
+        elif self.entry.format is ModelFormat.COMPOSITE:
+            head = f"download parts {', '.join(map(str, self.entry.parts))}"
+        else:
+            head = f"download - {round((self.entry.size or 0) / 1e6):,} MB"
+        pin = "" if self.entry.pinned else " (unpinned)"
+        reason = self.entry.unsupported_reason()
+        return f"{head} - {licence}{pin}" + (f" - {reason}" if reason else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.entry.to_json(),
+            "state": self.state,
+            "available": self.available,
+            "installed": self.installed.to_json() if self.installed else None,
+            "summary": self.summary(),
+        }
+
+
+def list_models(catalog: Catalog | None = None) -> list[ModelStatus]:
+    """Every catalogue entry with its install state (no network; installs are not re-hashed here)."""
+    catalog = catalog if catalog is not None else load_catalog()
+    statuses = []
+    for entry in catalog:
+        try:
+            installed = None if entry.bundled else installed_for(entry)
+        except ModelError as err:
+            logger.warning("%s", err)
+            installed = None
+        statuses.append(ModelStatus(entry, installed))
+    return statuses
