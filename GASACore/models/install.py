@@ -273,7 +273,8 @@ def install_folder(
     }
 
     def fill(staging: Path) -> None:
-        shutil.copytree(source, staging, symlinks=True, dirs_exist_ok=True)
+        # under its own name: an nnU-Net folder's name (Trainer__Plans__configuration) says its configuration
+        shutil.copytree(source, staging / source.name, symlinks=True)
 
     _install(install_dir(model_id, version), fill, record, model_format, folder)
     return _read_back(model_id, version)

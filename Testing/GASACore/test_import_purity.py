@@ -39,6 +39,8 @@ TORCH_FREE = (
     "GASACore.network",
     "GASACore.bundle",
     "GASACore.preprocessing",
+    "GASACore.models",
+    "GASACore.models.cli",
 )
 
 

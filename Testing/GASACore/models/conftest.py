@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 from model_server import ModelServer
 from nnunet_fixture import intensity_properties, load_training_case, train_test_weights, write_nnunet_results_folder
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 #: TotalSegmentator's trainer for its 1.5 mm parts: the network comes from the plans, mirroring is off.
 TRAINER = "nnUNetTrainerNoMirroring"
 #: The model folder inside the archive, as TotalSegmentator lays its release zips out.

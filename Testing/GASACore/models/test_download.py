@@ -131,7 +131,9 @@ def test_mirrors_are_tried_in_order(tmp_path: Path, server: ModelServer, layout_
     assert installed.model_path.is_dir()
 
 
-def test_a_stalled_server_times_out_with_a_clear_message(tmp_path: Path, server: ModelServer, layout_zip: bytes) -> None:
+def test_a_stalled_server_times_out_with_a_clear_message(
+    tmp_path: Path, server: ModelServer, layout_zip: bytes
+) -> None:
     entry = _entry(tmp_path, server, layout_zip)
     server.switches.stall_after, server.switches.stall_seconds = 16384, 1.5
     policy = DownloadPolicy(timeout=0.3, tries=1, chunk_size=8192)
