@@ -11,6 +11,7 @@ from GASACore.events import (
     STAGE_SPANS,
     CaseEvent,
     DoneEvent,
+    DownloadEvent,
     ErrorEvent,
     EventKind,
     EventSink,
@@ -28,6 +29,8 @@ EVENTS = [
     ProgressEvent(Stage.EXPORT, 1.0, 1.0),
     ProgressEvent(Stage.PREPROCESS, 0.5, 0.3),
     CaseEvent("case_001", 0, 3),
+    DownloadEvent("totalseg-organs@2.0.0", 1 << 20, 233_742_255),
+    DownloadEvent("site-model@1.0.0", 5000),
     DoneEvent("/tmp/out/seg.nii.gz"),
     DoneEvent("/tmp/out/seg.nii.gz", case="case_001", device="cuda:0", seconds=12.25),
     ErrorEvent("broken.nii.gz: expected a 3D image, got 2D"),
@@ -60,6 +63,13 @@ def test_json_form_matches_the_documented_contract() -> None:
     }
     assert json.loads(DoneEvent("/x.nrrd").to_json_line()) == {"event": "done", "output": "/x.nrrd"}
     assert json.loads(ErrorEvent("bad").to_json_line()) == {"event": "error", "message": "bad"}
+    assert json.loads(DownloadEvent("m@1.0.0", 250, 1000).to_json_line()) == {
+        "event": "download",
+        "model": "m@1.0.0",
+        "received": 250,
+        "total": 1000,
+        "fraction": 0.25,
+    }
 
 
 def test_lines_written_by_older_or_newer_engines() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import MODEL_FOLDER, REPO_ROOT, remote_entry, write_catalog
+from catalog_support import MODEL_FOLDER, REPO_ROOT, remote_entry, write_catalog
 from model_server import ModelServer
 
 from GASACore.events import DownloadEvent, parse_event_line

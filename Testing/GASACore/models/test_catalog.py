@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import remote_entry, write_catalog
+from catalog_support import remote_entry, write_catalog
 
 from GASACore.labels import BTCV_LABELS
 from GASACore.models import (

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import MODEL_FOLDER, remote_entry, sha256, write_catalog
+from catalog_support import MODEL_FOLDER, remote_entry, sha256, write_catalog
 from model_server import ModelServer
 
 from GASACore.errors import Cancelled

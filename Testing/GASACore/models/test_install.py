@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import MODEL_FOLDER, REPO_ROOT, remote_entry, sha256, write_catalog
+from catalog_support import MODEL_FOLDER, REPO_ROOT, remote_entry, sha256, write_catalog
 from model_server import ModelServer
 
 from GASACore.errors import BundleIntegrityError, ModelError
