@@ -28,13 +28,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from GASACore.errors import Cancelled, GASAError
 from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, EventSink, Stage
 from GASACore.interrupt import Interrupt, InterruptibleSink, lead_new_session
 from GASACore.options import Device, OptionError, SegmentOptions, add_arguments
 from GASACore.progress import ProgressMode, make_sink
+
+if TYPE_CHECKING:
+    from GASACore.bundle import ModelBundle
 
 __all__ = ["build_parser", "main", "parse_args"]
 
@@ -103,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help=(
             "print one JSON object and exit: what the model is (name, labels with colours and terminology, "
-            "spacing, patch size, folds), read without torch and without loading weights"
+            "spacing, patch size, folds), read without torch and without loading weights; MODEL may be a catalogue "
+            "id (described from the catalogue when not installed, never downloaded)"
         ),
     )
     return parser
@@ -201,7 +205,6 @@ def _write_outputs(
 
 
 def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None = None) -> int:
-    from GASACore.bundle import load_model
     from GASACore.inference import select_device
     from GASACore.io import find_cases, read_image
     from GASACore.pipeline import segment
@@ -215,7 +218,7 @@ def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None 
     _refuse_existing_outputs([*outputs, *extras], args.overwrite)
     if batch:
         args.output.mkdir(parents=True, exist_ok=True)
-    model = load_model(_model_path(args.model, options, sink), folds=options.folds.names)
+    model = _load_model(args.model, options, sink)
     device = select_device(options.device)  # once per run, for every case
     logger.info("device: %s (%s)", *device)
     interrupt = interrupt or Interrupt()
@@ -256,11 +259,11 @@ def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None 
     return 1 if failures else 0
 
 
-def _model_path(model: str, options: SegmentOptions, sink: EventSink) -> Path:
-    """``-m``: a model path as it is, or a catalogue id resolved (downloaded on first use unless ``--offline``)."""
-    from GASACore.models import resolve_model
+def _load_model(model: str, options: SegmentOptions, sink: EventSink) -> ModelBundle:
+    """``-m``: a model path, or a catalogue id (downloaded on first use unless ``--offline``), loaded and verified."""
+    from GASACore.models import load_model_spec
 
-    return resolve_model(model, offline=options.offline, progress=sink.emit)
+    return load_model_spec(model, folds=options.folds.names, offline=options.offline, progress=sink.emit)
 
 
 def _print_volumes(name: str, output: Path, volumes: dict[str, float]) -> None:
@@ -293,12 +296,20 @@ def _check_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def _description(model: str | Path) -> dict[str, Any]:
+    """A model path's description, or a catalogue id's (with its licence, recipe and install state; no download)."""
+    from GASACore.bundle.describe import describe_model
+    from GASACore.models import describe_catalog_model, lookup
+
+    if not Path(model).expanduser().exists() and lookup(str(model)) is not None:
+        return describe_catalog_model(str(model))
+    return describe_model(model)
+
+
 def _describe_model(args: argparse.Namespace) -> int:
     """``--describe-model``: print the model's description (one JSON object), torch-free."""
-    from GASACore.bundle.describe import describe_model
-
     try:
-        description = describe_model(args.describe_model)
+        description = _description(args.describe_model)
     except (GASAError, OSError, ValueError) as err:
         print(f"gasa-segment: error: {err}", file=sys.stderr)
         return 1

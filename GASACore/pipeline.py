@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from GASACore.bundle import FoldWeights, ModelBundle, load_model
+from GASACore.bundle import FoldWeights, ModelBundle
 from GASACore.errors import InputError, ModelError
 from GASACore.events import ProgressSink, Stage
 from GASACore.inference import CancelSignal, ResolvedDevice, SlidingWindowConfig, predict_sliding_window, select_device
@@ -85,11 +85,10 @@ def _load(
 
     Download progress goes to ``progress.emit`` when the sink takes events (an ``EventSink``).
     """
-    from GASACore.models import resolve_model
+    from GASACore.models import load_model_spec
 
     events = getattr(progress, "emit", None)
-    path = resolve_model(model, offline=options.offline, progress=events, cancel=cancel)
-    return load_model(path, folds=options.folds.names)
+    return load_model_spec(model, folds=options.folds.names, offline=options.offline, progress=events, cancel=cancel)
 
 
 def _stage(progress: ProgressSink | None, stage: Stage, fraction: float) -> None:

@@ -19,6 +19,7 @@ from GASACore.models.catalog import (
     read_catalog_file,
     schema_path,
 )
+from GASACore.models.describe import describe_catalog_model
 from GASACore.models.download import ChecksumError, DownloadError, DownloadPolicy, download
 from GASACore.models.entry import (
     IMPLEMENTED_RECIPES,
@@ -35,7 +36,16 @@ from GASACore.models.entry import (
 from GASACore.models.fetch import fetch_entry, fetch_model, import_model, installed_for, remove_model
 from GASACore.models.install import InstalledModel, install_dir, installed_models, models_root, verify_install
 from GASACore.models.lock import LockTimeout, file_lock
-from GASACore.models.resolve import ModelStatus, OfflineError, bundled_model_path, list_models, lookup, resolve_model
+from GASACore.models.resolve import (
+    ModelStatus,
+    OfflineError,
+    bundled_model_path,
+    list_models,
+    load_model_spec,
+    lookup,
+    resolve_model,
+    with_catalog_labels,
+)
 from GASACore.models.schema import validate
 
 __all__ = [
@@ -61,6 +71,7 @@ __all__ = [
     "bundled_model_path",
     "catalog_files",
     "default_catalog_path",
+    "describe_catalog_model",
     "download",
     "fetch_entry",
     "fetch_model",
@@ -71,6 +82,7 @@ __all__ = [
     "installed_models",
     "list_models",
     "load_catalog",
+    "load_model_spec",
     "lookup",
     "models_root",
     "parse_spec",
@@ -80,4 +92,5 @@ __all__ = [
     "schema_path",
     "validate",
     "verify_install",
+    "with_catalog_labels",
 ]

@@ -235,9 +235,13 @@ def _slug(model_id: str) -> str:
 
 def remove_model(model_id: str, version: str | None = None) -> list[str]:
     """Remove every installed version of ``model_id`` (or only ``version``); returns the specs removed."""
-    from GASACore.models.install import installed_models
+    from GASACore.models.install import installed_models, models_root
 
     versions = [version] if version else [m.version for m in installed_models() if m.id == model_id]
+    if version is None:  # interrupted downloads of versions never installed
+        folder = models_root() / model_id
+        parts = folder.glob(".*.zip.part") if folder.is_dir() else ()
+        versions += [p.name[1 : -len(".zip.part")] for p in parts if p.name[1 : -len(".zip.part")] not in versions]
     removed = []
     for each in versions:
         with file_lock(lock_path(model_id, each), what=f"removing {model_id}@{each}"):

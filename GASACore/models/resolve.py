@@ -8,12 +8,16 @@ remote one is used from its verified install or, unless ``offline``, downloaded 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from GASACore.bundle.integrity import sha256_of
+from GASACore.bundle.model import ModelBundle
+from GASACore.bundle.store import load_model
 from GASACore.errors import BundleIntegrityError, ModelError
 from GASACore.models.catalog import Catalog, load_catalog
 from GASACore.models.download import CancelSignal, DownloadPolicy, ProgressCallback
@@ -21,7 +25,16 @@ from GASACore.models.entry import CatalogEntry, ModelFormat, parse_spec
 from GASACore.models.fetch import fetch_model, installed_for
 from GASACore.models.install import InstalledModel, verify_install
 
-__all__ = ["ModelStatus", "OfflineError", "bundled_model_path", "list_models", "lookup", "resolve_model"]
+__all__ = [
+    "ModelStatus",
+    "OfflineError",
+    "bundled_model_path",
+    "list_models",
+    "load_model_spec",
+    "lookup",
+    "resolve_model",
+    "with_catalog_labels",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +133,40 @@ def resolve_model(
     else:
         verify_install(installed)
     return installed.model_path
+
+
+def with_catalog_labels(model: ModelBundle, entry: CatalogEntry | None) -> ModelBundle:
+    """``model`` with its catalogue entry's label names, colours and SNOMED CT terminology.
+
+    A publisher's class names (``kidney_right``) become ours (``right kidney``, terminology from
+    :data:`GASACore.labels.LABEL_SETS`). Only values the model paints are renamed; a model label the
+    entry does not list keeps the model's own name. ``entry`` ``None`` or without labels: ``model`` as it is.
+    """
+    if entry is None or not entry.labels:
+        return model
+    ours = {label.value: label.to_label() for label in entry.labels}
+    unknown = sorted(set(ours) - {label.value for label in model.labels})
+    if unknown:
+        logger.warning("catalogue entry %s lists label values %s that the model does not paint", entry.spec, unknown)
+    labels = tuple(ours.get(label.value, label) for label in model.labels)
+    return dataclasses.replace(model, labels=labels)
+
+
+def load_model_spec(
+    spec: str | Path,
+    *,
+    folds: Sequence[str | int] | None = None,
+    offline: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelSignal | None = None,
+) -> ModelBundle:
+    """:func:`resolve_model` then :func:`GASACore.bundle.load_model` (weights verified), with the catalogue's
+    label names and terminology when ``spec`` is a catalogue id: what ``gasa-segment -m`` and
+    :func:`GASACore.segment` load. Imports torch only to read an nnU-Net checkpoint's mirror axes.
+    """
+    path = resolve_model(spec, offline=offline, progress=progress, cancel=cancel)
+    entry = None if Path(spec).expanduser().exists() else lookup(str(spec))
+    return with_catalog_labels(load_model(path, folds=folds), entry)
 
 
 @dataclass(frozen=True)

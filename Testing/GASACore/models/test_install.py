@@ -202,3 +202,51 @@ def test_gasa_models_verify_remove_and_path(tmp_path: Path, server: ModelServer,
     assert main(["path", "site-model", "--offline"]) == 1
     assert main(["fetch", "site-model", "--version", "9.0.0"]) == 1
     assert main(["path", "gasa-demo-btcv", "--offline"]) == 0
+
+
+def test_catalogue_labels_and_description_of_an_installed_model(
+    tmp_path: Path, server: ModelServer, layout_zip: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from GASACore.labels import BTCV_LABELS
+    from GASACore.models import describe_catalog_model, load_model_spec
+
+    labels = [
+        {"value": 1, "name": "liver", "source_name": "liver", "maps_to": {"label_set": "btcv", "value": 6}},
+        {"value": 2, "name": "spleen", "source_name": "spleen", "maps_to": {"label_set": "btcv", "value": 1}},
+    ]
+    recipe = {"name": "nnunet", "step_size": 0.5}
+    _catalog(tmp_path, server, layout_zip, labels=labels, recipe=recipe)
+    monkeypatch.setenv("GASA_CATALOG", str(tmp_path / "site.json"))
+    before = describe_catalog_model("site-model")
+    assert before["installed"] is False and [label["name"] for label in before["labels"]] == ["liver", "spleen"]
+    assert before["catalog"]["size"] == len(layout_zip) and before["license"] == "Apache-2.0"
+    assert server.requests == [], "describing never downloads"
+    model = load_model_spec("site-model")  # downloads on first use
+    liver = next(label for label in model.labels if label.value == 1)
+    assert liver.terminology == BTCV_LABELS[5].terminology and liver.color == BTCV_LABELS[5].color
+    assert next(label for label in model.labels if label.value == 3).name == "kidney", "unlisted labels keep theirs"
+    after = describe_catalog_model("site-model@1.0.0")
+    assert after["installed"] is True and after["format"] == "nnunet-results-folder"
+    assert after["catalog"]["recipe"] == recipe and after["labels"][0]["terminology_entry"].count("SCT^10200004^Liver")
+    assert len(server.requests) == 1
+
+
+def test_remove_also_drops_an_interrupted_download(tmp_path: Path, server: ModelServer, layout_zip: bytes) -> None:
+    entry = _catalog(tmp_path, server, layout_zip).get("site-model")
+    server.switches.cut_after, server.switches.cuts = 10000, 1
+    with pytest.raises(ModelError):
+        fetch_model(entry, policy=DownloadPolicy(timeout=2, tries=1, chunk_size=4096))
+    assert part_path("site-model", "1.0.0").exists()
+    assert remove_model("site-model") == ["site-model@1.0.0"] and not part_path("site-model", "1.0.0").exists()
+
+
+def test_the_progress_bar_shows_a_download(capsys: pytest.CaptureFixture[str]) -> None:
+    from GASACore.events import DownloadEvent
+    from GASACore.progress import BarSink
+
+    bar = BarSink()
+    for received in (0, 1 << 20, 3 << 20):
+        bar.emit(DownloadEvent("site-model@1.0.0", received, 3 << 20))
+    bar.close()
+    shown = capsys.readouterr().err
+    assert "site-model@1.0.0" in shown and "100%" in shown and "3.00M" in shown
