@@ -211,7 +211,7 @@ def import_model(
             _check_archive(entry, path, digest or "")
             return _install_checked(entry, path, digest or "", source=str(path))
         model_format = entry.format if entry is not None else _local_format(path)
-        folder = entry.folder if entry is not None else None
+        folder = None  # a folder brought by hand is found by its files (the entry's folder names the archive's)
         spec_id, spec_version = (entry.id, entry.version) if entry else (model_id, version)
         if path.is_file():
             return install_archive(

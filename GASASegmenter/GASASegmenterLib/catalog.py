@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from GASACore.bundle.integrity import sha256_of
 from GASACore.labels import Label, labels_from_json
+from GASACore.models.schema import validate as validateAgainstSchema  # the one catalogue validator
 
 __all__ = [
     "IMPORTED_MODELS_KEY",
@@ -77,62 +77,8 @@ def defaultCatalogPath() -> Path:
     return here.parent / "Resources" / "models" / "catalog.json"
 
 
-_TYPES: Mapping[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-}
-
-
-def validateAgainstSchema(data: Any, schema: Mapping[str, Any], where: str = "$") -> list[str]:
-    """Check ``data`` against the JSON Schema subset the catalogue schema uses.
-
-    Supported keywords: ``type``, ``required``, ``properties``, ``additionalProperties`` (false),
-    ``items``, ``minItems``, ``pattern``, ``minLength``, ``enum``, ``const``, ``minimum``.
-
-    Returns:
-        One message per problem (empty when ``data`` fits).
-    """
-    problems: list[str] = []
-    expected = schema.get("type")
-    if expected is not None:
-        allowed = _TYPES[expected]
-        isBool = isinstance(data, bool)
-        if not isinstance(data, allowed) or (isBool and expected != "boolean"):
-            return [f"{where}: expected {expected}, got {type(data).__name__}"]
-    if "const" in schema and data != schema["const"]:
-        problems.append(f"{where}: expected {schema['const']!r}, got {data!r}")
-    if "enum" in schema and data not in schema["enum"]:
-        problems.append(f"{where}: expected one of {schema['enum']}, got {data!r}")
-    if isinstance(data, str):
-        if len(data) < schema.get("minLength", 0):
-            problems.append(f"{where}: expected at least {schema['minLength']} characters, got {data!r}")
-        if "pattern" in schema and not re.search(schema["pattern"], data):
-            problems.append(f"{where}: expected to match {schema['pattern']!r}, got {data!r}")
-    if isinstance(data, (int, float)) and "minimum" in schema and data < schema["minimum"]:
-        problems.append(f"{where}: expected >= {schema['minimum']}, got {data!r}")
-    if isinstance(data, dict):
-        problems += [f"{where}: missing {key!r}" for key in schema.get("required", []) if key not in data]
-        properties = schema.get("properties", {})
-        for key, value in data.items():
-            if key in properties:
-                problems += validateAgainstSchema(value, properties[key], f"{where}.{key}")
-            elif schema.get("additionalProperties", True) is False:
-                problems.append(f"{where}: unexpected key {key!r}")
-    if isinstance(data, list):
-        if len(data) < schema.get("minItems", 0):
-            problems.append(f"{where}: expected at least {schema['minItems']} items, got {len(data)}")
-        if "items" in schema:
-            for index, item in enumerate(data):
-                problems += validateAgainstSchema(item, schema["items"], f"{where}[{index}]")
-    return problems
-
-
 def loadCatalog(path: Path | None = None) -> list[ModelEntry]:
-    """Read and validate the catalogue (against ``catalog.schema.json`` next to it).
+    """Read and validate the catalogue (against ``catalog.schema.json`` next to it); its bundled entries.
 
     Raises:
         CatalogError: unreadable JSON, or a catalogue that does not fit the schema.
@@ -155,6 +101,7 @@ def loadCatalog(path: Path | None = None) -> list[ModelEntry]:
             description=item.get("description", ""),
         )
         for item in data["models"]
+        if "path" in item  # bundled entries; remote ones are GASACore.models.list_models()'s
     ]
 
 
