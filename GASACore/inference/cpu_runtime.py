@@ -1,0 +1,290 @@
+"""Fast CPU forward passes for 3D segmentation networks: oneDNN convolutions, OpenVINO, the thread rule.
+
+Why: on the CPU, PyTorch runs a batch-1 float32 ``Conv3d`` through oneDNN only when
+``C_in * D * H > 20480`` (a rule made for 2D images; it ignores the last axis). Below that it uses its
+im2col path (``slow_conv3d_forward``), 5-20x slower: every layer of a small network's window and the deep
+stages of any network. :class:`OneDNNConvolutions` sends every CPU float32 3D (transposed) convolution to
+oneDNN instead, with the same weights and outputs equal to float32 rounding (measured and tested:
+``bench/cpu_conv_bench.py``, ``/work/notes/cpu-findings.md``).
+
+:func:`prepare_cpu_forward` turns a network into a :class:`CpuForward` for one backend and falls back to
+plain PyTorch (logged) when the backend is unavailable or fails, when preparing or on any later call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+__all__ = [
+    "CpuBackend",
+    "CpuForward",
+    "OneDNNConvolutions",
+    "instance_norm_channels_last",
+    "prepare_cpu_forward",
+    "resolve_cpu_backend",
+]
+
+logger = logging.getLogger(__name__)
+
+CHANNELS_LAST = torch.channels_last_3d
+
+_CONV_ARGS = (("input", None), ("weight", None), ("bias", None), ("stride", 1), ("padding", 0), ("dilation", 1),
+              ("groups", 1))  # fmt: skip
+_CONV_T_ARGS = (("input", None), ("weight", None), ("bias", None), ("stride", 1), ("padding", 0),
+                ("output_padding", 0), ("groups", 1), ("dilation", 1))  # fmt: skip
+
+
+class CpuBackend(str, Enum):
+    """How a network's forward pass runs on the CPU."""
+
+    AUTO = "auto"  #: ``onednn`` where PyTorch has oneDNN, else ``eager``
+    EAGER = "eager"  #: plain PyTorch, its own convolution dispatch
+    ONEDNN = "onednn"  #: plain PyTorch with every 3D convolution on oneDNN (:class:`OneDNNConvolutions`)
+    OPENVINO = "openvino"  #: the network converted to OpenVINO (optional package ``openvino``)
+
+
+def _triple(value: Any) -> list[int]:
+    return [int(value)] * 3 if isinstance(value, int) else [int(v) for v in value]
+
+
+def _bind(spec: Sequence[tuple[str, Any]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """Positional values of a functional call, defaults filled in: ``_bind(_CONV_ARGS, (x, w), {})[3] == 1``."""
+    return list(args) + [kwargs.get(name, default) for name, default in spec[len(args) :]]
+
+
+def _routable(x: Any, weight: Any) -> bool:
+    """Whether oneDNN can take this convolution: dense float32 5D CPU tensors and no autograd."""
+    tensors = isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)
+    return (
+        tensors
+        and x.dim() == 5
+        and x.device.type == weight.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and x.layout == weight.layout == torch.strided
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+    )
+
+
+_NORM_ARGS = (("input", None), ("running_mean", None), ("running_var", None), ("weight", None), ("bias", None),
+              ("use_input_stats", True), ("momentum", 0.1), ("eps", 1e-5))  # fmt: skip
+#: Elements of one temporary block of the variance pass of :func:`instance_norm_channels_last`.
+_VARIANCE_BLOCK = 1 << 22
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    """A 5D tensor laid out channels-last (and not also plainly contiguous, as 1-channel tensors are)."""
+    return x.dim() == 5 and x.is_contiguous(memory_format=CHANNELS_LAST) and not x.is_contiguous()
+
+
+def instance_norm_channels_last(
+    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
+) -> torch.Tensor:
+    """``F.instance_norm`` (batch statistics, no running stats) of a channels-last ``(N, C, D, H, W)`` tensor.
+
+    PyTorch's own instance norm converts a channels-last input to contiguous and back (two copies), and its
+    channels-last batch/group-norm kernels sum squares in float32 in one pass, which loses 1e-2 on windows of
+    a million voxels. Here: the mean by a (cascade) sum, then the variance of the centred values in blocks
+    (two passes, no cancellation): within ~2e-6 of a float64 reference on 128x112x128 windows. The result is
+    channels-last.
+
+    Example: for ``x = torch.randn(1, 16, 64, 64, 64).contiguous(memory_format=torch.channels_last_3d)``,
+    ``instance_norm_channels_last(x, None, None, 1e-5)`` equals ``F.instance_norm(x, eps=1e-5)`` to ~1e-6.
+    """
+    spatial = x.shape[2] * x.shape[3] * x.shape[4]
+    centred = x - x.sum(dim=(2, 3, 4), keepdim=True).div_(spatial)
+    variance = torch.zeros((x.shape[0], x.shape[1], 1, 1, 1), dtype=x.dtype)
+    step = max(1, _VARIANCE_BLOCK // max(1, x.shape[0] * x.shape[1] * x.shape[3] * x.shape[4]))
+    for start in range(0, x.shape[2], step):
+        block = centred[:, :, start : start + step]
+        variance += (block * block).sum(dim=(2, 3, 4), keepdim=True)
+    scale = variance.div_(spatial).add_(eps).rsqrt_()
+    if weight is not None:
+        scale = scale * weight.view(1, -1, 1, 1, 1)
+    centred.mul_(scale)
+    return centred if bias is None else centred.add_(bias.view(1, -1, 1, 1, 1))
+
+
+def _normalisable(x: Any) -> bool:
+    """Whether :func:`instance_norm_channels_last` takes ``x``: a channels-last float32 CPU tensor, no autograd."""
+    return (
+        isinstance(x, torch.Tensor)
+        and _channels_last(x)
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not (torch.is_grad_enabled() and x.requires_grad)
+    )
+
+
+class OneDNNConvolutions(TorchFunctionMode):
+    """While active, run every CPU float32 ``F.conv3d`` / ``F.conv_transpose3d`` on oneDNN.
+
+    With ``channels_last`` (default) the convolutions also return channels-last tensors (oneDNN's fastest
+    layout here, no reorders), so the activations between them stay channels-last, and ``F.instance_norm``
+    of channels-last tensors runs :func:`instance_norm_channels_last`. Anything else (CUDA tensors, other
+    dtypes, ``padding="same"``, tensors that need gradients) passes through unchanged. Weights and module
+    state are not touched, so ``load_state_dict`` of another fold still works.
+
+    Example::
+
+        with torch.inference_mode(), OneDNNConvolutions() as mode:
+            logits = network(window)          # (1, K, X, Y, Z), as without the mode to ~1e-5
+        mode.routed                           # convolutions that ran on oneDNN, e.g. 18
+
+    Attributes:
+        routed: number of convolutions sent to oneDNN so far.
+    """
+
+    def __init__(self, *, channels_last: bool = True) -> None:
+        super().__init__()
+        self.channels_last = channels_last
+        self.routed = 0
+
+    def _layout(self, y: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and y.shape[1] > 1 and not _channels_last(y):
+            return y.contiguous(memory_format=CHANNELS_LAST)  # 1-channel inputs give plain outputs
+        return y
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func is F.conv3d:
+            x, weight, bias, stride, padding, dilation, groups = _bind(_CONV_ARGS, args, kwargs)
+            if _routable(x, weight) and not isinstance(padding, str):
+                self.routed += 1
+                y = torch.mkldnn_convolution(
+                    x, weight, bias, _triple(padding), _triple(stride), _triple(dilation), int(groups)
+                )
+                return self._layout(y)
+        elif func is F.conv_transpose3d:
+            x, weight, bias, stride, padding, out_pad, groups, dilation = _bind(_CONV_T_ARGS, args, kwargs)
+            if _routable(x, weight):
+                self.routed += 1
+                y = torch.ops.mkldnn._convolution_transpose_pointwise(
+                    x, weight, bias, _triple(padding), _triple(out_pad), _triple(stride), _triple(dilation),
+                    int(groups), "none", [], None,
+                )  # fmt: skip
+                return self._layout(y)
+        elif func is F.instance_norm and self.channels_last:
+            x, running_mean, _, weight, bias, use_input_stats, _, eps = _bind(_NORM_ARGS, args, kwargs)
+            if _normalisable(x) and use_input_stats and running_mean is None:
+                return instance_norm_channels_last(x, weight, bias, float(eps))
+        return func(*args, **kwargs)
+
+
+def resolve_cpu_backend(requested: CpuBackend | str) -> CpuBackend:
+    """The backend ``requested`` stands for on this machine (``auto`` resolved).
+
+    Examples: ``resolve_cpu_backend("auto")`` is ``CpuBackend.ONEDNN`` on every x86-64 / aarch64 build of torch
+    (oneDNN is built in); ``resolve_cpu_backend("openvino")`` is ``CpuBackend.OPENVINO`` whether or not the
+    package is installed (:func:`prepare_cpu_forward` falls back when it is not).
+
+    Raises:
+        ValueError: not one of ``auto``, ``eager``, ``onednn``, ``openvino``.
+    """
+    try:
+        backend = CpuBackend(getattr(requested, "value", requested))
+    except ValueError as err:
+        raise ValueError(f"cpu backend must be one of {[b.value for b in CpuBackend]}, got {requested!r}") from err
+    if backend is CpuBackend.AUTO:
+        return CpuBackend.ONEDNN if torch.backends.mkldnn.is_available() else CpuBackend.EAGER
+    return backend
+
+
+@dataclass
+class CpuForward:
+    """A prepared CPU forward pass: ``forward(x)`` maps ``(B, C, X, Y, Z)`` float32 to the network's output.
+
+    Attributes:
+        network: the PyTorch network; what every fallback runs.
+        backend: the backend in use now (``eager`` after a fallback).
+        requested: the backend that was asked for.
+        reason: why ``backend`` differs from ``requested`` (empty when it does not).
+    """
+
+    network: nn.Module
+    backend: CpuBackend
+    requested: CpuBackend
+    reason: str = ""
+    _accelerated: Callable[[torch.Tensor], Any] | None = field(default=None, repr=False)
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        if self._accelerated is None:
+            return self.network(x)
+        try:
+            return self._accelerated(x)
+        except Exception as err:  # any backend failure: the same call in plain PyTorch decides
+            output = self.network(x)  # raises too when the network itself rejects x: then nothing changes
+            self.fall_back(f"{self.backend.value} failed on input {tuple(x.shape)}: {type(err).__name__}: {err}")
+            return output
+
+    def fall_back(self, reason: str) -> None:
+        """Switch to plain PyTorch for good, logging ``reason`` once."""
+        logger.warning("CPU backend %s -> eager: %s", self.backend.value, reason)
+        self.backend, self.reason, self._accelerated = CpuBackend.EAGER, reason, None
+
+
+def _onednn_call(network: nn.Module) -> Callable[[torch.Tensor], Any]:
+    def call(x: torch.Tensor) -> Any:
+        with OneDNNConvolutions():
+            return network(x)
+
+    return call
+
+
+def prepare_cpu_forward(
+    network: nn.Module,
+    *,
+    input_shape: Sequence[int],
+    backend: CpuBackend | str = CpuBackend.AUTO,
+    num_threads: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> CpuForward:
+    """Prepare ``network`` (in eval mode, weights loaded, on the CPU) for fast CPU forward passes.
+
+    Args:
+        network: maps ``(B, C, X, Y, Z)`` float32 windows to logits. It is not modified.
+        input_shape: ``(B, C, X, Y, Z)`` of the windows it will get; OpenVINO compiles for exactly this shape
+            (other shapes run in PyTorch).
+        backend: ``auto`` (oneDNN), ``eager``, ``onednn`` or ``openvino``.
+        num_threads: CPU threads for OpenVINO (default: torch's current setting). PyTorch backends use
+            torch's setting.
+        cache_dir: OpenVINO only: folder for converted models, keyed by network structure, weights, shape
+            and versions, so that a second run skips the conversion. ``None``: convert every time.
+
+    Returns:
+        The callable; its ``backend`` says what runs (``eager`` after a fallback, with the ``reason``).
+
+    Raises:
+        ValueError: bad ``backend`` or ``input_shape``.
+    """
+    requested = resolve_cpu_backend(backend)
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 5 or any(s < 1 for s in shape):
+        raise ValueError(f"input_shape must be 5 positive sizes (B, C, X, Y, Z), got {tuple(input_shape)!r}")
+    prepared = CpuForward(network, requested, requested)
+    if requested is CpuBackend.ONEDNN:
+        if torch.backends.mkldnn.is_available():
+            prepared._accelerated = _onednn_call(network)
+        else:
+            prepared.fall_back("this torch build has no oneDNN (mkldnn)")
+    elif requested is CpuBackend.OPENVINO:
+        from GASACore.inference.cpu_openvino import openvino_call
+
+        threads = num_threads if num_threads is not None else torch.get_num_threads()
+        try:
+            prepared._accelerated = openvino_call(network, shape, threads=threads, cache_dir=cache_dir)
+        except Exception as err:  # not installed, unsupported operator, conversion error
+            prepared.fall_back(f"OpenVINO could not prepare the network: {type(err).__name__}: {err}")
+    logger.info("CPU forward: %s (requested %s) for windows %s", prepared.backend.value, requested.value, shape)
+    return prepared
