@@ -258,8 +258,46 @@ def child(backend: str, threads: int, plan: str, count: int) -> dict[str, Any]:
     return {"backend": backend, "threads": threads, "seconds_per_window": statistics.median(times), "times": times}
 
 
+class PreparedNetwork(nn.Module):
+    """A network whose forward runs through :func:`prepare_cpu_forward` (how the engine will call it)."""
+
+    def __init__(self, network: nn.Module, input_shape: tuple[int, ...], backend: str) -> None:
+        super().__init__()
+        self.network = network
+        self.forward_pass = prepare_cpu_forward(network, input_shape=input_shape, backend=backend)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_pass(x)
+
+
+def demo_child(backend: str, threads: int, tta: bool, labels_out: Path) -> dict[str, Any]:
+    """The demo model's window stage on the sample CT (as ``gasa-segment`` runs it); saves the argmax."""
+    from GASACore.bundle import load_model
+    from GASACore.inference import SlidingWindowConfig, predict_sliding_window
+    from GASACore.io import read_image
+    from GASACore.preprocessing import preprocess
+
+    torch.set_num_threads(threads)
+    bundle = load_model(DEMO)
+    network = bundle.build_network()
+    network.load_state_dict(bundle.load_fold(bundle.folds[0], network))
+    image = read_image(SAMPLE_CT)
+    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing_config())
+    start = time.perf_counter()
+    prepared = PreparedNetwork(network.eval(), (1, 1, *bundle.patch_size), backend).eval()
+    config = SlidingWindowConfig(patch_size=bundle.patch_size, mirror_axes=bundle.mirror_axes if tta else (),
+                                 device="cpu", num_threads=threads)  # fmt: skip
+    logits = predict_sliding_window(prepared, torch.from_numpy(data), num_classes=14, config=config)
+    seconds = time.perf_counter() - start
+    np.save(labels_out, logits.argmax(0).to(torch.uint8).numpy())
+    return {"backend": prepared.forward_pass.backend.value, "threads": threads, "tta": tta, "seconds": seconds}
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "--child":
         print(json.dumps(child(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))))
+    elif len(sys.argv) == 6 and sys.argv[1] == "--demo":
+        print(json.dumps(demo_child(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "tta", Path(sys.argv[5]))))
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} --child BACKEND THREADS PLAN WINDOWS (used by cpu_conv_bench.py)")
+        raise SystemExit(f"usage: {sys.argv[0]} --child BACKEND THREADS PLAN WINDOWS | "
+                         "--demo BACKEND THREADS tta|no-tta LABELS.npy (used by cpu_conv_bench.py)")  # fmt: skip

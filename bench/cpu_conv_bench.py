@@ -8,13 +8,19 @@ under: PyTorch's default dispatch, oneDNN forced for every convolution (GASACore
 channels_last_3d, torch.utils.mkldnn.to_mkldnn, torch.jit.trace + freeze + optimize_for_inference,
 torch.compile (inductor, freezing), ONNX Runtime and OpenVINO (when installed), and batches of 2 / 4
 windows; then (c) the thread rule: 1 vs 2 threads, OpenMP wait policies, with the other core idle or busy,
-each configuration in a fresh process. Every variant's output is compared with the default path on a real
-CT window (the sample CT, pre-processed for the demo model): largest absolute difference and argmax
-agreement. Timings on this shared machine are noisy: read the medians and the ratios in one run.
+each configuration in a fresh process; (d) the demo model's whole window stage on the sample CT (with and
+without mirroring TTA) per backend, with its argmax agreement over the whole CT. Every variant's output is
+compared with the default path on a real CT window (the sample CT, pre-processed for the demo model):
+largest absolute difference and argmax agreement. Timings on this shared machine are noisy: read the medians
+and the ratios in one run.
 
-    nice -n 10 python bench/cpu_conv_bench.py                    # everything (~15 min on 2 cores)
-    nice -n 10 python bench/cpu_conv_bench.py --quick            # demo + one small plan, no compile
+    nice -n 10 python bench/cpu_conv_bench.py                    # everything (~40 min on 2 shared cores)
+    nice -n 10 python bench/cpu_conv_bench.py --quick            # a few layers, demo + one plan, no compilers
     nice -n 10 python bench/cpu_conv_bench.py --sections threads --rounds 3
+    nice -n 10 python bench/cpu_conv_bench.py --sections networks demo --plans demo
+
+The layer and network sections run 1 thread by default and report CPU seconds too: on a shared machine those
+are what the work costs, while wall times follow the other programs' load.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +112,10 @@ def bench_layers(repeats: int, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+#: Variants measured on the larger plans (all of them on the demo model): the rest add nothing but minutes.
+CORE_VARIANTS = ("eager", "onednn-plain", "onednn", "openvino")
+
+
 def bench_networks(plans: tuple[str, ...], repeats: int, skip: set[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for plan_name in plans:
@@ -115,7 +126,7 @@ def bench_networks(plans: tuple[str, ...], repeats: int, skip: set[str]) -> list
             reference = network(windows[:1])
         prepared: dict[str, Prepared] = {}
         for name, make in NETWORK_VARIANTS.items():
-            if name in skip or any(name.startswith(s + "-") for s in skip):
+            if name in skip or (plan_name != "demo" and name not in CORE_VARIANTS):
                 continue
             try:
                 prepared[name] = make(network, windows)
@@ -200,14 +211,40 @@ def bench_threads(rounds: int, plan: str, windows: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def bench_demo(threads: int, backends: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The demo model's window stage on the sample CT, each backend in a fresh process with OpenMP waiting
+    passively (as gasa-segment sets it); argmax agreement of the whole CT with the eager result."""
+    import numpy as np
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for tta in (False, True):
+            labels = {}
+            for backend in backends:
+                out = Path(tmp) / f"{backend}-{tta}.npy"
+                env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
+                command = [sys.executable, str(Path(__file__).resolve().parent / "cpu_bench_variants.py"), "--demo",
+                           backend, str(threads), "tta" if tta else "no-tta", str(out)]  # fmt: skip
+                result = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+                rows.append(json.loads(result.strip().splitlines()[-1]))
+                labels[backend] = np.load(out)
+                rows[-1]["argmax_agreement_with_eager"] = float((labels[backend] == labels[backends[0]]).mean())
+                print(f"  {'TTA' if tta else 'no TTA':>6} {backend:>8} {threads} threads: "
+                      f"{rows[-1]['seconds']:6.1f} s, "
+                      f"argmax agreement with {backends[0]} {rows[-1]['argmax_agreement_with_eager']:.6f} "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=["layers", "networks", "threads"])
+    parser.add_argument("--sections", nargs="+", default=["layers", "networks", "threads", "demo"])
     parser.add_argument("--plans", nargs="+", default=None, help=f"default: {' '.join(FULL_PLANS)}")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the thread configurations")
     parser.add_argument("--skip", nargs="*", default=[], help="network variants to leave out, e.g. inductor")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for the layer and network sections")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the layer and network sections")
+    parser.add_argument("--demo-threads", type=int, default=2, help="threads of the demo section")
     parser.add_argument("--quick", action="store_true", help="few layers, demo + one plan, no compilers")
     parser.add_argument("--output", type=Path, default=RESULTS / "cpu_conv_bench.json")
     args = parser.parse_args()
@@ -227,6 +264,9 @@ def main() -> None:
     if "threads" in args.sections:
         print("(c) threads, each configuration in a fresh process (demo model)", flush=True)
         report["threads"] = bench_threads(args.rounds, "demo", 8)
+    if "demo" in args.sections:
+        print("(d) the demo model's window stage on the sample CT (fresh process each, OMP_WAIT_POLICY=PASSIVE)")
+        report["demo"] = bench_demo(args.demo_threads, ("eager", "onednn", "openvino"))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.output}")
