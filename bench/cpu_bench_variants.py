@@ -80,7 +80,7 @@ def ct_windows(patch: tuple[int, int, int], count: int) -> torch.Tensor:
     from GASACore.preprocessing import preprocess
 
     image = read_image(SAMPLE_CT)
-    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, load_model(DEMO).preprocessing_config())
+    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, load_model(DEMO).preprocessing)
     padded, _ = pad_to_patch(torch.from_numpy(data), patch)
     spare = [s - p for s, p in zip(padded.shape[1:], patch, strict=True)]
     fractions = np.linspace(0.5, 0.0, count) if count > 1 else [0.5]
@@ -282,7 +282,7 @@ def demo_child(backend: str, threads: int, tta: bool, labels_out: Path) -> dict[
     network = bundle.build_network()
     network.load_state_dict(bundle.load_fold(bundle.folds[0], network))
     image = read_image(SAMPLE_CT)
-    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing_config())
+    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
     start = time.perf_counter()
     prepared = PreparedNetwork(network.eval(), (1, 1, *bundle.patch_size), backend).eval()
     config = SlidingWindowConfig(patch_size=bundle.patch_size, mirror_axes=bundle.mirror_axes if tta else (),

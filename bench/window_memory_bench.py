@@ -207,7 +207,7 @@ def _demo_logits(path: Path) -> dict[str, torch.Tensor]:
     network.load_state_dict(bundle.load_fold(bundle.folds[0], network))
     network = _OneDNN(network).eval()  # eval on the wrapper: predict_sliding_window restores its mode
     image = read_image(path)
-    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing_config())
+    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
     data = torch.from_numpy(data)
     patch, k = bundle.patch_size, bundle.architecture.num_classes
     config = SlidingWindowConfig(patch_size=patch, mirror_axes=(), device="cpu")

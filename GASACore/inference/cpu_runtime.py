@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from GASACore.enums import StrEnum
 
 __all__ = [
     "CpuBackend",
@@ -44,7 +45,7 @@ _CONV_T_ARGS = (("input", None), ("weight", None), ("bias", None), ("stride", 1)
                 ("output_padding", 0), ("groups", 1), ("dilation", 1))  # fmt: skip
 
 
-class CpuBackend(str, Enum):
+class CpuBackend(StrEnum):
     """How a network's forward pass runs on the CPU."""
 
     AUTO = "auto"  #: ``onednn`` where PyTorch has oneDNN, else ``eager``
@@ -195,7 +196,7 @@ def resolve_cpu_backend(requested: CpuBackend | str) -> CpuBackend:
     try:
         backend = CpuBackend(getattr(requested, "value", requested))
     except ValueError as err:
-        raise ValueError(f"cpu backend must be one of {[b.value for b in CpuBackend]}, got {requested!r}") from err
+        raise ValueError(f"cpu backend must be one of {list(CpuBackend.values())}, got {requested!r}") from err
     if backend is CpuBackend.AUTO:
         return CpuBackend.ONEDNN if torch.backends.mkldnn.is_available() else CpuBackend.EAGER
     return backend

@@ -31,6 +31,7 @@ __all__ = [
     "ThreadGovernor",
     "busy_cpus_of_others",
     "cpu_thread_count",
+    "machine_busy_seconds",
     "openmp_waits_passively",
     "sample_cpu",
 ]
@@ -116,7 +117,7 @@ def busy_cpus_of_others(before: CpuSample, after: CpuSample) -> float:
     return round(max(0.0, others / wall), 6)
 
 
-def _machine_busy_seconds(stat_text: str, ticks_per_second: float) -> float:
+def machine_busy_seconds(stat_text: str, ticks_per_second: float) -> float:
     """Busy seconds of all CPUs from ``/proc/stat``'s first line (everything except idle and iowait)."""
     fields = stat_text.splitlines()[0].split()
     if fields[0] != "cpu" or len(fields) < 5:
@@ -134,7 +135,7 @@ def sample_cpu(stat: Path = Path("/proc/stat")) -> CpuSample | None:
     except OSError:
         return None
     times = os.times()
-    busy = _machine_busy_seconds(text, float(os.sysconf("SC_CLK_TCK")))
+    busy = machine_busy_seconds(text, float(os.sysconf("SC_CLK_TCK")))
     return CpuSample(time.monotonic(), busy, times.user + times.system)
 
 

@@ -47,7 +47,7 @@ def demo_and_window(example_ct: Path) -> tuple[nn.Module, torch.Tensor, torch.Te
     network.load_state_dict(bundle.load_fold(bundle.folds[0], network))
     network.eval()
     image = read_image(example_ct)
-    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing_config())
+    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
     starts = [(s - p) // 2 for s, p in zip(data.shape[1:], bundle.patch_size, strict=True)]
     crop = tuple(slice(b, b + p) for b, p in zip(starts, bundle.patch_size, strict=True))
     window = torch.from_numpy(data[(slice(None), *crop)].copy())[None]

@@ -14,10 +14,10 @@ from GASACore.inference.cpu_threads import (
     ThreadGovernor,
     busy_cpus_of_others,
     cpu_thread_count,
+    machine_busy_seconds,
     openmp_waits_passively,
     sample_cpu,
 )
-from GASACore.inference.cpu_threads import _machine_busy_seconds as machine_busy_seconds
 
 DEMO_WINDOW = 48 * 40 * 48
 
