@@ -286,7 +286,7 @@ def demo_child(backend: str, threads: int, tta: bool, labels_out: Path) -> dict[
     start = time.perf_counter()
     prepared = PreparedNetwork(network.eval(), (1, 1, *bundle.patch_size), backend).eval()
     config = SlidingWindowConfig(patch_size=bundle.patch_size, mirror_axes=bundle.mirror_axes if tta else (),
-                                 device="cpu", num_threads=threads)  # fmt: skip
+                                 device=torch.device("cpu"), num_threads=threads)  # fmt: skip
     logits = predict_sliding_window(prepared, torch.from_numpy(data), num_classes=14, config=config)
     seconds = time.perf_counter() - start
     np.save(labels_out, logits.argmax(0).to(torch.uint8).numpy())

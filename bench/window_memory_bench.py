@@ -164,7 +164,7 @@ def child(stage: str, data_path: Path, restore_path: Path) -> dict[str, float]:
 
 
 def _config() -> SlidingWindowConfig:
-    return SlidingWindowConfig(patch_size=PATCH, mirror_axes=(), device="cpu", num_threads=1)
+    return SlidingWindowConfig(patch_size=PATCH, mirror_axes=(), device=torch.device("cpu"), num_threads=1)
 
 
 def part_memory() -> list[dict[str, float]]:
@@ -210,7 +210,7 @@ def _demo_logits(path: Path) -> dict[str, torch.Tensor]:
     data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
     data = torch.from_numpy(data)
     patch, k = bundle.patch_size, bundle.architecture.num_classes
-    config = SlidingWindowConfig(patch_size=patch, mirror_axes=(), device="cpu")
+    config = SlidingWindowConfig(patch_size=patch, mirror_axes=(), device=torch.device("cpu"))
     engine = predict_sliding_window(network, data, num_classes=k, config=config)
     padded, unpad = pad_to_patch(data, patch)
     gaussian = gaussian_importance(patch)

@@ -132,6 +132,7 @@ def test_onednn_on_a_real_ct_window_with_the_trained_demo_model(demo_and_window)
         with OneDNNConvolutions() as mode:
             network(window)
     assert forward.backend is CpuBackend.ONEDNN and forward.reason == ""
+    assert got.is_contiguous()  # plain layout for the caller, whatever ran inside
     assert mode.routed == 18  # 14 encoder/decoder convolutions, 3 transposed, 1 segmentation head
     assert float((got - reference).abs().max()) <= LOGIT_ATOL
     assert _agreement(got, reference) >= MIN_AGREEMENT
