@@ -18,7 +18,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,29 @@ def model_cache_key(network: nn.Module, input_shape: Sequence[int], versions: Se
     return digest.hexdigest()
 
 
+@contextmanager
+def _root_logging_kept() -> Iterator[None]:
+    """Undo what a library does to the root logger inside the block (level and handlers).
+
+    OpenVINO's PyTorch frontend calls ``logging.basicConfig``-like code when a conversion fails: the root
+    logger's level becomes ERROR and a stderr handler is added, which would silence every GASACore warning
+    for the rest of the process (and print duplicates to the user's console).
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+
+
 def _convert(network: nn.Module, shape: tuple[int, ...]) -> Any:
     import openvino as ov
 
     example = torch.zeros(shape, dtype=torch.float32)
-    with torch.no_grad():
+    with torch.no_grad(), _root_logging_kept():
         return ov.convert_model(network, example_input=example, input=[list(shape)])
 
 

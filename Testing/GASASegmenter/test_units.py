@@ -25,7 +25,7 @@ def test_engine_command_parses_back_to_the_same_options(tmp_path: Path) -> None:
     command = segmentationCommand(engineCommand(), tmp_path / "in.nrrd", tmp_path / "out.nrrd", tmp_path, options)
     assert command[:3] == [sys.executable, "-m", "GASACore.cli"] and command[-2:] == ["--progress", "json"]
     args = parse_args(command[3:])
-    assert (args.input, args.output, args.model) == (tmp_path / "in.nrrd", tmp_path / "out.nrrd", tmp_path)
+    assert (args.input, args.output, args.model) == (tmp_path / "in.nrrd", tmp_path / "out.nrrd", str(tmp_path))
     assert SegmentOptions.from_args(args) == options and args.progress == "json"
     assert deviceCheckCommand("CUDA")[3:] == ["--check-device", "--device", "cuda"]
 

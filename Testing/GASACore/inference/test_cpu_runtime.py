@@ -196,7 +196,10 @@ class _Histogram(nn.Module):
 def test_openvino_falls_back_when_it_cannot_take_the_network(tmp_path: Path) -> None:
     """Unconvertible operator (or OpenVINO not installed): eager, with the reason, and equal outputs."""
     network, x = _Histogram().eval(), torch.randn(1, 1, 4, 5, 6)
+    root = logging.getLogger()
+    root_before = (root.level, list(root.handlers))
     forward = prepare_cpu_forward(network, input_shape=x.shape, backend="openvino", cache_dir=tmp_path)
+    assert (root.level, list(root.handlers)) == root_before  # OpenVINO's failed conversion leaves logging alone
     assert forward.backend is CpuBackend.EAGER and forward.requested is CpuBackend.OPENVINO
     assert "OpenVINO could not prepare the network" in forward.reason
     with torch.inference_mode():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from GASACore.inference.cpu_threads import (
+from GASACore.inference.thread_governor import (
     MIN_VOXELS_PER_THREAD,
     CpuSample,
     ThreadGovernor,
@@ -79,7 +79,7 @@ class _Replay:
 
 
 def test_governor_follows_the_load_of_other_programs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("GASACore.inference.cpu_threads.os.getloadavg", lambda: (1.1, 1.0, 1.0))  # only us
+    monkeypatch.setattr("GASACore.inference.thread_governor.os.getloadavg", lambda: (1.1, 1.0, 1.0))  # only us
     replay = _Replay(
         CpuSample(0.0, 0.0, 0.0),
         CpuSample(1.0, 2.0, 1.9),  # 1 s later, under the interval: keep the first answer
@@ -99,7 +99,7 @@ def test_governor_keeps_an_explicit_request_and_uses_the_load_average_without_pr
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert ThreadGovernor(DEMO_WINDOW, requested=3, cpus=2).decide() == 3
-    monkeypatch.setattr("GASACore.inference.cpu_threads.os.getloadavg", lambda: (2.4, 2.0, 2.0))
+    monkeypatch.setattr("GASACore.inference.thread_governor.os.getloadavg", lambda: (2.4, 2.0, 2.0))
     assert ThreadGovernor(DEMO_WINDOW, cpus=2, sampler=lambda: None, load_aware=True).decide() == 1  # others 1.4
     assert ThreadGovernor(DEMO_WINDOW, cpus=2, sampler=lambda: None, load_aware=False).decide() == 2
     with pytest.raises(ValueError, match="requested threads must be >= 1 or None, got 0"):
