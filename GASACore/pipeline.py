@@ -23,9 +23,9 @@ from GASACore.inference import CancelSignal, ResolvedDevice, SlidingWindowConfig
 from GASACore.io import Geometry, LoadedImage, read_image
 from GASACore.options import SegmentOptions
 from GASACore.preprocessing import (
-    NormalizationScheme,
+    AIR_HU,
     PreprocessingConfig,
-    normalize_channel,
+    air_threshold,
     preprocess,
     restore_segmentation,
 )
@@ -33,9 +33,6 @@ from GASACore.preprocessing import (
 __all__ = ["AIR_HU", "SegmentationResult", "segment"]
 
 logger = logging.getLogger(__name__)
-
-#: Windows whose every voxel is at or below this value (Hounsfield units) are "air" and may be skipped.
-AIR_HU = -900.0
 
 
 @dataclass
@@ -69,13 +66,11 @@ class _LazyFolds(Sequence):
 
 
 def _air_threshold(model: ModelBundle, config: PreprocessingConfig) -> float | None:
-    """The normalised value at or below which a window is all air, or ``None`` for non-CT models."""
-    if NormalizationScheme(config.normalization_schemes[0]) is not NormalizationScheme.CT:
+    """``air_threshold`` of the model's first channel, with a warning where the model is not CT-normalised."""
+    threshold = air_threshold(config.normalization_schemes[0], config.intensity_properties[0])
+    if threshold is None:
         logger.warning("air-window skipping needs a CT-normalised model; %s is not, so it is off", model.name)
-        return None
-    air = np.array([AIR_HU], dtype=np.float32)
-    normalised = normalize_channel(air, NormalizationScheme.CT, config.intensity_properties[0])
-    return float(normalised[0]) + 1e-4
+    return threshold
 
 
 def _load(

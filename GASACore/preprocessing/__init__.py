@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the names below, for type checkers
         ResamplingOrders,
     )
     from GASACore.preprocessing.cropping import BBox, crop_to_bbox, nonzero_bbox, nonzero_mask, uncrop
-    from GASACore.preprocessing.normalization import normalize_channel
+    from GASACore.preprocessing.normalization import AIR_HU, air_threshold, normalize_channel
     from GASACore.preprocessing.pipeline import preprocess
     from GASACore.preprocessing.properties import PreprocessedProperties
     from GASACore.preprocessing.resampling import (
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the names below, for type checkers
     from GASACore.preprocessing.restore import resample_logits_to_labels, restore_segmentation
 
 __all__ = [
+    "AIR_HU",
     "SCHEMA_VERSION",
     "BBox",
     "IntensityProperties",
@@ -43,6 +44,7 @@ __all__ = [
     "PreprocessedProperties",
     "PreprocessingConfig",
     "ResamplingOrders",
+    "air_threshold",
     "compute_new_shape",
     "crop_to_bbox",
     "nonzero_bbox",
@@ -64,7 +66,7 @@ _EXPORTS = {
         "config",
     ),
     **dict.fromkeys(("BBox", "crop_to_bbox", "nonzero_bbox", "nonzero_mask", "uncrop"), "cropping"),
-    "normalize_channel": "normalization",
+    **dict.fromkeys(("AIR_HU", "air_threshold", "normalize_channel"), "normalization"),
     "preprocess": "pipeline",
     "PreprocessedProperties": "properties",
     **dict.fromkeys(("compute_new_shape", "resample_image", "separate_axis", "source_coordinates"), "resampling"),

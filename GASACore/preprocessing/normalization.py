@@ -6,7 +6,7 @@ import numpy as np
 
 from GASACore.preprocessing.config import IntensityProperties, NormalizationScheme
 
-__all__ = ["normalize_channel"]
+__all__ = ["AIR_HU", "air_threshold", "normalize_channel"]
 
 _EPS = 1e-8
 
@@ -71,3 +71,31 @@ def _zscore(out: np.ndarray, mask: np.ndarray | None) -> None:
         return
     mean, std = inside.mean(), inside.std()
     out[mask] = (inside - mean) / max(std, _EPS)
+
+
+AIR_HU = -900.0
+"""CT voxels at or below this (HU) are air for ``--skip-air``."""
+
+
+def air_threshold(scheme: NormalizationScheme | str, properties: IntensityProperties | None) -> float | None:
+    """The normalised value at or below which a window of a CT-normalised model holds nothing but air.
+
+    A window is "air" when every voxel is at or below :data:`AIR_HU` *as the network sees it*: CT
+    normalisation clips below ``percentile_00_5`` first, so where that bound lies above -900 HU (a model
+    trained on non-contrast scans may clip at -145 HU) everything below the bound is one value to the
+    network, and the threshold is the normalised bound. A margin of 1e-4 absorbs float32 rounding.
+
+    Example: mean 100 HU, std 50, clip [-1000, 1500]: -900 HU -> (-900 - 100) / 50 = -20.0, so the
+    threshold is -19.9999; with clip [-145, 79] it is (-145 - 100) / 50 + 1e-4 = -4.8999.
+
+    Args:
+        scheme: the model's normalisation of channel 0.
+        properties: its foreground intensity statistics (HU); needed for CT.
+
+    Returns:
+        The threshold, or ``None`` when the scheme is not CT normalisation (no HU to compare with).
+    """
+    if NormalizationScheme.parse(scheme) is not NormalizationScheme.CT:
+        return None
+    air = np.array([AIR_HU], dtype=np.float32)
+    return float(normalize_channel(air, NormalizationScheme.CT, properties)[0]) + 1e-4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from nnunetv2.preprocessing.normalization import default_normalization_schemes as nn_norm
 
-from GASACore.preprocessing import IntensityProperties, NormalizationScheme, normalize_channel
+from GASACore.preprocessing import AIR_HU, IntensityProperties, NormalizationScheme, air_threshold, normalize_channel
 
 PROPS = IntensityProperties(mean=100.0, std=50.0, percentile_00_5=-200.0, percentile_99_5=300.0)
 
@@ -51,3 +51,25 @@ def test_rgb_and_missing_properties_errors() -> None:
         normalize_channel(np.array([-1.0, 3.0]), "RGBTo01Normalization")
     with pytest.raises(ValueError, match="needs IntensityProperties"):
         normalize_channel(np.zeros(3), "CTNormalization")
+
+
+def test_air_threshold_by_hand() -> None:
+    wide = IntensityProperties(mean=100.0, std=50.0, percentile_00_5=-1000.0, percentile_99_5=1500.0)
+    assert air_threshold("CTNormalization", wide) == pytest.approx((-900 - 100) / 50 + 1e-4, abs=1e-6)
+    narrow = IntensityProperties(mean=100.0, std=50.0, percentile_00_5=-145.0, percentile_99_5=79.0)
+    assert air_threshold(NormalizationScheme.CT, narrow) == pytest.approx((-145 - 100) / 50 + 1e-4, abs=1e-6)
+    assert air_threshold("ZScoreNormalization", None) is None
+    with pytest.raises(ValueError, match="IntensityProperties"):
+        air_threshold("CTNormalization", None)
+
+
+def test_air_threshold_separates_air_of_a_real_ct(example_ct) -> None:
+    """Voxels at or below the normalised threshold are exactly the voxels at or below -900 HU."""
+    import nibabel as nib
+
+    hu = np.asarray(nib.load(example_ct).dataobj, dtype=np.float32)[::2, ::2, ::2]
+    props = IntensityProperties(mean=40.0, std=60.0, percentile_00_5=-1000.0, percentile_99_5=1200.0)
+    normalised = normalize_channel(hu, "CTNormalization", props)
+    below = normalised <= air_threshold("CTNormalization", props)
+    assert 0.05 < below.mean() < 0.95  # the scan holds both air and body
+    np.testing.assert_array_equal(below, hu <= AIR_HU)
