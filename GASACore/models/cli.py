@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    signal.signal(signal.SIGTERM, _cancel_on_signal)
+    previous_handler = signal.signal(signal.SIGTERM, _cancel_on_signal)  # restored below: main() runs in-process too
     json_progress = getattr(args, "progress", None) == ProgressMode.JSON
     try:
         return _COMMANDS[args.command](args)
@@ -185,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(ErrorEvent(str(err)).to_json_line(), flush=True)
         print(f"gasa-models: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -193,7 +194,9 @@ def test_gasa_models_verify_remove_and_path(tmp_path: Path, server: ModelServer,
 
     _catalog(tmp_path, server, layout_zip)
     os.environ["GASA_CATALOG"] = str(tmp_path / "site.json")  # restored by fresh_home's monkeypatch
+    handler_before = signal.getsignal(signal.SIGTERM)
     assert main(["fetch", "site-model", "--progress", "none"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # main() in-process leaves the caller's handler
     assert main(["verify", "site-model"]) == 0
     (install_dir("site-model", "1.0.0") / MODEL_FOLDER / "plans.json").write_text("{}")
     assert main(["verify", "site-model@1.0.0"]) == 1
