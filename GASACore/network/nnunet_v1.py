@@ -28,14 +28,17 @@ from dynamic_network_architectures.building_blocks.simple_conv_blocks import Sta
 from torch import nn
 
 from GASACore.network.gasa_block import check_spatial_size
-from GASACore.network.unets import FixedPatchPlainConvUNet, GASAPlainConvUNet
+from GASACore.network.unets import BottleneckTransposedConv, FixedPatchPlainConvUNet, GASAPlainConvUNet
 
 __all__ = ["GASAPlainConvUNetV1", "PlainConvUNetV1"]
 
 
 def _without_bias(conv: nn.modules.conv._ConvNd) -> nn.modules.conv._ConvNd:
     """The same (transposed) convolution without a bias term."""
-    return type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+    split = {"backbone_channels": conv.backbone_channels} if isinstance(conv, BottleneckTransposedConv) else {}
+    return type(conv)(
+        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False, **split
+    )
 
 
 def _to_v1(network: PlainConvUNet) -> None:
