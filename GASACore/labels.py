@@ -1,9 +1,13 @@
-"""Label sets with names, colours and SNOMED CT terminology (BTCV, AMOS22, KiTS23).
+"""Label sets with names, colours and SNOMED CT terminology (BTCV, AMOS22, KiTS23), and region-based outputs.
 
 Each label carries the DICOM-style triplets 3D Slicer's terminology uses: a category (for example
 "Anatomical Structure"), a type (the organ) and an optional type modifier (right / left).
 Colours are RGB 0-255, close to Slicer's GenericAnatomyColors. :func:`terminology_entry` writes a
-label's terminology the way 3D Slicer serialises it (``.seg.nrrd`` headers, segment tags). Torch-free.
+label's terminology the way 3D Slicer serialises it (``.seg.nrrd`` headers, segment tags).
+
+Region-based nnU-Net models (KiTS23's hierarchical classes) output one sigmoid channel per region; each channel
+paints one label value, and :func:`region_labels` names the label each channel leaves from what it stands for
+(:func:`painted_values`). Torch-free.
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ from typing import Any
 __all__ = [
     "ANATOMIC_CONTEXT",
     "LABEL_SETS",
+    "LABEL_SET_REGIONS",
     "TERMINOLOGY_CONTEXT",
     "Code",
     "Label",
     "Terminology",
+    "label_set_of_regions",
     "labels_from_json",
     "labels_to_json",
+    "painted_values",
+    "region_labels",
     "terminology_entry",
 ]
 
@@ -231,3 +239,86 @@ KITS23_LABELS: tuple[Label, ...] = (
 
 #: Known label sets by name.
 LABEL_SETS: Mapping[str, tuple[Label, ...]] = {"btcv": BTCV_LABELS, "amos": AMOS_LABELS, "kits23": KITS23_LABELS}
+
+#: Label sets that nnU-Net trains region-based: each region as the label values it unites, in dataset.json order.
+#: KiTS23: the challenge's hierarchical classes kidney and masses {1, 2, 3}, masses {2, 3} and tumour {2}
+#: (nnU-Net's Dataset220_KiTS2023 names them ``kidney``, ``masses`` and ``tumor``).
+LABEL_SET_REGIONS: Mapping[str, tuple[tuple[int, ...], ...]] = {"kits23": ((1, 2, 3), (2, 3), (2,))}
+
+Regions = Sequence[int | Sequence[int]]
+
+
+def _region_sets(regions: Regions) -> list[frozenset[int]]:
+    sets = [frozenset((int(r),) if isinstance(r, int) else (int(v) for v in r)) for r in regions]
+    if any(not values or min(values) < 1 for values in sets):
+        raise ValueError(f"regions must be non-empty sets of label values >= 1, got {list(regions)!r}")
+    return sets
+
+
+def painted_values(regions: Regions, regions_class_order: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """The label values that each region channel's painted label stands for in the final label map.
+
+    nnU-Net turns region outputs into a label map channel by channel: channel ``c`` paints
+    ``regions_class_order[c]`` where its region is predicted, over whatever earlier channels painted. The label
+    channel ``c`` leaves therefore stands for its region minus the regions of every later channel.
+
+    Examples (KiTS23 as nnU-Net's Dataset220 conversion; kidney 1, tumour 2, cyst 3):
+        >>> painted_values([(1, 2, 3), (2, 3), 2], [1, 3, 2])
+        ((1,), (3,), (2,))
+        >>> painted_values([(1, 2, 3), (2, 3), (3,)], [1, 2, 3])  # BraTS-style nesting
+        ((1,), (2,), (3,))
+
+    Raises:
+        ValueError: a different number of regions and class-order entries, or an empty region.
+    """
+    sets = _region_sets(regions)
+    if len(sets) != len(regions_class_order):
+        raise ValueError(
+            f"regions_class_order must have one label per region ({len(sets)}), got {list(regions_class_order)!r}"
+        )
+    painted = []
+    for channel, region in enumerate(sets):
+        later = frozenset().union(*sets[channel + 1 :])
+        painted.append(tuple(sorted(region - later)))
+    return tuple(painted)
+
+
+def region_labels(regions: Regions, regions_class_order: Sequence[int], labels: Sequence[Label]) -> tuple[Label, ...]:
+    """The output labels of a region-based model, named from a label set.
+
+    Each channel's painted value (``regions_class_order``) becomes a label with the name, colour and terminology
+    of the one label value it stands for (:func:`painted_values`); sorted by value.
+
+    Example: KiTS23's regions kidney {1, 2, 3}, masses {2, 3}, tumor {2} with class order (1, 3, 2) give
+    kidney = 1, kidney tumor = 2 and kidney cyst = 3 (the "masses" channel leaves the masses that are no tumour).
+
+    Raises:
+        ValueError: a painted label that stands for no value or for several, a value ``labels`` does not define,
+            or two channels painting the same value.
+    """
+    by_value = {label.value: label for label in labels}
+    result: dict[int, Label] = {}
+    stands_for = painted_values(regions, regions_class_order)
+    for channel, (values, painted) in enumerate(zip(stands_for, regions_class_order, strict=True)):
+        if len(values) != 1 or values[0] not in by_value:
+            raise ValueError(
+                f"region channel {channel} paints label {painted}, which stands for label values {list(values)}: "
+                f"expected exactly one value of the label set (values {sorted(by_value)})"
+            )
+        if int(painted) in result:
+            raise ValueError(f"two region channels paint label {painted}; regions_class_order must not repeat labels")
+        source = by_value[values[0]]
+        result[int(painted)] = Label(int(painted), source.name, source.color, source.terminology)
+    return tuple(result[value] for value in sorted(result))
+
+
+def label_set_of_regions(regions: Regions) -> str | None:
+    """The name of the label set trained with exactly these regions (same value sets, same order), else ``None``.
+
+    Example: ``label_set_of_regions([[1, 2, 3], [2, 3], 2])`` is ``"kits23"``.
+    """
+    sets = _region_sets(regions)
+    for name, known in LABEL_SET_REGIONS.items():
+        if sets == _region_sets(known):
+            return name
+    return None

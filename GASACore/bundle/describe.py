@@ -61,9 +61,10 @@ def describe(model: ModelBundle) -> dict[str, Any]:
     ``patch_size``, ``network_patch_size``, ``folds`` (names), ``labels`` (each ``value``, ``name``,
     ``color`` RGB 0-255, ``terminology`` in model.json's form or ``null``, ``terminology_entry``: Slicer's
     serialised string, ``""`` without terminology), ``regions`` (region-based models: per output channel
-    the label value it paints; ``null`` otherwise), ``mirror_axes`` (network axes allowed for mirroring
-    TTA; ``null`` for nnU-Net folders, whose checkpoint holds them and needs torch to read), ``license``,
-    ``citation``, ``intended_use`` (``null`` when the model does not say).
+    the label value it paints, that label's name and ``region``, the label values the channel's region unites,
+    ``null`` where the model does not record them; ``null`` for softmax models), ``mirror_axes`` (network axes
+    allowed for mirroring TTA; ``null`` for nnU-Net folders, whose checkpoint holds them and needs torch to
+    read), ``license``, ``citation``, ``intended_use`` (``null`` when the model does not say).
     """
     meta = model.metadata
     architecture = model.architecture
@@ -122,9 +123,10 @@ def _regions(model: ModelBundle) -> list[dict[str, Any]] | None:
     if model.regions_class_order is None:
         return None
     names = {label.value: label.name for label in model.labels}
+    regions = model.regions or (None,) * len(model.regions_class_order)
     return [
-        {"channel": channel, "value": value, "name": names.get(value)}
-        for channel, value in enumerate(model.regions_class_order)
+        {"channel": channel, "value": value, "name": names.get(value), "region": list(region) if region else None}
+        for channel, (value, region) in enumerate(zip(model.regions_class_order, regions, strict=True))
     ]
 
 

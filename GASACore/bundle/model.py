@@ -8,7 +8,7 @@ A bundle is a folder (or a zip of one) holding ``model.json`` and one safetensor
       "architecture": {"name": "gasa-unet", "plan": {...UNetPlan...}, "block_options": {...},
                        "num_input_channels": 1, "num_classes": 14},
       "preprocessing": {...PreprocessingConfig.to_json()...},
-      "inference": {"mirror_axes": [0, 1, 2], "regions_class_order": null},
+      "inference": {"mirror_axes": [0, 1, 2], "regions_class_order": null, "regions": null},
       "labels": [{"value": 1, "name": "spleen", "color": [r, g, b], "terminology": {...}}, ...],
       "folds": [{"name": "fold_0", "file": "fold_0.safetensors", "sha256": "..."}],
       "training": {...where the weights came from: data, recipe, metrics...}
@@ -181,10 +181,13 @@ class ModelBundle:
         regions_class_order: for nnU-Net region-based models (sigmoid outputs), the label each
             region channel paints, in order; ``None`` for softmax models.
         source: a bundle or an nnU-Net results folder.
+        regions: for region-based models, the label values each channel's region unites (KiTS23: (1, 2, 3),
+            (2, 3), (2,)), as the model was trained; ``None`` for softmax models and where they are not known.
 
     Raises:
         ModelError: malformed pre-processing, or pre-processing that does not fit the network (another
-            patch size or number of channels).
+            patch size or number of channels), or a region class order (or regions) without one entry per
+            network output.
     """
 
     root: Path
@@ -196,9 +199,11 @@ class ModelBundle:
     mirror_axes: tuple[int, ...] | None
     regions_class_order: tuple[int, ...] | None
     source: ModelSource = field(default=ModelSource.BUNDLE)
+    regions: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", _enum(ModelSource, self.source, "model source"))
+        self._check_regions()
         object.__setattr__(self, "preprocessing", _preprocessing(self.preprocessing, self.root))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "folds", tuple(self.folds))
@@ -213,6 +218,24 @@ class ModelBundle:
             raise ModelError(
                 f"model {self.name}: the network takes {channels} input channel{'s' if channels != 1 else ''} but "
                 f"its pre-processing normalises {normalised}; the two must be equal"
+            )
+
+    def _check_regions(self) -> None:
+        order, regions = self.regions_class_order, self.regions
+        if order is not None:
+            object.__setattr__(self, "regions_class_order", tuple(int(v) for v in order))
+        if regions is not None:
+            object.__setattr__(self, "regions", tuple(tuple(int(v) for v in region) for region in regions))
+        outputs = self.architecture.num_classes
+        if order is not None and len(order) != outputs:
+            raise ModelError(
+                f"model {self.name}: regions_class_order must name one label per network output ({outputs}), "
+                f"got {list(order)}"
+            )
+        if regions is not None and (order is None or len(regions) != len(order)):
+            raise ModelError(
+                f"model {self.name}: regions need a regions_class_order with one label per region, got "
+                f"{len(regions)} regions and class order {order!r}"
             )
 
     @property

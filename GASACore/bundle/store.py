@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["load_model", "open_model", "read_bundle", "save_bundle"]
 
 
-def load_model(path: str | Path, *, folds: Sequence[str | int] | None = None, verify: bool = True) -> ModelBundle:
+def load_model(
+    path: str | Path,
+    *,
+    folds: Sequence[str | int] | None = None,
+    verify: bool = True,
+    checkpoint: str | None = None,
+) -> ModelBundle:
     """Open a model: a bundle folder, a zipped bundle, or an nnU-Net v2 results folder.
 
     A zipped bundle is unpacked once into ``$GASA_HOME/cache/bundles/<sha256>/`` and reused
@@ -37,6 +43,8 @@ def load_model(path: str | Path, *, folds: Sequence[str | int] | None = None, ve
         folds: restrict to these nnU-Net fold folders (``0`` / ``"fold_0"``; ``"all"`` is the ``fold_all``
             folder); every fold when ``None``.
         verify: check every weight file's SHA-256 now (bundles), before anything runs.
+        checkpoint: nnU-Net results folders only: ``"final"`` or ``"best"`` (``checkpoint_best.pth``) of every
+            fold; ``None`` takes each fold's final checkpoint, its best one where it has no final.
 
     Raises:
         ModelError: missing or malformed model; ``BundleIntegrityError`` for a changed weight file.
@@ -44,23 +52,35 @@ def load_model(path: str | Path, *, folds: Sequence[str | int] | None = None, ve
     location = Path(path).expanduser()
     if not location.exists():
         raise ModelError(f"model not found: {location} (expected a bundle folder, .zip or nnU-Net results folder)")
-    model = open_model(location, read_checkpoint=True).select_folds(folds)
+    model = open_model(location, read_checkpoint=True, checkpoint=checkpoint, folds=folds).select_folds(folds)
     if verify:
         model.verify()
     return model
 
 
-def open_model(location: Path, *, read_checkpoint: bool) -> ModelBundle:
+def open_model(
+    location: Path,
+    *,
+    read_checkpoint: bool,
+    checkpoint: str | None = None,
+    folds: Sequence[str | int] | None = None,
+) -> ModelBundle:
     """The description of an existing model path (zips unpacked through the cache); no weights are read.
 
     ``read_checkpoint=False`` leaves an nnU-Net folder's mirror axes unread (``None``): reading them needs torch.
+    ``checkpoint`` picks an nnU-Net folder's checkpoint (see :func:`load_model`); a bundle has one file per fold.
+    ``folds`` limits the nnU-Net fold folders read (a bundle lists its folds; ``select_folds`` picks them).
     """
     if location.is_file():
         location = unpack_bundle_zip(location)
     if (location / "model.json").is_file():
+        if checkpoint is not None:
+            raise ModelError(
+                f"{location} is a bundle (one weight file per fold): choose a checkpoint only for nnU-Net folders"
+            )
         return read_bundle(location)
     if is_nnunet_results_folder(location):
-        return load_nnunet_results_folder(location, read_checkpoint=read_checkpoint)
+        return load_nnunet_results_folder(location, read_checkpoint=read_checkpoint, checkpoint=checkpoint, folds=folds)
     raise ModelError(
         f"{location} is not a model: expected model.json (GASASegmenter bundle) or plans.json + dataset.json "
         "(nnU-Net v2 results folder)"
@@ -84,7 +104,8 @@ def read_bundle(folder: Path) -> ModelBundle:
             for f in meta["folds"]
         )
         inference = meta.get("inference", {})
-        regions = inference.get("regions_class_order")
+        order = inference.get("regions_class_order")
+        regions = inference.get("regions")
         preprocessing = meta["preprocessing"]
     except (KeyError, TypeError, ValueError) as err:
         if isinstance(err, ModelError):
@@ -100,8 +121,9 @@ def read_bundle(folder: Path) -> ModelBundle:
         labels=labels,
         folds=folds,
         mirror_axes=tuple(int(a) for a in inference.get("mirror_axes", (0, 1, 2))),
-        regions_class_order=tuple(int(r) for r in regions) if regions else None,
+        regions_class_order=tuple(int(r) for r in order) if order else None,
         source=ModelSource.BUNDLE,
+        regions=tuple(tuple(int(v) for v in region) for region in regions) if regions else None,
     )
 
 
@@ -134,6 +156,7 @@ def save_bundle(
     mirror_axes: Sequence[int] = (0, 1, 2),
     regions_class_order: Sequence[int] | None = None,
     training: Mapping[str, Any] | None = None,
+    regions: Sequence[Sequence[int]] | None = None,
 ) -> ModelBundle:
     """Write a bundle folder atomically (built in a temporary sibling folder, then renamed).
 
@@ -146,8 +169,9 @@ def save_bundle(
         labels: foreground labels (values 1..K-1 for softmax models).
         fold_weights: fold name (``fold_0``...) -> state dict.
         mirror_axes: axes allowed for mirroring TTA.
-        regions_class_order: region-based models only.
+        regions_class_order: region-based models only: the label each output channel paints.
         training: record of data, recipe and metrics.
+        regions: region-based models: the label values each channel's region unites, as trained.
 
     Returns:
         The saved bundle, re-read and verified.
@@ -163,7 +187,17 @@ def save_bundle(
         raise ModelError(f"refusing to overwrite existing {destination}; choose a new bundle folder")
     if not fold_weights:
         raise ModelError("a bundle needs at least one fold of weights")
-    probe = ModelBundle(destination, dict(metadata), architecture, preprocessing, tuple(labels), (), (), None)
+    probe = ModelBundle(
+        destination,
+        dict(metadata),
+        architecture,
+        preprocessing,
+        tuple(labels),
+        (),
+        (),
+        tuple(regions_class_order) if regions_class_order else None,
+        regions=tuple(tuple(r) for r in regions) if regions else None,
+    )
     network = probe.build_network()
     try:
         with atomic_output(destination, overwrite=False, is_dir=True) as staging:
@@ -180,7 +214,8 @@ def save_bundle(
                 "preprocessing": probe.preprocessing.to_json(),
                 "inference": {
                     "mirror_axes": list(mirror_axes),
-                    "regions_class_order": list(regions_class_order) if regions_class_order else None,
+                    "regions_class_order": list(probe.regions_class_order) if probe.regions_class_order else None,
+                    "regions": [list(region) for region in probe.regions] if probe.regions else None,
                 },
                 "labels": labels_to_json(labels),
                 "folds": folds,
