@@ -5,6 +5,7 @@ The path, one sub-command per step::
     gasa-train convert btcv /data/BTCV --dataset-id 501 --nnunet-raw RAW     # public data -> nnU-Net raw
     gasa-train plan 501 --nnunet-raw RAW --nnunet-preprocessed PRE          # fingerprint, plans, GASA plans
     gasa-train train 501 --variant gasa-unet --fold 0 --device cuda          # nnU-Net training (GASA network)
+    gasa-train train 501 --variant gasa-l --init-from NNUNET_RESULTS_FOLDER          # from a published model
     torchrun --nproc_per_node=4 -m train.cli train 501 --variant gasa-l --fold 0   # multi-GPU DDP
     gasa-train evaluate PRED_DIR REF_DIR --labels btcv                      # Dice / NSD per organ
     gasa-train export RESULTS/Dataset501_BTCV/GASATrainer__nnUNetPlans_gasa-unet__3d_fullres bundle/ --label-set btcv
@@ -19,10 +20,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from GASACore.network import GASABlockOptions, PositionalEmbedding
 from train.planning.gasa_plans import GASA_VARIANTS, PLAN_VARIANTS, TRAIN_VARIANTS
+from train.planning.plan import PLANNERS
 
 __all__ = ["build_parser", "gasa_options_from_args", "main"]
 
@@ -57,7 +60,15 @@ def _add_plan_parser(subparsers: Any) -> None:
         choices=PLAN_VARIANTS,
         help=f"plans to write (default: {', '.join(GASA_VARIANTS)}; --gasa-* options apply to GASA variants)",
     )
-    parser.add_argument("--plans-name", default="nnUNetPlans", help="base plans name (default nnUNetPlans)")
+    parser.add_argument(
+        "--planner",
+        default="default",
+        choices=sorted(PLANNERS),
+        help="nnU-Net planner: default (PlainConvUNet) or a residual-encoder preset (ResidualEncoderUNet, for gasa-l)",
+    )
+    parser.add_argument(
+        "--plans-name", help="base plans name (default: the planner's, nnUNetPlans / nnUNetResEncUNetLPlans ...)"
+    )
     _add_gasa_options(parser)
     small = parser.add_argument_group("planner size (CPU / small GPUs; defaults are nnU-Net's)")
     small.add_argument("--gpu-memory-gb", type=float, help="memory target that sizes the patch (nnU-Net: 8)")
@@ -81,11 +92,11 @@ def _add_plan_parser(subparsers: Any) -> None:
     parser.set_defaults(func=_run_plan)
 
 
-def _add_gasa_options(parser: argparse.ArgumentParser) -> None:
+def _add_gasa_options(parser: argparse.ArgumentParser, title: str = "GASA block (defaults: the paper's)") -> None:
     """``--gasa-*`` flags, one per ``GASABlockOptions`` field; defaults and choices come from it (the paper's)."""
     defaults = GASABlockOptions()
     default_pe = defaults.positional_embedding.value
-    group = parser.add_argument_group("GASA block (defaults: the paper's)")
+    group = parser.add_argument_group(title)
     group.add_argument("--gasa-dim", type=int, default=defaults.dim, help=f"token dimension n ({defaults.dim})")
     group.add_argument(
         "--gasa-heads",
@@ -126,6 +137,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     options = gasa_options_from_args(args)
     settings = PlannerSettings(
         plans_name=args.plans_name,
+        planner=args.planner,
         gpu_memory_gb=args.gpu_memory_gb,
         target_spacing=tuple(args.target_spacing) if args.target_spacing else None,
         base_features=args.base_features,
@@ -160,11 +172,15 @@ def _add_train_parser(subparsers: Any) -> None:
             "epoch) and gasa_training.json (recipe and time), then runs nnU-Net's validation "
             "(fold_N/validation/summary.json). Multi-GPU: `torchrun --nproc_per_node=N -m train.cli train ...` "
             "(NCCL on CUDA; gloo with --device cpu); the batch size in the plans is the global batch, split "
-            "over the ranks. Next step: `gasa-train export`."
+            "over the ranks. With --init-from a published nnU-Net v2 model: the data set is pre-processed with that "
+            "model's plans (written as <plans>_from<id>.json into its nnUNet_preprocessed folder, or checked), the "
+            "GASA network is built on its plan (gasa-unet on PlainConvUNet, gasa-l on ResidualEncoderUNet models) "
+            "and starts from its weights with the GASA inputs zero-initialised, so its first output is the base "
+            "model's, then trains with the same recipe (the paper's: nnU-Net's). Next step: `gasa-train export`."
         ),
     )
-    parser.add_argument("dataset", help="data set id or name (planned with `gasa-train plan`)")
-    _add_nnunet_folders(parser, "preprocessed", "results")
+    parser.add_argument("dataset", help="data set id or name (planned with `gasa-train plan`, or raw with --init-from)")
+    _add_nnunet_folders(parser, "raw", "preprocessed", "results")
     parser.add_argument(
         "--variant",
         default=TRAIN_VARIANTS[0],
@@ -196,6 +212,17 @@ def _add_train_parser(subparsers: Any) -> None:
         type=int,
         help="processes for the final validation's resampling / export (nnUNet_def_n_proc; nnU-Net: 8)",
     )
+    init = parser.add_argument_group("start from a published nnU-Net v2 model")
+    init.add_argument(
+        "--init-from",
+        metavar="FOLDER",
+        help="its results folder (<Trainer>__<plans>__<configuration> with plans.json, dataset.json, fold_*)",
+    )
+    init.add_argument("--init-fold", help="its fold (0-4 or all; default: --fold if it has it, else all / its only)")
+    init.add_argument(
+        "--init-checkpoint", choices=["final", "best"], help="its checkpoint (default: final, best where none)"
+    )
+    _add_gasa_options(parser, "GASA block with --init-from (defaults: the paper's; otherwise from the plans)")
     parser.set_defaults(func=_run_train)
 
 
@@ -205,11 +232,20 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.num_processes is not None:  # read when nnunetv2 is first imported, which happens below
         os.environ["nnUNet_def_n_proc"] = str(args.num_processes)  # noqa: SIM112 - nnU-Net reads it
     from train.planning import configure_nnunet_paths
-    from train.training import Schedule, run_gasa_training
+    from train.training import InitFrom, Schedule, run_gasa_training
 
     configure_nnunet_paths(
-        None, args.nnunet_preprocessed, args.nnunet_results, require=("nnUNet_preprocessed", "nnUNet_results")
+        args.nnunet_raw,
+        args.nnunet_preprocessed,
+        args.nnunet_results,
+        require=("nnUNet_preprocessed", "nnUNet_results"),
     )
+    options = gasa_options_from_args(args)
+    init = None
+    if args.init_from:
+        init = InitFrom(Path(args.init_from), args.init_fold, args.init_checkpoint, options, args.num_processes or 2)
+    elif options != GASABlockOptions() or args.init_fold or args.init_checkpoint:
+        raise ValueError("--gasa-* / --init-* options apply with --init-from; otherwise the GASA plans hold them")
     schedule = Schedule(args.epochs, args.iterations, args.val_iterations, args.save_every)
     run = run_gasa_training(
         args.dataset,
@@ -220,6 +256,7 @@ def _run_train(args: argparse.Namespace) -> int:
         continue_training=args.continue_training,
         validate=not args.no_validation,
         base_plans_name=args.plans_name,
+        init_from=init,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {run.fold_folder} in {run.wall_time_s:.0f} s (world size {run.world_size})")
@@ -252,6 +289,13 @@ def _add_export_parser(subparsers: Any) -> None:
     parser.add_argument("--license", dest="license_", help="licence of the weights (follow the training data's)")
     parser.add_argument("--intended-use", default="research only; not for clinical use")
     parser.add_argument("--folds", nargs="+", help="folds to include (fold_0 ... / 0 ...; default: all)")
+    parser.add_argument(
+        "--checkpoint", choices=["final", "best"], help="checkpoint of every fold (default: final, best where none)"
+    )
+    parser.add_argument(
+        "--base-license",
+        help="licence of the base model of an --init-from training (default: its dataset.json licence, if any)",
+    )
     parser.set_defaults(func=_run_export)
 
 
@@ -263,7 +307,13 @@ def _run_export(args: argparse.Namespace) -> int:
         if value:
             metadata[key] = value
     bundle = export_results_folder(
-        args.results, args.bundle, label_set=args.label_set, metadata=metadata, folds=args.folds
+        args.results,
+        args.bundle,
+        label_set=args.label_set,
+        metadata=metadata,
+        folds=args.folds,
+        checkpoint=args.checkpoint,
+        base_license=args.base_license,
     )
     print(f"bundle {bundle.root}: {len(bundle.folds)} fold(s), {len(bundle.labels)} labels, verified")
     return 0

@@ -64,6 +64,7 @@ def derive_gasa_plans(
     *,
     options: BlockOptions | Mapping[str, Any] | None = None,
     configuration: str = "3d_fullres",
+    keep_backbone: bool = False,
 ) -> dict[str, Any]:
     """A new plans dict whose ``configuration`` trains ``variant`` (the other configurations are dropped).
 
@@ -75,10 +76,14 @@ def derive_gasa_plans(
         options: the variant's block options (``GASABlockOptions``, or a mapping of its fields, validated);
             the paper's defaults when ``None``.
         configuration: the configuration to derive from.
+        keep_backbone: keep the base network's encoder and decoder exactly (its blocks per stage too), so that
+            the base's weights fit the GASA network (``--init-from``); a residual variant (``gasa-l``) then
+            needs a ``ResidualEncoderUNet`` base (``nnUNetResEncUNet*Plans``). ``False``: the paper's topology
+            (GASA-L's 3, .., 3, 5 residual blocks per encoder stage and one decoder conv per stage).
 
     Raises:
-        ValueError: unknown variant, missing or non-3D configuration, or an architecture nnU-Net did not
-            plan as a U-Net GASACore builds.
+        ValueError: unknown variant, missing or non-3D configuration, an architecture nnU-Net did not
+            plan as a U-Net GASACore builds, or (``keep_backbone``) a base of another backbone than the variant's.
     """
     new_name = plans_name_for(str(plans.get("plans_name", "nnUNetPlans")), variant)
     spec = network_spec(variant)
@@ -93,10 +98,16 @@ def derive_gasa_plans(
     if len(patch_size) != 3:
         raise ValueError(f"GASA plans need a 3D configuration, {configuration!r} has patch size {patch_size}")
     base = architecture_from_nnunet(config)
-    if network_spec(base.name).has_block or (network_spec(base.name).residual_encoder and not spec.residual_encoder):
+    base_spec = network_spec(base.name)
+    if base_spec.has_block or (base_spec.residual_encoder and not spec.residual_encoder):
         raise ValueError(f"{variant} derives from a PlainConvUNet plan; got a {base.name} plan")
+    if keep_backbone and base_spec.residual_encoder != spec.residual_encoder:
+        raise ValueError(
+            f"{variant} on the base's own backbone needs a ResidualEncoderUNet base (nnUNetResEncUNet*Plans), got a "
+            f"{base_spec.description} plan: use --variant gasa-unet for PlainConvUNet models"
+        )
     plan = base.plan
-    if spec.residual_encoder:
+    if spec.residual_encoder and not keep_backbone:
         plan = dataclasses.replace(
             plan,
             n_blocks_per_stage=tuple(gasa_l_blocks_per_stage(plan.n_stages)),
@@ -110,6 +121,7 @@ def derive_gasa_plans(
         "variant": variant,
         "derived_from": plans.get("plans_name"),
         "configuration": configuration,
+        "backbone": "base" if keep_backbone else "paper",
         "options": block_options.to_json() if block_options else None,
     }
     logger.info("derived %s: %s, patch %s, %d stages", new_name, spec.plans_class_path, patch_size, plan.n_stages)

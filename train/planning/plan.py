@@ -22,9 +22,19 @@ from GASACore.network import BlockOptions, network_spec
 from train.planning.gasa_plans import GASA_VARIANTS, build_network_from_plans, derive_gasa_plans, plans_name_for
 from train.planning.nnunet_env import dataset_folder_name
 
-__all__ = ["PlannerSettings", "PlanningResult", "run_planning", "write_gasa_plans"]
+__all__ = ["PLANNERS", "PlannerSettings", "PlanningResult", "run_planning", "write_gasa_plans"]
 
 logger = logging.getLogger(__name__)
+
+_PLANNERS_MODULE = "nnunetv2.experiment_planning.experiment_planners"
+#: nnU-Net's experiment planners by short name: its default (PlainConvUNet, ``nnUNetPlans``) and the residual
+#: encoder presets (``nnUNetResEncUNetMPlans`` / ``LPlans`` / ``XLPlans``, as the DIAG kidney model's ResEnc-L).
+PLANNERS: dict[str, str] = {
+    "default": f"{_PLANNERS_MODULE}.default_experiment_planner.ExperimentPlanner",
+    "resenc-m": f"{_PLANNERS_MODULE}.residual_unets.residual_encoder_unet_planners.nnUNetPlannerResEncM",
+    "resenc-l": f"{_PLANNERS_MODULE}.residual_unets.residual_encoder_unet_planners.nnUNetPlannerResEncL",
+    "resenc-xl": f"{_PLANNERS_MODULE}.residual_unets.residual_encoder_unet_planners.nnUNetPlannerResEncXL",
+}
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,9 @@ class PlannerSettings:
     """Knobs of nnU-Net's ``ExperimentPlanner`` (``None`` keeps nnU-Net's default).
 
     Attributes:
-        plans_name: name of the base plans (file ``<plans_name>.json``).
+        plans_name: name of the base plans (file ``<plans_name>.json``); ``None``: the planner's
+            (``nnUNetPlans``, ``nnUNetResEncUNetLPlans``...).
+        planner: a key of :data:`PLANNERS`: nnU-Net's default planner or a residual-encoder preset.
         gpu_memory_gb: memory target the planner sizes the patch for (nnU-Net default 8 GB; smaller
             values give smaller patches, useful for CPU training).
         target_spacing: 3d_fullres target spacing in mm, in the image's (x, y, z) axis order as nnU-Net's
@@ -41,11 +53,16 @@ class PlannerSettings:
         max_features: feature cap (nnU-Net default 320).
     """
 
-    plans_name: str = "nnUNetPlans"
+    plans_name: str | None = None
+    planner: str = "default"
     gpu_memory_gb: float | None = None
     target_spacing: tuple[float, float, float] | None = None
     base_features: int | None = None
     max_features: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.planner not in PLANNERS:
+            raise ValueError(f"planner must be one of {sorted(PLANNERS)}, got {self.planner!r}")
 
 
 @dataclass
@@ -59,14 +76,21 @@ class PlanningResult:
 
 
 def _make_planner(dataset_id: int, settings: PlannerSettings) -> Any:
-    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+    import importlib
+    import warnings
 
-    kwargs: dict[str, Any] = {"plans_name": settings.plans_name}
+    module, _, name = PLANNERS[settings.planner].rpartition(".")
+    planner_class = getattr(importlib.import_module(module), name)
+    kwargs: dict[str, Any] = {}
+    if settings.plans_name is not None:
+        kwargs["plans_name"] = settings.plans_name
     if settings.gpu_memory_gb is not None:
         kwargs["gpu_memory_target_in_gb"] = float(settings.gpu_memory_gb)
     if settings.target_spacing is not None:
         kwargs["overwrite_target_spacing"] = [float(s) for s in settings.target_spacing]
-    planner = ExperimentPlanner(dataset_id, **kwargs)
+    with warnings.catch_warnings():  # the ResEnc presets warn about any non-default memory target: chosen here
+        warnings.filterwarnings("ignore", message=".*non-standard gpu_memory_target_in_gb")
+        planner = planner_class(dataset_id, **kwargs)
     if settings.base_features is not None:
         planner.UNet_base_num_features = int(settings.base_features)
         planner.UNet_reference_com_nfeatures = int(settings.base_features)
