@@ -2,8 +2,11 @@
 
 The bundle gets the network and pre-processing read from ``plans.json`` / ``dataset.json`` (via
 ``GASACore.bundle.load_nnunet_results_folder``), labels with names, colours and SNOMED CT codes from a
-GASACore label set (matched by value with ``dataset.json``), one safetensors file per fold with its
-SHA-256, and a ``training`` record: data set, recipe, validation metrics and training time.
+GASACore label set (matched by value with ``dataset.json``; for a region-based model such as KiTS23's, the
+label each region channel paints, named by what it stands for: kidney, tumour, cyst), the regions and their
+class order, one safetensors file per fold with its SHA-256, and a ``training`` record: data set, recipe,
+validation metrics, training time and, for a training started ``--init-from`` a published nnU-Net model, that
+base model and its licence (also stated in the bundle's ``license`` and ``description``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from GASACore.bundle import ModelBundle, load_nnunet_results_folder, save_bundle
-from GASACore.labels import LABEL_SETS, Label
+from GASACore.labels import LABEL_SETS, Label, region_labels
 
-__all__ = ["ExportMetadata", "export_results_folder", "match_labels", "training_record"]
+__all__ = ["ExportMetadata", "base_model_record", "export_results_folder", "match_labels", "training_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,27 +32,39 @@ _PAPER_CITATION = (
 )
 
 
-def match_labels(dataset_labels: Mapping[str, Any], label_set: str) -> list[Label]:
-    """The label set's entries for the foreground values of ``dataset.json`` ``labels``.
+def match_labels(
+    dataset_labels: Mapping[str, Any], label_set: str, regions_class_order: Sequence[int] | None = None
+) -> list[Label]:
+    """The label set's entries for the outputs of ``dataset.json`` ``labels`` (``ignore`` is no output).
+
+    Plain labels are matched by value. Region-based labels (a label of several values, e.g. KiTS23's kidney
+    {1, 2, 3}, masses {2, 3}, tumor 2) give one label per region channel: the value it paints
+    (``regions_class_order``), named by the one value it stands for (``GASACore.labels.region_labels``).
 
     Raises:
-        ValueError: unknown label set, region-based labels, or a value the label set does not define.
+        ValueError: unknown label set, a value the label set does not define, region-based labels without a
+            class order, or a region channel that does not stand for one label of the set.
     """
     if label_set not in LABEL_SETS:
         raise ValueError(f"label set must be one of {sorted(LABEL_SETS)}, got {label_set!r}")
+    entries = {name: value for name, value in dataset_labels.items() if name not in ("background", "ignore")}
+    if any(isinstance(value, (list, tuple)) and len(value) > 1 for value in entries.values()):
+        if not regions_class_order:
+            raise ValueError(f"region-based labels {entries} need dataset.json 'regions_class_order', got none")
+        try:
+            return list(region_labels(list(entries.values()), regions_class_order, LABEL_SETS[label_set]))
+        except ValueError as err:
+            raise ValueError(f"region-based labels {entries} do not match label set {label_set!r}: {err}") from err
     by_value = {label.value: label for label in LABEL_SETS[label_set]}
     labels: list[Label] = []
-    for name, value in dataset_labels.items():
-        if name in ("background", "ignore"):
-            continue
-        if isinstance(value, (list, tuple)):
-            raise ValueError(f"region-based label {name!r}={value} cannot be matched to label set {label_set!r}")
-        if int(value) not in by_value:
+    for name, raw in entries.items():
+        value = int(raw[0]) if isinstance(raw, (list, tuple)) else int(raw)
+        if value not in by_value:
             raise ValueError(
-                f"dataset.json label {name!r}={value} is not in label set {label_set!r} "
+                f"dataset.json label {name!r}={raw} is not in label set {label_set!r} "
                 f"(values {sorted(by_value)}); pick the label set the data set was converted to"
             )
-        match = by_value[int(value)]
+        match = by_value[value]
         if match.name.replace(" ", "_").lower() != str(name).replace(" ", "_").lower():
             logger.warning("dataset.json calls label %s %r; the bundle uses %r", value, name, match.name)
         labels.append(match)
@@ -140,6 +155,43 @@ def training_record(
     }
 
 
+def base_model_record(bundle: ModelBundle, base_license: str | None = None) -> dict[str, Any] | None:
+    """The base model a training started from (``--init-from``), from its folds' ``gasa_training.json``.
+
+    Args:
+        bundle: the results folder as read.
+        base_license: the base's licence as the user states it; overrides its dataset.json licence.
+
+    Raises:
+        ValueError: ``base_license`` for a training that did not start from a base model.
+    """
+    for fold in bundle.folds:
+        base = (_read_json(fold.path.parent / "gasa_training.json") or {}).get("init_from")
+        if base:
+            base = dict(base)
+            if base_license:
+                base.update(licence=base_license, licence_source="--base-license")
+            else:
+                base["licence_source"] = "the base model's dataset.json" if base.get("licence") else None
+            return base
+    if base_license:
+        raise ValueError(f"--base-license is for trainings started --init-from a base model; {bundle.root} has none")
+    return None
+
+
+def _describe_base(meta: dict[str, Any], base: Mapping[str, Any]) -> None:
+    """State the base model in the bundle's ``description`` and ``license`` (in place)."""
+    where = f"{base.get('dataset_name')}/{base.get('name')}"
+    meta["description"] = (
+        f"{meta['description'].rstrip('.')}. Started from the nnU-Net v2 model {where} "
+        f"({base.get('fold')}, {base.get('checkpoint')})."
+    )
+    licence = base.get("licence") or "licence unknown: check it with its publisher before any use"
+    meta["license"] = (
+        f"{meta['license'].rstrip('.')}. Base model {where}: {licence} (its terms apply to these weights)."
+    )
+
+
 def export_results_folder(
     results: str | Path,
     target: str | Path,
@@ -148,6 +200,8 @@ def export_results_folder(
     metadata: ExportMetadata | None = None,
     folds: Sequence[str] | None = None,
     training_extra: Mapping[str, Any] | None = None,
+    checkpoint: str | None = None,
+    base_license: str | None = None,
 ) -> ModelBundle:
     """Write a verified bundle from an nnU-Net v2 results folder.
 
@@ -159,16 +213,23 @@ def export_results_folder(
             ``intended_use``...); sensible defaults for missing ones.
         folds: fold names to export (``fold_0``, ``fold_all``...); every fold with a checkpoint when ``None``.
         training_extra: extra entries for the training record (e.g. a caveat about the labels).
+        checkpoint: ``final`` or ``best`` of every fold; default: final, best where a fold has no final.
+        base_license: licence of the base model of an ``--init-from`` training (default: its dataset.json's).
 
     Returns:
         The saved bundle, re-read and SHA-256 verified.
+
+    Raises:
+        ValueError: labels that do not match the label set, or ``base_license`` without a base model.
+        ModelError: an unreadable results folder, a missing fold or checkpoint, an existing ``target``.
     """
     folder = Path(results).expanduser().resolve()
-    source = load_nnunet_results_folder(folder)
+    source = load_nnunet_results_folder(folder, checkpoint=checkpoint)
     if folds:
         source = source.select_folds(list(folds))
     dataset = _read_json(folder / "dataset.json") or {}
-    labels = match_labels(dataset.get("labels", {}), label_set)
+    labels = match_labels(dataset.get("labels", {}), label_set, source.regions_class_order)
+    base = base_model_record(source, base_license)
     weights = {fold.name: source.load_fold(fold) for fold in source.folds}
     meta = {
         "name": Path(target).name,
@@ -179,7 +240,10 @@ def export_results_folder(
         "intended_use": "research only; not for clinical use",
         **dict(metadata or {}),
     }
-    training = training_record(folder, source, dataset, training_extra)
+    if base:
+        _describe_base(meta, base)
+    extra = {**({"base_model": base} if base else {}), **dict(training_extra or {})}
+    training = training_record(folder, source, dataset, extra)
     bundle = save_bundle(
         target,
         metadata=meta,
@@ -190,6 +254,7 @@ def export_results_folder(
         mirror_axes=source.mirror_axes,
         regions_class_order=source.regions_class_order,
         training=training,
+        regions=source.regions,
     )
     logger.info("exported %s (%d folds) to %s", folder.name, len(weights), bundle.root)
     return bundle

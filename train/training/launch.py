@@ -4,6 +4,11 @@ Single process: ``gasa-train train 501 --variant gasa-unet --fold 0 --device cud
 Multi-GPU (DDP): ``torchrun --nproc_per_node=4 -m train.cli train 501 --variant gasa-unet --fold 0``;
 torchrun sets ``WORLD_SIZE`` / ``RANK`` / ``LOCAL_RANK`` and this module initialises the process group
 (NCCL on CUDA, gloo on CPU). nnU-Net then splits the global batch over the ranks.
+
+From a published nnU-Net model: ``gasa-train train 501 --variant gasa-l --init-from RESULTS_FOLDER``
+(:class:`InitFrom`): the data set is pre-processed with the base's plans, the GASA network is built on the
+base's plan and starts from its weights with the same output (:mod:`train.training.init_from`), then trains
+with the same recipe.
 """
 
 from __future__ import annotations
@@ -19,11 +24,15 @@ from typing import Any
 
 import torch
 
-from train.planning.gasa_plans import TRAIN_VARIANTS, plans_name_for
+from GASACore.bundle import load_nnunet_checkpoint
+from GASACore.network import GASABlockOptions
+from train.planning.base_model import BaseModel, prepare_init_plans, read_base_model
+from train.planning.gasa_plans import GASA_VARIANTS, TRAIN_VARIANTS, plans_name_for
 from train.planning.nnunet_env import dataset_folder_name
+from train.training.init_from import same_labels, transfer_base_weights
 from train.training.trainers import GASATrainer, Schedule
 
-__all__ = ["TRAIN_VARIANTS", "TrainingRun", "parse_fold", "results_folder", "run_gasa_training"]
+__all__ = ["TRAIN_VARIANTS", "InitFrom", "TrainingRun", "parse_fold", "results_folder", "run_gasa_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +47,25 @@ class TrainingRun:
     fold_folder: Path
     wall_time_s: float
     world_size: int
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """Start the GASA network from a published nnU-Net v2 model (``--init-from``).
+
+    Attributes:
+        folder: the base's results folder (``<Trainer>__<plans>__<configuration>``).
+        fold: its fold to start from; default: the trained fold if it has it, else ``fold_all``, else its only one.
+        checkpoint: ``final`` or ``best``; default: final, best where the fold has no final.
+        options: the GASA block's options (the paper's when ``None``).
+        num_processes: processes for pre-processing the data set with the base's plans.
+    """
+
+    folder: Path
+    fold: str | None = None
+    checkpoint: str | None = None
+    options: GASABlockOptions | None = None
+    num_processes: int = 2
 
 
 def parse_fold(fold: str | int) -> int | str:
@@ -112,11 +140,19 @@ def _load_trainer(
     return GASATrainer(plans=plans, configuration=configuration, fold=fold, dataset_json=dataset_json, device=device)
 
 
-def _write_record(trainer: GASATrainer, variant: str, schedule: Schedule, started: float, world_size: int) -> float:
+def _write_record(
+    trainer: GASATrainer,
+    variant: str,
+    schedule: Schedule,
+    started: float,
+    world_size: int,
+    init: dict[str, Any] | None = None,
+) -> float:
     """Append this session to ``fold_N/gasa_training.json``; returns its wall time in seconds."""
     elapsed = time.time() - started
     path = Path(trainer.output_folder) / RECORD_NAME
     previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    init = init or previous.get("init_from")
     sessions = list(previous.get("sessions", []))
     sessions.append(
         {
@@ -144,6 +180,8 @@ def _write_record(trainer: GASATrainer, variant: str, schedule: Schedule, starte
         "total_wall_time_s": round(sum(s["wall_time_s"] for s in sessions), 1),
         "epochs_time_s": _epochs_time(trainer),
     }
+    if init:
+        record["init_from"] = init
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return elapsed
 
@@ -168,6 +206,7 @@ def run_gasa_training(
     validate: bool = True,
     base_plans_name: str = "nnUNetPlans",
     configuration: str = "3d_fullres",
+    init_from: InitFrom | None = None,
 ) -> TrainingRun:
     """Train one fold; on rank 0 also runs nnU-Net's final validation and writes ``gasa_training.json``.
 
@@ -179,8 +218,14 @@ def run_gasa_training(
         schedule: epochs / iterations; nnU-Net's 1000 x 250 when ``None``.
         continue_training: resume from ``checkpoint_final`` / ``latest`` / ``best`` of the fold folder.
         validate: run the sliding-window validation that writes ``fold_N/validation/summary.json``.
-        base_plans_name: plans the GASA plans were derived from.
+        base_plans_name: plans the GASA plans were derived from (ignored with ``init_from``).
         configuration: nnU-Net configuration (GASA plans carry ``3d_fullres`` only).
+        init_from: start from a published nnU-Net model (its plans, pre-processing and weights); the variant
+            must be a GASA one. Refused when the fold already holds a checkpoint, unless resuming it.
+
+    Raises:
+        ValueError: bad arguments, plans or base model (the message says which).
+        FileNotFoundError: the plans are missing.
     """
     from nnunetv2.run.run_training import maybe_load_checkpoint
 
@@ -194,19 +239,78 @@ def run_gasa_training(
     name = dataset_folder_name(dataset)
     world_size = _maybe_init_distributed(torch_device)
     started = time.time()
-    trainer = _load_trainer(
-        name, _plans_identifier(variant, base_plans_name), configuration, fold, torch_device, continue_training
-    )
+    base, plans_identifier = None, _plans_identifier(variant, base_plans_name)
+    if init_from is not None:
+        base, plans_identifier = _prepare_base(init_from, name, variant, fold, configuration)
+    trainer = _load_trainer(name, plans_identifier, configuration, fold, torch_device, continue_training)
     trainer.apply_schedule(schedule)
     maybe_load_checkpoint(trainer, continue_training, False)
+    init = None
+    if base is not None:
+        init = _start_from_base(trainer, base) if not trainer.was_initialized else _check_same_base(trainer, base)
     trainer.run_training()
     if validate:
         trainer.perform_actual_validation(False)
     elapsed = time.time() - started
     if trainer.local_rank == 0:
-        elapsed = _write_record(trainer, variant, schedule, started, world_size)
+        elapsed = _write_record(trainer, variant, schedule, started, world_size, init)
     _maybe_destroy_distributed()
     return TrainingRun(Path(trainer.output_folder_base), Path(trainer.output_folder), elapsed, world_size)
+
+
+def _prepare_base(
+    init: InitFrom, dataset_name: str, variant: str, fold: int | str, configuration: str
+) -> tuple[BaseModel, str]:
+    """Read the base model and (rank 0) pre-process the data set with its plans; the GASA plans identifier."""
+    import torch.distributed as dist
+
+    if variant not in GASA_VARIANTS:
+        choices = list(GASA_VARIANTS)
+        raise ValueError(
+            f"--init-from builds a GASA network on the base's plan: variant must be one of {choices}, got {variant!r}"
+        )
+    base = read_base_model(init.folder, fold=init.fold, target_fold=fold, checkpoint=init.checkpoint)
+    if base.configuration != configuration:
+        raise ValueError(f"base model {base.folder.name} is a {base.configuration} model; train {configuration} ones")
+    identifier = None
+    if int(os.environ.get("RANK", "0")) == 0:
+        identifier = prepare_init_plans(
+            base, dataset_name, variant, options=init.options, num_processes=init.num_processes
+        )
+    if dist.is_available() and dist.is_initialized():
+        shared = [identifier]
+        dist.broadcast_object_list(shared, src=0)
+        identifier = shared[0]
+    return base, str(identifier)
+
+
+def _start_from_base(trainer: GASATrainer, base: BaseModel) -> dict[str, Any]:
+    """Initialise the trainer and load the base weights into its GASA network; the record of what was done."""
+    fold_dir = Path(trainer.output_folder)
+    names = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")
+    existing = [name for name in names if (fold_dir / name).is_file()]
+    if existing:
+        raise ValueError(
+            f"{fold_dir} already holds a training ({', '.join(existing)}): pass --continue to resume it, or move it "
+            "away to start again from the base model"
+        )
+    trainer.initialize()
+    copy_heads = same_labels(base.dataset_json, trainer.dataset_json)
+    if not copy_heads:
+        logger.warning("the data set's labels differ from the base model's: its segmentation heads start fresh")
+    transfer = transfer_base_weights(trainer.network, load_nnunet_checkpoint(base.checkpoint), copy_heads=copy_heads)
+    trainer.print_to_log_file(f"started from base model {base.folder} ({base.fold}/{base.checkpoint.name})")
+    heads = "copied" if copy_heads else "fresh: the data set's labels differ from the base model's"
+    return {**base.record(), "heads": heads, "weights": transfer.to_json()}
+
+
+def _check_same_base(trainer: GASATrainer, base: BaseModel) -> dict[str, Any] | None:
+    """When resuming, the recorded base must be this one (the record is kept as it is)."""
+    path = Path(trainer.output_folder) / RECORD_NAME
+    recorded = json.loads(path.read_text(encoding="utf-8")).get("init_from") if path.is_file() else None
+    if recorded and recorded.get("checkpoint_sha256") != base.record()["checkpoint_sha256"]:
+        raise ValueError(f"{trainer.output_folder} was started from {recorded.get('folder')}, not {base.folder}")
+    return recorded
 
 
 def _maybe_destroy_distributed() -> None:
