@@ -131,15 +131,20 @@ def _allowed_mirror_axes(checkpoint: Path) -> tuple[int, ...]:
 
 
 def _fold_checkpoints(folder: Path, checkpoint: str | None, only: Sequence[str | int] | None) -> list[FoldWeights]:
-    """Every ``fold_*`` (of ``only``) with the checkpoint asked for (``final``, falling back to ``best``)."""
+    """Every ``fold_*`` with the checkpoint asked for (``final``, falling back to ``best``, when ``None``).
+
+    A fold without it is left out; that is an error when a checkpoint was asked for and the fold is in ``only``
+    (every fold when ``only`` is empty).
+    """
     wanted = checkpoint_file_name(checkpoint) if checkpoint is not None else None
-    names = {str(n) if str(n).startswith("fold_") else f"fold_{n}" for n in only} if only else None
+    candidates = (wanted,) if wanted else tuple(CHECKPOINTS.values())
+    requested = {str(n) if str(n).startswith("fold_") else f"fold_{n}" for n in only} if only else None
     folds, lacking = [], []
-    for fold_dir in sorted(p for p in folder.glob("fold_*") if p.is_dir() and (names is None or p.name in names)):
-        names = (wanted,) if wanted else tuple(CHECKPOINTS.values())
-        found = next((fold_dir / n for n in names if (fold_dir / n).is_file()), None)
+    for fold_dir in sorted(p for p in folder.glob("fold_*") if p.is_dir()):
+        found = next((fold_dir / n for n in candidates if (fold_dir / n).is_file()), None)
         if found is None:
-            lacking.append(fold_dir.name)
+            if requested is None or fold_dir.name in requested:
+                lacking.append(fold_dir.name)
             continue
         if wanted is None and found.name != CHECKPOINTS["final"]:
             logger.info("%s has no %s; using %s", fold_dir, CHECKPOINTS["final"], found.name)
@@ -166,8 +171,8 @@ def load_nnunet_results_folder(
             leaves ``mirror_axes`` as ``None`` (torch-free description).
         checkpoint: ``"final"`` / ``"best"`` (or the file names ``checkpoint_final.pth`` / ``_best.pth``): that
             checkpoint of every fold; ``None``: each fold's final checkpoint, its best one where it has no final.
-        folds: read only these fold folders (``0``, ``"fold_0"``, ``"all"``); every one when ``None``. Use
-            ``ModelBundle.select_folds`` for their order and to refuse names the folder lacks.
+        folds: the folds that will be used (``0``, ``"fold_0"``, ``"all"``; every one when ``None``): only they
+            must have the checkpoint asked for. Use ``ModelBundle.select_folds`` to pick them.
 
     Raises:
         ModelError: unreadable JSON, a plan GASACore cannot build, labels nnU-Net would refuse, no fold

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from GASACore.labels import LABEL_SET_REGIONS
 from train.datasets.writer import CaseSource, DatasetSpec, write_dataset
 
 __all__ = ["KITS23_DATASET_LABELS", "KITS23_REGIONS_CLASS_ORDER", "convert_kits23", "find_kits23_cases"]
 
-#: dataset.json labels: nnU-Net regions for KiTS23's hierarchical classes.
+#: dataset.json labels: nnU-Net regions for KiTS23's hierarchical classes (GASACore's ``LABEL_SET_REGIONS``),
+#: named as nnU-Net's Dataset220_KiTS2023: kidney (1, 2, 3), masses (2, 3), tumor 2.
 KITS23_DATASET_LABELS: dict[str, int | tuple[int, ...]] = {
     "background": 0,
-    "kidney": (1, 2, 3),
-    "masses": (2, 3),
-    "tumor": 2,
+    **{
+        name: region if len(region) > 1 else region[0]
+        for name, region in zip(("kidney", "masses", "tumor"), LABEL_SET_REGIONS["kits23"], strict=True)
+    },
 }
 
 #: Label written for each region (kidney, masses, tumor) when regions become a label map.
