@@ -192,6 +192,13 @@ def load_nnunet_results_folder(
             raise
         message = f"plans.json in {folder} is not a usable nnU-Net v2 plan: {type(err).__name__}: {err}"
         raise ModelError(message) from err
+    if "Reorient" in str(plans.get("image_reader_writer", "")):
+        logger.warning(
+            "%s was trained on images reoriented to RAS (%s); GASACore reads images in their stored orientation, "
+            "so its results hold for RAS-stored inputs only",
+            folder.name,
+            plans["image_reader_writer"],
+        )
     fold_weights = _fold_checkpoints(folder, checkpoint, folds)
     mirror_axes = _allowed_mirror_axes(fold_weights[0].path) if read_checkpoint else None
     trainer, plans_name = [*folder.name.split("__"), ""][:2]

@@ -73,7 +73,7 @@ class BaseModel:
 
     @property
     def plans_name(self) -> str:
-        return str(self.plans.get("plans_name") or self.folder.name.split("__")[1])
+        return str(self.plans.get("plans_name") or [*self.folder.name.split("__"), "", ""][1] or "nnUNetPlans")
 
     @property
     def dataset_name(self) -> str:
