@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from GASACore.bundle.cache import ZipLimits, check_zip_members
+from GASACore.bundle.nnunet_folder import CHECKPOINTS
 from GASACore.errors import BundleIntegrityError, ModelError
 from GASACore.home import gasa_home
 from GASACore.io.atomic import atomic_output, temporary_sibling
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 #: The install record inside every install folder.
 RECORD_NAME = "gasa-install.json"
 RECORD_VERSION = 1
-_CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_best.pth")
 
 
 def models_root() -> Path:
@@ -145,7 +145,7 @@ def _is_layout(folder: Path, model_format: ModelFormat) -> bool:
     return (
         (folder / "plans.json").is_file()
         and (folder / "dataset.json").is_file()
-        and any((fold / name).is_file() for fold in folder.glob("fold_*") for name in _CHECKPOINTS)
+        and any((fold / name).is_file() for fold in folder.glob("fold_*") for name in CHECKPOINTS.values())
     )
 
 
