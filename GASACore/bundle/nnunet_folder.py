@@ -76,8 +76,9 @@ def _labels_from_dataset(
 ) -> tuple[list[Label], int, tuple[int, ...] | None, tuple[tuple[int, ...], ...] | None]:
     """Labels, number of network outputs and, for region-based models, the class order and the regions.
 
-    As nnU-Net's ``LabelManager``: ``ignore`` is no output, and the model is region-based when a label maps to
-    more than one value (then ``regions_class_order`` is required).
+    As nnU-Net's ``LabelManager``: ``ignore`` is no output and must be the highest value (every other label's
+    plus one), and the model is region-based when a label maps to more than one value (then
+    ``regions_class_order`` is required).
     """
     raw = dataset.get("labels")
     if not isinstance(raw, dict) or "background" not in raw:
@@ -86,6 +87,12 @@ def _labels_from_dataset(
         raise ModelError(f"dataset.json 'ignore' label must be one integer value, got {raw['ignore']!r}")
     entries = [(name, value) for name, value in raw.items() if name not in ("background", "ignore")]
     values = [tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else (value,))) for _, value in entries]
+    highest = max([0, *(v for region in values for v in region)])
+    if "ignore" in raw and raw["ignore"] != highest + 1:
+        raise ModelError(
+            f"dataset.json 'ignore' label must be the highest label value ({highest + 1}, as nnU-Net requires), "
+            f"got {raw['ignore']}"
+        )
     if all(len(v) == 1 for v in values):  # softmax over background + labels
         return (
             [_named_label(name, v[0]) for (name, _), v in zip(entries, values, strict=True)],

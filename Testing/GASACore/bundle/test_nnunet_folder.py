@@ -97,6 +97,9 @@ def test_the_ignore_label_is_no_output(tmp_path: Path) -> None:
         tmp_path / "regions", {**KITS_LABELS, "ignore": 4}, 3, extra={"regions_class_order": [1, 3, 2]}
     )
     assert len(load_model(region_folder).labels) == 3
+    below = write_folder(tmp_path / "below", {"background": 0, "liver": 1, "ignore": 2, "spleen": 3}, 3)
+    with pytest.raises(ModelError, match=r"'ignore' label must be the highest label value \(4, .*got 2"):
+        load_model(below)
 
 
 def test_checkpoint_best_is_used_where_there_is_no_final_and_can_be_chosen(tmp_path: Path) -> None:
