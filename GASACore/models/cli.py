@@ -4,14 +4,17 @@ Usage::
 
     gasa-models list [--json]
     gasa-models fetch ID[@VERSION] [--version V] [--progress json|bar|none]
-    gasa-models import PATH_OR_ZIP [--id ID] [--version V]
+    gasa-models import PATH_OR_ZIP [--id ID | --fallback-id ID] [--version V] [--json]
     gasa-models verify ID[@VERSION]
     gasa-models remove ID[@VERSION]
     gasa-models path ID[@VERSION] [--offline]
 
 The catalogue is ``Resources/models/catalog.json`` merged with the files of ``GASA_CATALOG``; models are
 installed under ``$GASA_HOME/models/ID/VERSION``. Exit code 0 on success, 1 on error (one line saying what
-was expected and what was given), 2 for a usage error, 130 when cancelled. Torch-free.
+was expected and what was given), 2 for a usage error, 130 when cancelled (SIGTERM, SIGINT). Torch-free.
+With ``GASA_ENGINE_NEW_SESSION=1`` (:data:`GASACore.events.NEW_SESSION_ENV`, set by the 3D Slicer module) it
+first leads a session of its own and writes a ``start`` event, as ``gasa-segment`` does, so that a program
+can stop a download and everything behind a launcher.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Sequence
 
 from GASACore.errors import Cancelled, GASAError
 from GASACore.events import ErrorEvent
+from GASACore.interrupt import lead_new_session
 from GASACore.models.catalog import load_catalog
 from GASACore.models.download import DownloadPolicy
 from GASACore.models.entry import CatalogEntry, ModelFormat, parse_spec
@@ -63,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--id", dest="model_id", default=None, help="catalogue id (found from the archive when left out)"
     )
     imported.add_argument("--version", default=None)
+    imported.add_argument(
+        "--fallback-id", default=None, metavar="ID", help="the id of a model the catalogue does not know (else refused)"
+    )
+    imported.add_argument("--json", action="store_true", help="print the install as one JSON object")
     for name, text in (("verify", "re-hash an installed model"), ("remove", "delete an installed model")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("model", metavar="ID[@VERSION]")
@@ -150,8 +158,10 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    installed = import_model(args.source, load_catalog(), model_id=args.model_id, version=args.version)
-    print(f"{installed.spec}: {installed.model_path}")
+    installed = import_model(
+        args.source, load_catalog(), model_id=args.model_id, version=args.version, fallback_id=args.fallback_id
+    )
+    print(json.dumps(installed.to_json()) if args.json else f"{installed.spec}: {installed.model_path}")
     return 0
 
 
@@ -169,6 +179,7 @@ def _cancel_on_signal(signum: int, _frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gasa-models``; returns the process exit code."""
+    lead_new_session()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

@@ -175,14 +175,20 @@ def _local_format(source: Path) -> ModelFormat:
 
 
 def import_model(
-    source: str | Path, catalog: Catalog, *, model_id: str | None = None, version: str | None = None
+    source: str | Path,
+    catalog: Catalog,
+    *,
+    model_id: str | None = None,
+    version: str | None = None,
+    fallback_id: str | None = None,
 ) -> InstalledModel:
     """Install an archive or folder brought by hand (no network), verified like a download.
 
     A ``.zip`` is matched to its catalogue entry by ``model_id``, else by SHA-256 or file name, and checked
     against the entry's size and SHA-256 (an unpinned entry records the archive's). A folder is checked
-    for its layout. Something the catalogue does not know needs ``model_id`` (installed as ``0.0.0`` unless
-    ``version`` says otherwise).
+    for its layout. Something the catalogue does not know needs ``model_id``, or is installed under
+    ``fallback_id`` when given (the 3D Slicer module passes one made from the file name); either way as
+    ``0.0.0`` unless ``version`` says otherwise.
 
     Raises:
         ModelError: no such file, not a zip or model folder, no id for an unknown model, the install
@@ -202,7 +208,9 @@ def import_model(
     if entry is not None and entry.bundled:
         raise ModelError(f"{entry.spec} is bundled with GASASegmenter; it needs no import")
     if entry is None and model_id is None:
-        raise ModelError(f"the catalogue knows no archive like {path.name}; name it with --id ID")
+        if fallback_id is None:
+            raise ModelError(f"the catalogue knows no archive like {path.name}; name it with --id ID")
+        model_id = fallback_id
     if entry is None:
         model_id = _slug(model_id or "")
         version = str(Version.parse(version or "0.0.0"))
