@@ -19,7 +19,7 @@ from pathlib import Path
 
 import slicer
 
-from GASACore.events import DoneEvent, ErrorEvent, LogEvent, ProgressEvent, parse_event_line
+from GASACore.events import DoneEvent, DownloadEvent, ErrorEvent, LogEvent, ProgressEvent, parse_event_line
 from GASACore.labels import Label
 from GASACore.options import SegmentOptions
 
@@ -44,16 +44,16 @@ class JobState(str, enum.Enum):
 
 
 def segmentationCommand(
-    engine: Sequence[str], inputPath: Path, outputPath: Path, modelPath: Path, options: SegmentOptions
+    engine: Sequence[str], inputPath: Path, outputPath: Path, model: str | Path, options: SegmentOptions
 ) -> list[str]:
-    """``ENGINE INPUT -o OUTPUT -m MODEL <options.to_argv()> --progress json``."""
+    """``ENGINE INPUT -o OUTPUT -m MODEL <options.to_argv()> --progress json`` (``MODEL``: a path or catalogue id)."""
     return [
         *engine,
         str(inputPath),
         "-o",
         str(outputPath),
         "-m",
-        str(modelPath),
+        str(model),
         *options.to_argv(),
         "--progress",
         "json",
@@ -99,7 +99,8 @@ class SegmentationJob:
     Attributes:
         request: what the job runs and where the result goes.
         state: a :class:`JobState`; :attr:`finished` once it is neither running nor cancelling.
-        stage: the engine's current stage (``load``, ``preprocess``, ``predict``, ``export``).
+        stage: the engine's current stage (``load``, ``preprocess``, ``predict``, ``export``; ``download`` while
+            the engine downloads a catalogue model named by id).
         progress: the whole run's fraction done, 0-1.
         message: a one-line summary once finished (the error for failures).
         segmentationNode: the result once succeeded.
@@ -152,6 +153,9 @@ class SegmentationJob:
                 if event.stage != self.stage:
                     self._log(f"stage: {event.stage}")
                 self.stage, self.progress = event.stage.value, event.overall
+                self.onProgress(self.stage, self.progress)
+            elif isinstance(event, DownloadEvent):  # a catalogue id the engine downloads on first use
+                self.stage, self.progress = "download", event.fraction or 0.0
                 self.onProgress(self.stage, self.progress)
             elif isinstance(event, ErrorEvent):
                 self.engineError = event.message

@@ -4,14 +4,17 @@
 Typical use from a script or test::
 
     logic = SegmenterLogic(scene)
-    job = logic.startSegmentation(volumeNode, modelPath, SegmentOptions(device="cpu"))
-    logic.waitFor(job)          # or call job.poll() from a timer
-    segmentationNode = job.segmentationNode
+    entry = next(e for e in logic.listModels() if e.id == "gasa-demo-btcv")   # the catalogue and imports
+    run = logic.startRun(volumeNode, entry, SegmentOptions(device="cpu"))   # downloads first if needed
+    logic.waitFor(run)          # or call run.poll() from a timer
+    segmentationNode = run.segmentationNode
 
 Options are the engine's own :class:`GASACore.options.SegmentOptions` (the engine command is built from
 ``SegmentOptions.to_argv()``), progress lines are parsed with :mod:`GASACore.events`, the device check is
-``gasa-segment --check-device`` and a model's labels come from its description (``--describe-model``, or
-the same torch-free reader in this process): none of these rules is repeated here, and none imports torch.
+``gasa-segment --check-device``, a model's labels come from its description (``--describe-model``, or
+the same torch-free reader in this process), and the catalogue, downloads and imports are GASACore's
+(:func:`GASACore.models.list_models`, ``gasa-models fetch`` / ``import`` in the engine's Python): none of
+these rules is repeated here, and none imports torch.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +35,18 @@ import GASACore
 from GASACore.labels import Label
 from GASACore.options import Device, SegmentOptions
 
-from .catalog import modelLabels
+from .catalog import ModelEntry, importIdFor, listModels, modelLabels, whyNotRunnable
 from .engineQuery import EngineQuery
 from .job import JobRequest, JobState, SegmentationJob, segmentationCommand
+from .modelDownload import ModelDownload, fetchCommand, importCommand, modelsCommand
+from .modelRun import ModelRun, RunSteps
 from .processRunner import ProcessRunner, SubprocessRunner
 from .volumeIO import cropBoxFromRoi, writeVolumeForEngine
 
 __all__ = [
     "JobState",
+    "ModelEntry",
+    "ModelRun",
     "SegmentOptions",
     "SegmenterLogic",
     "describeModelCommand",
@@ -99,6 +106,21 @@ def describeModelCommand(modelPath: str | Path, engine: Sequence[str] | None = N
     return [*(engine or engineCommand()), "--describe-model", str(modelPath)]
 
 
+def _checkTarget(
+    inputVolume: slicer.vtkMRMLScalarVolumeNode | None,
+    outputSegmentation: slicer.vtkMRMLSegmentationNode | None,
+    replaceExisting: bool,
+) -> None:
+    """Refuse a missing input, and an existing output segmentation the user did not allow to be replaced."""
+    if inputVolume is None or inputVolume.GetImageData() is None:
+        raise ValueError("select an input volume that holds an image")
+    if outputSegmentation is not None and not replaceExisting:
+        raise ValueError(
+            f"segmentation {outputSegmentation.GetName()!r} exists: tick 'Replace existing segments' to "
+            "overwrite it, or choose 'Create new segmentation'"
+        )
+
+
 class SegmenterLogic:
     """Segment a volume node with a GASA / nnU-Net v2 model in a background engine process.
 
@@ -115,6 +137,10 @@ class SegmenterLogic:
         """The command that starts ``gasa-segment``."""
         return list(self._engine) if self._engine else engineCommand()
 
+    def modelsCommand(self) -> list[str]:
+        """The command that starts ``gasa-models`` (the same Python and launcher as the engine)."""
+        return modelsCommand(self.engineCommand())
+
     @property
     def scene(self) -> slicer.vtkMRMLScene:
         return self._scene if self._scene is not None else _defaultScene()
@@ -128,7 +154,7 @@ class SegmenterLogic:
     def startSegmentation(
         self,
         inputVolume: slicer.vtkMRMLScalarVolumeNode,
-        modelPath: str | Path,
+        model: str | Path,
         options: SegmentOptions | None = None,
         *,
         outputSegmentation: slicer.vtkMRMLSegmentationNode | None = None,
@@ -144,7 +170,9 @@ class SegmenterLogic:
 
         Args:
             inputVolume: the CT (any orientation: RAS, LPS, oblique).
-            modelPath: bundle folder or zip, or nnU-Net v2 results folder.
+            model: what ``gasa-segment -m`` takes: a bundle folder or zip, an nnU-Net v2 results folder, or a
+                catalogue ``ID@VERSION`` (:attr:`ModelEntry.model`; the engine downloads one that is not
+                installed unless ``options.offline``: :meth:`startRun` downloads it first, with its own progress).
             options: engine options (defaults: auto device, TTA, all folds, step 0.5).
             outputSegmentation: an existing node to receive the segments; ``None`` creates a new node.
             replaceExisting: must be ``True`` to put the result into ``outputSegmentation``, whose current
@@ -159,16 +187,9 @@ class SegmenterLogic:
         Raises:
             ValueError: missing input, an output node that may not be overwritten, an ROI off the image.
         """
-        if inputVolume is None or inputVolume.GetImageData() is None:
-            raise ValueError("select an input volume that holds an image")
-        if outputSegmentation is not None and not replaceExisting:
-            raise ValueError(
-                f"segmentation {outputSegmentation.GetName()!r} exists: tick 'Replace existing segments' to "
-                "overwrite it, or choose 'Create new segmentation'"
-            )
+        _checkTarget(inputVolume, outputSegmentation, replaceExisting)
         options = options or SegmentOptions()
-        modelPath = Path(modelPath)
-        labels = tuple(labels) if labels is not None else modelLabels(modelPath)
+        labels = tuple(labels) if labels is not None else modelLabels(model)
         cropBox = cropBoxFromRoi(inputVolume, roi) if roi is not None else None
         tempDir = Path(tempfile.mkdtemp(prefix="GASASegmenter-", dir=self.temporaryRoot()))
         try:
@@ -179,7 +200,7 @@ class SegmenterLogic:
             raise
         request = JobRequest(
             scene=self.scene,
-            command=tuple(segmentationCommand(self.engineCommand(), inputPath, outputPath, modelPath, options)),
+            command=tuple(segmentationCommand(self.engineCommand(), inputPath, outputPath, model, options)),
             env=engineEnvironment(),
             tempDir=tempDir,
             outputPath=outputPath,
@@ -206,19 +227,108 @@ class SegmenterLogic:
     def segment(
         self,
         inputVolume: slicer.vtkMRMLScalarVolumeNode,
-        modelPath: str | Path,
+        model: str | Path | ModelEntry,
         options: SegmentOptions | None = None,
         **kwargs,
     ) -> slicer.vtkMRMLSegmentationNode:
-        """Blocking convenience: segment and return the segmentation node.
+        """Blocking convenience: segment (a :class:`ModelEntry` is downloaded first when needed) and return the node.
 
         Raises:
-            RuntimeError: the segmentation failed or was cancelled (the message says why).
+            RuntimeError: the download or segmentation failed or was cancelled (the message says why).
         """
-        job = self.startSegmentation(inputVolume, modelPath, options, **kwargs)
+        if isinstance(model, ModelEntry):
+            job = self.startRun(inputVolume, model, options, **kwargs)
+        else:
+            job = self.startSegmentation(inputVolume, model, options, **kwargs)
         if self.waitFor(job) != JobState.SUCCEEDED:
             raise RuntimeError(job.message)
         return job.segmentationNode
+
+    def listModels(self, settings: Mapping[str, Any] | None = None) -> list[ModelEntry]:
+        """The catalogue's models with their states, installs it does not know, and the folders imported by hand
+        (``settings``: the application settings holding them; :func:`GASASegmenterLib.catalog.listModels`)."""
+        return listModels(settings or {})
+
+    def startDownload(
+        self,
+        entry: ModelEntry,
+        runner: ProcessRunner | None = None,
+        *,
+        onLog: Callable[[str], None] | None = None,
+        onProgress: Callable[[str, float], None] | None = None,
+    ) -> ModelDownload:
+        """Start ``gasa-models fetch ID@VERSION --progress json`` in the engine's Python; poll the download.
+
+        Raises:
+            ValueError: ``entry`` is not a catalogue model that a download installs.
+        """
+        if not entry.downloadable:
+            raise ValueError(f"{entry.name} cannot be downloaded: it is {entry.state} ({entry.summary or entry.model})")
+        command = fetchCommand(self.modelsCommand(), entry.key)
+        return ModelDownload(
+            runner or SubprocessRunner(), command, engineEnvironment(), entry.key, onLog=onLog, onProgress=onProgress
+        )
+
+    def startImport(
+        self, archive: str | Path, runner: ProcessRunner | None = None, timeout: float = 1800.0
+    ) -> EngineQuery:
+        """Start ``gasa-models import ARCHIVE`` (a zip copied in by hand) in the engine's Python.
+
+        The archive is checked against the catalogue entry it belongs to (by SHA-256 or file name), or installed
+        under an id made from its file name (:func:`GASASegmenterLib.catalog.importIdFor`); the query's result
+        is the install (``id``, ``version``, ``path``, ...), its error GASACore's reason for a refusal.
+        """
+        command = importCommand(self.modelsCommand(), Path(archive), importIdFor(archive))
+        return EngineQuery(runner or SubprocessRunner(), command, engineEnvironment(), timeout=timeout)
+
+    def startRun(
+        self,
+        inputVolume: slicer.vtkMRMLScalarVolumeNode,
+        entry: ModelEntry,
+        options: SegmentOptions | None = None,
+        *,
+        runnerFactory: Callable[[], ProcessRunner] = SubprocessRunner,
+        labels: Sequence[Label] | None = None,
+        outputSegmentation: slicer.vtkMRMLSegmentationNode | None = None,
+        replaceExisting: bool = False,
+        roi: slicer.vtkMRMLNode | None = None,
+        createSurface: bool = True,
+        onLog: Callable[[str], None] | None = None,
+        onProgress: Callable[[str, float], None] | None = None,
+    ) -> ModelRun:
+        """Segment with a listed model: download it first when it is not installed, read its labels, segment.
+
+        Args:
+            runnerFactory: makes one runner per step (download, read, segmentation).
+            labels: the model's labels when the caller has read them already (ignored when a download comes first).
+            Others: as :meth:`startSegmentation` (checked before anything starts).
+
+        Raises:
+            ValueError: the model cannot run (not runnable yet, not downloadable, or not here while
+                ``options.offline``), or the input or output is not usable.
+        """
+        options = options or SegmentOptions()
+        problem = whyNotRunnable(entry, offline=options.offline)
+        if problem:
+            raise ValueError(problem)
+        _checkTarget(inputVolume, outputSegmentation, replaceExisting)
+
+        def segment(modelLabels: Sequence[Label]) -> SegmentationJob:
+            return self.startSegmentation(
+                inputVolume, entry.model, options, labels=modelLabels, outputSegmentation=outputSegmentation,
+                replaceExisting=replaceExisting, roi=roi, runner=runnerFactory(), createSurface=createSurface,
+                onLog=onLog, onProgress=onProgress,
+            )  # fmt: skip
+
+        download = None
+        if not entry.available:
+            download = lambda: self.startDownload(entry, runnerFactory(), onLog=onLog, onProgress=onProgress)  # noqa: E731
+        steps = RunSteps(
+            download=download,
+            read=lambda: self.startModelDescription(entry.model, runner=runnerFactory()),
+            segment=segment,
+        )
+        return ModelRun(entry, steps, labels=labels if entry.available else None, onLog=onLog)
 
     def startDeviceCheck(
         self, device: Device | str = "auto", runner: ProcessRunner | None = None, timeout: float = 120.0

@@ -21,23 +21,28 @@ __all__ = ["GASASegmenterLogic", "GASASegmenterParameterNode", "segmentOptionsFr
 
 @parameterNodeWrapper
 class GASASegmenterParameterNode:
-    """UI state. Every field but ``modelTitle`` is bound to its .ui widget through ``SlicerParameterName``.
+    """UI state. Every field but ``modelKey`` is bound to its .ui widget through ``SlicerParameterName``.
 
-    ``modelTitle`` is the selected model's title; the widget keeps it and the model selector in step itself,
-    because the selector's items (catalogue and imported models) change at run time, which a bound combo box
-    (whose items are fixed ``Choice`` values) cannot show.
+    ``modelKey`` is the selected model's :attr:`GASASegmenterLib.catalog.ModelEntry.key` (``ID@VERSION`` or
+    ``imported:<folder>``: unlike its title, it stays the same once the model is downloaded); the panel keeps
+    it and the model selector in step itself, because the selector's items (catalogue and imported models)
+    change at run time, which a bound combo box (whose items are fixed ``Choice`` values) cannot show.
+
+    ``offline`` is :attr:`GASACore.options.SegmentOptions.offline`: never download (a model that is not here
+    cannot be used until it is imported or Offline is unticked; the engine never opens a socket).
 
     ``folds`` is the text of the folds field: empty for every fold of the model, or names such as ``0 1 2``
     (``all`` names nnU-Net's ``fold_all`` folder); :class:`GASACore.options.FoldSelection` parses it.
     """
 
     inputVolume: slicer.vtkMRMLScalarVolumeNode
-    modelTitle: str = ""
+    modelKey: str = ""
     device: Annotated[str, Choice(list(DeviceKind.values()))] = DeviceKind.AUTO.value
     tta: bool = True
     folds: str = ""
     stepSize: Annotated[float, WithinRange(0.1, 1.0)] = 0.5
     fast: bool = False
+    offline: bool = False
     roi: slicer.vtkMRMLMarkupsROINode
     outputSegmentation: slicer.vtkMRMLSegmentationNode
     replaceExisting: bool = False
@@ -55,6 +60,7 @@ def segmentOptionsFrom(parameters: GASASegmenterParameterNode) -> SegmentOptions
         tta=parameters.tta,
         step_size=parameters.stepSize,
         fast=parameters.fast,
+        offline=parameters.offline,
     )
 
 

@@ -31,7 +31,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 from GASACore.labels import Label, terminology_entry
 
 from . import dependencies
-from .catalog import labelsFromDescription, loadCatalog
+from .catalog import catalogModels, labelsFromDescription
 from .job import JobState
 from .processTree import isProcessAlive
 from .resultChecks import loadExpectations, organVolumeProblems, segmentVolumesMl
@@ -90,7 +90,7 @@ class GASASegmenterTest(ScriptedLoadableModuleTest):
 
     def _chooseInputs(self, widget, expectations):
         volume = slicer.util.loadVolume(str(bundledSampleCt(expectations.sample)))
-        entry = next(e for e in loadCatalog() if e.id == expectations.modelId)
+        entry = next(e for e in catalogModels() if e.id == expectations.modelId)
         parameters = widget.logic.getParameterNode()
         parameters.inputVolume = volume
         parameters.outputSegmentation = None
@@ -100,7 +100,7 @@ class GASASegmenterTest(ScriptedLoadableModuleTest):
         parameters.tta = bool(expectations.options.get("tta", False))
         parameters.fast = False
         parameters.folds = ""
-        widget.ui.modelComboBox.currentIndex = widget.ui.modelComboBox.findText(entry.title)
+        widget.ui.modelComboBox.currentIndex = widget.ui.modelComboBox.findData(entry.key)
         _waitFor(lambda: widget.ui.segmentButton.enabled, 300, f"the panel to read {entry.title}")
         return volume, entry
 

@@ -1,15 +1,20 @@
 """The module panel: a thin layer over :class:`GASASegmenterLib.logic.SegmenterLogic` (application only).
 
-Every engine interaction (the segmentation, Check GPU, reading a model's labels, installing packages) runs
-in a background process through :class:`~GASASegmenterLib.qtProcessRunner.QProcessRunner` and is moved on
-by one ``QTimer`` (:meth:`GASASegmenterWidget.onPoll`): no call on the UI thread waits for a process, and
-Cancel only starts the stop (the timer finishes it).
+Every engine interaction (downloading a model, reading its labels, the segmentation, Check GPU, importing
+an archive, installing packages) runs in a background process through
+:class:`~GASASegmenterLib.qtProcessRunner.QProcessRunner` and is moved on by one ``QTimer``
+(:meth:`GASASegmenterWidget.onPoll`): no call on the UI thread waits for a process, and Cancel only starts
+the stop (the timer finishes it). The model row (selector, import, download) is
+:class:`~GASASegmenterLib.modelSelector.ModelSelector`.
+
+Segment with a model that is not installed is one run from the user's view
+(:class:`~GASASegmenterLib.modelRun.ModelRun`): the licence is shown and accepted first, then the model is
+downloaded (the bar shows MB done of the total), read and used; Cancel stops whichever step runs.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import qt
@@ -20,8 +25,10 @@ from slicer.util import VTKObservationMixin
 from . import catalog, dependencies
 from .dependencies import InstallJob, InstallState
 from .engineQuery import EngineQuery
-from .job import JobState, SegmentationJob
+from .job import JobState
 from .logic import pythonExecutable
+from .modelRun import ModelRun
+from .modelSelector import ModelSelector
 from .parameterNode import GASASegmenterLogic, GASASegmenterParameterNode, segmentOptionsFrom
 from .qtProcessRunner import QProcessRunner
 
@@ -32,23 +39,6 @@ logger = logging.getLogger(__name__)
 POLL_INTERVAL_MS = 200
 
 
-class _QSettingsMapping(dict):
-    """The bits of ``MutableMapping`` that :mod:`catalog` uses, stored in ``qt.QSettings``."""
-
-    def get(self, key, default=None):
-        return qt.QSettings().value(key, default)
-
-    def __setitem__(self, key, value) -> None:
-        qt.QSettings().setValue(key, value)
-
-
-class _ModelReading:
-    """An engine query reading one model's description; ``importing`` adds the model to the list when done."""
-
-    def __init__(self, key: str, query: EngineQuery, importing: bool) -> None:
-        self.key, self.query, self.importing = key, query, importing
-
-
 class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Input, model, device and options; Segment / Cancel; progress, log and the result."""
 
@@ -56,41 +46,27 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic: GASASegmenterLogic | None = None
+        self.models: ModelSelector | None = None
         self._parameterNode: GASASegmenterParameterNode | None = None
         self._parameterNodeGuiTag = None
-        self._job: SegmentationJob | None = None
+        self._job: ModelRun | None = None
         self._result: Any = None  # the last segmentation node a run made or filled
         self._install: InstallJob | None = None
         self._afterInstall = None
         self._missing: list[str] = []  # the engine's packages not installed yet (checked at setup and after installs)
-        self._segmentWhenRead = False  # Segment was clicked before the model could be read (first use)
         self._deviceCheck: EngineQuery | None = None
-        self._reading: _ModelReading | None = None
-        self._descriptions: dict[str, dict[str, Any]] = {}
-        self._readErrors: dict[str, str] = {}
-        self._stopping: list[EngineQuery] = []  # superseded queries whose processes are still being stopped
-        self._models: dict[str, catalog.ModelEntry] = {}
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.connect("timeout()", self.onPoll)
 
     @property
-    def job(self) -> SegmentationJob | None:
-        """The latest segmentation run (running, stopping or finished); ``None`` before the first."""
+    def job(self) -> ModelRun | None:
+        """The latest run (downloading, reading, segmenting, stopping or finished); ``None`` before the first."""
         return self._job
 
     def modelDescription(self, entry: catalog.ModelEntry) -> dict[str, Any]:
-        """The engine's description of a listed model, once read.
-
-        Raises:
-            ValueError: the model is still being read, or could not be.
-        """
-        key = str(entry.path)
-        if key in self._readErrors:
-            raise ValueError(f"model {entry.title!r} cannot be used: {self._readErrors[key]}")
-        if key not in self._descriptions:
-            raise ValueError(f"model {entry.title!r} is still being read; segment again in a moment")
-        return self._descriptions[key]
+        """The engine's description of a listed model, once read (:meth:`ModelSelector.description`)."""
+        return self.models.description(entry)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -99,16 +75,20 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = GASASegmenterLogic()
+        self.models = ModelSelector(
+            self.ui, self.logic, lambda: self._parameterNode, self.appendLog, self._startPolling
+        )
+        self.models.connect()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
-        self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
         self.ui.checkGpuButton.connect("clicked(bool)", self.onCheckGpu)
         self.ui.openInSegmentEditorButton.connect("clicked(bool)", self.onOpenInSegmentEditor)
-        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.updateGuiFromState)
         self._missing = dependencies.missingPackages()
+        self.models.packagesMissing = bool(self._missing)
         self.initializeParameterNode()
-        self.refreshModels()
+        self.models.refresh()
 
     def cleanup(self) -> None:
         """The module is closing: kill whatever still runs (without waiting) and remove temporary files."""
@@ -117,10 +97,10 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job.abandon()
         if self._install is not None:
             self._install.abandon()
-        queries = [self._deviceCheck, self._reading and self._reading.query, *self._stopping]
-        for query in queries:
-            if query is not None and not query.finished:
-                query.process.killNow()
+        if self._deviceCheck is not None and not self._deviceCheck.finished:
+            self._deviceCheck.process.killNow()
+        if self.models is not None:
+            self.models.cleanup()
         self.removeObservers()
         self._disconnectParameterNode()
 
@@ -157,112 +137,6 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, "ModifiedEvent", self.updateGuiFromState)
             self._parameterNodeGuiTag = None
 
-    # -- models ---------------------------------------------------------------------------------------------
-
-    def refreshModels(self, select: str | None = None) -> None:
-        """Fill the model selector from the catalogue and the imported models."""
-        entries: list[catalog.ModelEntry] = []
-        try:
-            entries += catalog.loadCatalog()
-        except catalog.CatalogError as err:
-            self.appendLog(str(err))
-        entries += catalog.importedModels(_QSettingsMapping())
-        self._models = {entry.title: entry for entry in entries}
-        combo = self.ui.modelComboBox
-        wasBlocked = combo.blockSignals(True)
-        combo.clear()
-        for entry in entries:
-            combo.addItem(entry.title)
-            combo.setItemData(combo.count - 1, entry.description or str(entry.path), qt.Qt.ToolTipRole)
-        combo.blockSignals(wasBlocked)
-        if select and self._parameterNode is not None:
-            self._parameterNode.modelTitle = select
-        self._showSelectedModel()
-        self._readSelectedModel()
-
-    def onModelSelected(self, *unused) -> None:
-        """The model selector is not bound (its items change at run time): keep ``modelTitle`` in step."""
-        if self._parameterNode is not None and self.ui.modelComboBox.currentText:
-            self._parameterNode.modelTitle = self.ui.modelComboBox.currentText
-        self._readSelectedModel()
-        self.updateGuiFromState()
-
-    def _showSelectedModel(self) -> None:
-        combo, p = self.ui.modelComboBox, self._parameterNode
-        if p is None or not p.modelTitle or combo.currentText == p.modelTitle:
-            return
-        index = combo.findText(p.modelTitle)
-        if index >= 0:
-            wasBlocked = combo.blockSignals(True)
-            combo.currentIndex = index
-            combo.blockSignals(wasBlocked)
-
-    def _selectedModel(self) -> catalog.ModelEntry | None:
-        return self._models.get(self.ui.modelComboBox.currentText)
-
-    def _readModel(self, path: Path, importing: bool) -> None:
-        """Ask the engine for the model's description (labels, terminology) in the background."""
-        key = str(path)
-        if self._reading is not None:
-            if self._reading.key == key and not importing:
-                return
-            self._reading.query.cancel()
-            self._stopping.append(self._reading.query)
-        self._reading = _ModelReading(key, self.logic.startModelDescription(path, runner=QProcessRunner()), importing)
-        self.ui.modelStatusLabel.text = f"Reading {path.name}..."
-        self._startPolling()
-
-    def _readSelectedModel(self) -> None:
-        entry = self._selectedModel()
-        if entry is None:
-            return
-        if self._missing:  # the engine cannot read a model before its packages are installed
-            self.ui.modelStatusLabel.text = "Segment installs the engine's Python packages first (it asks)."
-        elif str(entry.path) not in self._descriptions and str(entry.path) not in self._readErrors:
-            self._readModel(entry.path, importing=False)
-        else:
-            self._showModelStatus(str(entry.path))
-
-    def _onModelRead(self, reading: _ModelReading) -> None:
-        query = reading.query
-        if query.result is None:
-            self._readErrors[reading.key] = query.error
-            self._segmentWhenRead = False
-            if reading.importing:
-                slicer.util.errorDisplay(f"{reading.key} is not a usable model:\n{query.error}")
-        else:
-            self._descriptions[reading.key] = query.result
-            self._readErrors.pop(reading.key, None)
-            if self._segmentWhenRead and not reading.importing:
-                self._segmentWhenRead = False
-                self._startSegmentation()
-            if reading.importing:
-                entry = catalog.rememberImportedModel(Path(reading.key), _QSettingsMapping())
-                self.appendLog(f"imported {entry.path} ({len(query.result.get('labels', []))} labels)")
-                self.refreshModels(select=entry.title)
-        self._showModelStatus(reading.key)
-
-    def _showModelStatus(self, key: str) -> None:
-        entry = self._selectedModel()
-        if entry is None or str(entry.path) != key:
-            return
-        if key in self._readErrors:
-            self.ui.modelStatusLabel.text = f"This model cannot be used: {self._readErrors[key]}"
-        elif key in self._descriptions:
-            described = self._descriptions[key]
-            self.ui.modelStatusLabel.text = f"{described.get('name')}: {len(described.get('labels', []))} labels"
-
-    def onImportModel(self) -> None:
-        path = qt.QFileDialog.getExistingDirectory(
-            slicer.util.mainWindow(), "Model bundle folder or nnU-Net v2 results folder (Cancel to pick a .zip)"
-        )
-        if not path:
-            path = qt.QFileDialog.getOpenFileName(
-                slicer.util.mainWindow(), "Zipped model bundle", "", "Model bundle (*.zip)"
-            )
-        if path:
-            self._readModel(Path(path).expanduser().resolve(), importing=True)
-
     # -- segmentation ---------------------------------------------------------------------------------------
 
     def onSegmentButton(self) -> None:
@@ -271,25 +145,31 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         elif self._job is not None and not self._job.finished:
             self._job.cancel()
         else:
-            self._missing = dependencies.missingPackages()
-            if self._missing:
-                self._askToInstall(self._missing, then=self._afterPackagesInstalled)
-            else:
-                self._startSegmentation()
+            self._beginRun()
         self.updateGuiFromState()
 
-    def _afterPackagesInstalled(self) -> None:
-        """First use: now the engine can read the model; the segmentation starts once it has."""
+    def _beginRun(self) -> None:
+        """Licence first (a model to download), then the engine's packages (asks), then the run."""
+        entry = self.models.selected()
+        if entry is None:
+            return
+        if entry.downloadable and not self.models.confirmDownload(entry):
+            return
         self._missing = dependencies.missingPackages()
+        self.models.packagesMissing = bool(self._missing)
+        if self._missing:
+            self._askToInstall(self._missing, then=self._afterPackagesInstalled)
+        else:
+            self._startRun()
+
+    def _afterPackagesInstalled(self) -> None:
+        """First use: now the engine can read models; the run reads the selected one itself."""
+        self._missing = dependencies.missingPackages()
+        self.models.packagesMissing = bool(self._missing)
         if self._missing:
             slicer.util.errorDisplay(f"still missing after installation: {', '.join(self._missing)}")
             return
-        self._segmentWhenRead = True
-        self._readSelectedModel()
-        entry = self._selectedModel()
-        if entry is not None and str(entry.path) in self._descriptions:
-            self._segmentWhenRead = False
-            self._startSegmentation()
+        self._startRun()
 
     def _askToInstall(self, missing: list[str], then) -> None:
         """Ask first (no wait cursor), then install in the background and call ``then`` once it worked."""
@@ -305,25 +185,24 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._afterInstall = then
         self._startPolling()
 
-    def _startSegmentation(self) -> None:
+    def _startRun(self) -> None:
         with slicer.util.tryWithErrorDisplay("Segmentation could not start.", waitCursor=True):
             p = self._parameterNode
-            entry = self._selectedModel()
+            entry = self.models.selected()
             if entry is None:
                 raise ValueError("select a model, or import one with 'Import model...'")
-            labels = catalog.labelsFromDescription(self.modelDescription(entry))
-            options = segmentOptionsFrom(p)
+            described = self.models.descriptions.get(entry.key) if entry.available else None
             self.ui.logTextEdit.clear()
             self.ui.progressBar.value = 0
-            self._job = self.logic.startSegmentation(
+            self._job = self.logic.startRun(
                 p.inputVolume,
-                catalog.resolveModelPath(entry),
-                options,
-                labels=labels,
+                entry,
+                segmentOptionsFrom(p),
+                runnerFactory=QProcessRunner,
+                labels=catalog.labelsFromDescription(described) if described else None,
                 outputSegmentation=p.outputSegmentation,
                 replaceExisting=p.replaceExisting,
                 roi=p.roi,
-                runner=QProcessRunner(),
                 onLog=self.appendLog,
                 onProgress=self.onProgress,
             )
@@ -333,6 +212,13 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _onJobFinished(self) -> None:
         job = self._job
         self.ui.stageLabel.text = job.message
+        downloaded = job.download is not None and job.download.state == JobState.SUCCEEDED
+        if downloaded:
+            self.models.forget(job.entry.key)
+        if job.reading is not None and job.reading.result is not None:
+            self.models.descriptions[job.entry.key] = job.reading.result
+        if downloaded:
+            self.models.refresh(select=job.entry.key)  # the model is installed now: listed by its title
         if job.state == JobState.SUCCEEDED:
             # The output selector keeps its choice ("Create new segmentation" by default), so that the next
             # Segment makes another segmentation instead of refusing to overwrite this one.
@@ -346,8 +232,11 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _onInstallFinished(self) -> None:
         install, then = self._install, self._afterInstall
         self._afterInstall = None
-        if install.state == InstallState.SUCCEEDED and then is not None:
-            then()
+        if install.state == InstallState.SUCCEEDED:
+            self.models.packagesMissing = False
+            self.models.readSelected()
+            if then is not None:
+                then()
         elif install.state == InstallState.FAILED:
             slicer.util.errorDisplay(install.message)
 
@@ -365,12 +254,9 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._onInstallFinished()
         if self._deviceCheck is not None and not self._deviceCheck.finished and self._deviceCheck.poll():
             self._onDeviceChecked()
-        if self._reading is not None and self._reading.query.poll():
-            reading, self._reading = self._reading, None
-            self._onModelRead(reading)
-        self._stopping = [query for query in self._stopping if not query.poll()]
-        busy = [self._job, self._install, self._deviceCheck, self._reading and self._reading.query]
-        if not self._stopping and all(item is None or item.finished for item in busy):
+        modelsBusy = self.models.poll()
+        busy = [self._job, self._install, self._deviceCheck]
+        if not modelsBusy and all(item is None or item.finished for item in busy):
             self._timer.stop()
         self.updateGuiFromState()
 
@@ -384,30 +270,40 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if job is not None and job.state == JobState.CANCELLING:
             return "Stopping...", False, "Stopping the engine"
         if job is not None and job.state == JobState.RUNNING:
+            if job.stage == "download":
+                return "Cancel", True, "Stop the download; what was downloaded is kept and resumed next time"
             return "Cancel", True, "Stop the segmentation; the scene stays as it was"
-        entry = self._selectedModel()
+        entry = self.models.selected()
         if not (p and p.inputVolume):
             return "Segment", False, "Select an input volume"
         if entry is None:
             return "Segment", False, "Select a model, or import one"
+        if self.models.busy:
+            return "Segment", False, "Wait for the model's download or import"
+        problem = catalog.whyNotRunnable(entry, offline=p.offline)
+        if problem:
+            return "Segment", False, problem
+        if not entry.available:
+            return "Segment", True, f"Downloads {entry.name} first (its licence is shown), then segments"
         if self._missing:
             return "Segment", True, f"Installs {', '.join(self._missing)} first (asks), then segments"
-        if self._segmentWhenRead:
-            return "Segment", False, "Reading the model; the segmentation starts next"
-        if str(entry.path) in self._readErrors:
-            return "Segment", False, f"This model cannot be used: {self._readErrors[str(entry.path)]}"
-        if str(entry.path) not in self._descriptions:
+        if entry.key in self.models.readErrors:
+            return "Segment", False, f"This model cannot be used: {self.models.readErrors[entry.key]}"
+        if entry.key not in self.models.descriptions:
             return "Segment", False, "Reading the model..."
         return "Segment", True, "Segment the input volume"
 
     def updateGuiFromState(self, *unused) -> None:
-        self._showSelectedModel()
+        if self.models is None:
+            return
+        self.models.showSelected()
         text, enabled, tip = self._segmentButtonState()
         self.ui.segmentButton.text, self.ui.segmentButton.enabled, self.ui.segmentButton.toolTip = text, enabled, tip
         busy = text != "Segment"
-        for name in ("inputVolumeSelector", "modelComboBox", "importModelButton", "optionsCollapsibleButton"):
-            getattr(self.ui, name).enabled = not busy
         p = self._parameterNode
+        self.models.updateGui(busy, offline=bool(p and p.offline))
+        for name in ("inputVolumeSelector", "optionsCollapsibleButton"):
+            getattr(self.ui, name).enabled = not busy
         self.ui.replaceExistingCheckBox.enabled = bool(p and p.outputSegmentation) and not busy
         self.ui.openInSegmentEditorButton.enabled = self._result is not None and self._result.GetScene() is not None
 
@@ -416,7 +312,8 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onProgress(self, stage: str, fraction: float) -> None:
         self.ui.progressBar.value = round(100 * fraction)
-        self.ui.stageLabel.text = f"{stage}: {100 * fraction:.0f}%"
+        job = self._job
+        self.ui.stageLabel.text = job.progressText if job is not None else f"{stage}: {100 * fraction:.0f}%"
 
     # -- GPU check, Segment Editor -------------------------------------------------------------------------
 

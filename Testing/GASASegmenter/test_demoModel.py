@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from conftest import loadVolume
-from GASASegmenterLib.catalog import loadCatalog, resolveModelPath
+from GASASegmenterLib.catalog import catalogModels
 from GASASegmenterLib.logic import SegmenterLogic, SegmentOptions
 from GASASegmenterLib.resultChecks import EXPECTATIONS_PATH, loadExpectations, organVolumeProblems, segmentVolumesMl
 
@@ -21,13 +21,16 @@ FINDS = 0.3
 
 
 def _demoEntry(modelId: str):
-    return next(entry for entry in loadCatalog(REPO / "Resources" / "models" / "catalog.json") if entry.id == modelId)
+    """The bundled demo model as the panel lists it (GASACore's catalogue)."""
+    entry = next(entry for entry in catalogModels() if entry.id == modelId)
+    assert entry.state == "bundled" and entry.available and entry.path == REPO / "Resources" / "models" / modelId
+    return entry
 
 
 def test_the_table_follows_from_the_models_recorded_dice() -> None:
     expectations = loadExpectations()
     table = json.loads(EXPECTATIONS_PATH.read_text(encoding="utf-8"))
-    model = json.loads((resolveModelPath(_demoEntry(expectations.modelId)) / "model.json").read_text(encoding="utf-8"))
+    model = json.loads((_demoEntry(expectations.modelId).path / "model.json").read_text(encoding="utf-8"))
     perClass = {
         name: record
         for fold in model["training"]["folds"].values()
@@ -47,8 +50,8 @@ def test_the_demo_model_finds_its_organs_in_the_sample_ct(scene, example_ct: Pat
     assert example_ct.name == expectations.sample
     volume = loadVolume(scene, example_ct)
     options = SegmentOptions(**expectations.options)
-    node = SegmenterLogic(scene).segment(volume, resolveModelPath(_demoEntry(expectations.modelId)), options,
-                                         createSurface=False)  # fmt: skip
+    # the listed entry: the run reads its description and the engine resolves (and checks) the catalogue id
+    node = SegmenterLogic(scene).segment(volume, _demoEntry(expectations.modelId), options, createSurface=False)
     volumes = segmentVolumesMl(node)
     assert len(volumes) == 13 and all(v >= 0 for v in volumes.values())
     assert organVolumeProblems(volumes, expectations) == []

@@ -9,7 +9,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from GASASegmenterLib.catalog import CatalogError, resolveModelPath
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "GASASegmenter"
@@ -72,15 +71,16 @@ def _uiNames() -> tuple[set[str], dict[str, str]]:
 
 def test_ui_has_every_widget_the_widget_code_uses() -> None:
     names, _ = _uiNames()
-    code = (MODULE / "GASASegmenterLib" / "widget.py").read_text(encoding="utf-8")
+    code = "".join((MODULE / "GASASegmenterLib" / name).read_text(encoding="utf-8")
+                   for name in ("widget.py", "modelSelector.py"))  # fmt: skip
     used = set(re.findall(r"self\.ui\.(\w+)", code))
-    used |= set(re.findall(r'"(\w+(?:Selector|ComboBox|Button|CheckBox|CollapsibleButton))"', code))
+    used |= set(re.findall(r'"([a-z]\w*(?:Selector|ComboBox|Button|CheckBox|CollapsibleButton))"', code))
     assert used, "the widget uses no .ui objects?"
     assert sorted(used - names) == []
 
 
 #: Parameter-node fields the widget keeps in step with its widget itself (items that change at run time).
-UNBOUND_FIELDS = {"modelTitle"}
+UNBOUND_FIELDS = {"modelKey"}
 
 
 def test_every_parameter_node_field_is_bound_through_SlicerParameterName() -> None:
@@ -107,16 +107,6 @@ def test_no_import_cycle_and_no_private_names_across_modules() -> None:
         assert not [f"{m}.{n}" for m, n in imported if n.startswith("_")], f"{path.name} imports a private name"
     for path in (REPO / "GASACore").rglob("*.py"):
         assert not [f"{m}.{n}" for m, n in _imports(path) if n.startswith("_") and n != "__future__"], path
-
-
-def test_catalog_model_with_changed_model_json_is_refused(tmp_path: Path, tiny_bundle: Path) -> None:
-    from GASASegmenterLib.catalog import ModelEntry
-
-    entry = ModelEntry("x", "X", tiny_bundle, sha256="0" * 64)
-    with pytest.raises(CatalogError, match="was changed"):
-        resolveModelPath(entry)
-    with pytest.raises(CatalogError, match="not installed"):
-        resolveModelPath(ModelEntry("y", "Y", tmp_path / "absent"))
 
 
 def test_metadata_names_contributors_as_name_org_and_no_unpublished_urls() -> None:

@@ -27,6 +27,10 @@ def test_engine_command_parses_back_to_the_same_options(tmp_path: Path) -> None:
     args = parse_args(command[3:])
     assert (args.input, args.output, args.model) == (tmp_path / "in.nrrd", tmp_path / "out.nrrd", str(tmp_path))
     assert SegmentOptions.from_args(args) == options and args.progress == "json"
+    offline = SegmentOptions(device="cpu", offline=True)
+    byId = segmentationCommand(engineCommand(), tmp_path / "in.nrrd", tmp_path / "o.nrrd", "tiny@1.0.0", offline)
+    args = parse_args(byId[3:])
+    assert args.model == "tiny@1.0.0" and SegmentOptions.from_args(args) == offline and "--offline" in byId
     assert deviceCheckCommand("CUDA")[3:] == ["--check-device", "--device", "cuda"]
 
 
