@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from GASACore.labels import Label, labels_from_json
-from GASACore.models import CatalogError, License, ModelStatus, installed_models, list_models, lookup
+from GASACore.models import CatalogError, License, ModelStatus, Version, installed_models, list_models, lookup
 
 __all__ = [
     "IMPORTED_MODELS_KEY",
@@ -193,7 +193,7 @@ def findModel(entries: Sequence[ModelEntry], key: str) -> ModelEntry | None:
             return entry
     modelId = key.partition("@")[0] if not key.startswith("imported:") else ""
     sameId = [entry for entry in entries if modelId and entry.id == modelId and entry.state != IMPORTED]
-    return sameId[0] if sameId else None
+    return max(sameId, key=lambda entry: Version.parse(entry.key.partition("@")[2]).sort_key(), default=None)
 
 
 def whyNotRunnable(entry: ModelEntry, offline: bool = False) -> str | None:

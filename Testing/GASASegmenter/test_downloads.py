@@ -198,6 +198,27 @@ def test_cancel_mid_download_leaves_no_process_and_a_part_that_resumes(
     assert _entry(logic, "tiny-slow").state == "installed"
 
 
+def test_cancel_during_the_download_of_a_run_stops_it_before_anything_is_segmented(
+    tmp_path: Path, monkeypatch, home: Path, server: ModelServer, largeZip: bytes, scene, ct_volume
+) -> None:
+    """Segment on a model that is not here is one job: Cancel in its download step ends the whole run."""
+    server.files["/slow.zip"] = largeZip
+    server.switches.stall_after, server.switches.stall_seconds = 1 << 20, 20.0
+    _catalog(tmp_path, monkeypatch, remote_entry("tiny-run", server.url("/slow.zip"), largeZip))
+    logic = SegmenterLogic(scene)
+    before = sceneSnapshot(scene)
+    run = logic.startRun(ct_volume, _entry(logic, "tiny-run"), FAST)
+    _pollUntil(run, lambda: run.download.received > 0 and run.process.enginePid is not None, timeout=120)
+    assert run.stage == "download" and run.progressText.startswith("download: ")
+    pids = [run.runner.pid, run.process.enginePid]
+    run.cancel()
+    _pollUntil(run, lambda: run.finished, timeout=10)
+    assert run.state == JobState.CANCELLED
+    assert "the next download resumes it" in run.message and [pid for pid in pids if isProcessAlive(pid)] == []
+    assert run.reading is None and run.segmentation is None and run.segmentationNode is None
+    assert sceneSnapshot(scene) == before and 0 < part_path("tiny-run", "1.0.0").stat().st_size < len(largeZip)
+
+
 def test_a_tampered_download_is_refused_with_a_clear_message_and_no_model(
     tmp_path: Path, monkeypatch, home: Path, server: ModelServer, modelZip: bytes, scene, ct_volume
 ) -> None:
