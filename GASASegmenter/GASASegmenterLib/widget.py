@@ -29,6 +29,7 @@ from .job import JobState
 from .logic import pythonExecutable
 from .modelRun import ModelRun
 from .modelSelector import ModelSelector
+from .panelState import ButtonState, segmentButtonState
 from .parameterNode import GASASegmenterLogic, GASASegmenterParameterNode, segmentOptionsFrom
 from .qtProcessRunner import QProcessRunner
 
@@ -262,44 +263,30 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- the panel ------------------------------------------------------------------------------------------
 
-    def _segmentButtonState(self) -> tuple[str, bool, str]:
-        job, install, p = self._job, self._install, self._parameterNode
-        if install is not None and not install.finished:
-            stopping = install.state == InstallState.STOPPING
-            return ("Stopping..." if stopping else "Cancel installation"), not stopping, "Stop installing packages"
-        if job is not None and job.state == JobState.CANCELLING:
-            return "Stopping...", False, "Stopping the engine"
-        if job is not None and job.state == JobState.RUNNING:
-            if job.stage == "download":
-                return "Cancel", True, "Stop the download; what was downloaded is kept and resumed next time"
-            return "Cancel", True, "Stop the segmentation; the scene stays as it was"
-        entry = self.models.selected()
-        if not (p and p.inputVolume):
-            return "Segment", False, "Select an input volume"
-        if entry is None:
-            return "Segment", False, "Select a model, or import one"
-        if self.models.busy:
-            return "Segment", False, "Wait for the model's download or import"
-        problem = catalog.whyNotRunnable(entry, offline=p.offline)
-        if problem:
-            return "Segment", False, problem
-        if not entry.available:
-            return "Segment", True, f"Downloads {entry.name} first (its licence is shown), then segments"
-        if self._missing:
-            return "Segment", True, f"Installs {', '.join(self._missing)} first (asks), then segments"
-        if entry.key in self.models.readErrors:
-            return "Segment", False, f"This model cannot be used: {self.models.readErrors[entry.key]}"
-        if entry.key not in self.models.descriptions:
-            return "Segment", False, "Reading the model..."
-        return "Segment", True, "Segment the input volume"
+    def _segmentButtonState(self) -> ButtonState:
+        job, install, p, entry = self._job, self._install, self._parameterNode, self.models.selected()
+        key = entry.key if entry is not None else ""
+        return segmentButtonState(
+            installState=install.state if install is not None else None,
+            jobState=job.state if job is not None else None,
+            jobStage=job.stage if job is not None else "",
+            hasInput=bool(p and p.inputVolume),
+            entry=entry,
+            offline=bool(p and p.offline),
+            modelsBusy=self.models.busy,
+            missingPackages=self._missing,
+            readError=self.models.readErrors.get(key),
+            described=key in self.models.descriptions,
+        )
 
     def updateGuiFromState(self, *unused) -> None:
         if self.models is None:
             return
         self.models.showSelected()
-        text, enabled, tip = self._segmentButtonState()
-        self.ui.segmentButton.text, self.ui.segmentButton.enabled, self.ui.segmentButton.toolTip = text, enabled, tip
-        busy = text != "Segment"
+        state = self._segmentButtonState()
+        button = self.ui.segmentButton
+        button.text, button.enabled, button.toolTip = state.text, state.enabled, state.tip
+        busy = state.busy
         p = self._parameterNode
         self.models.updateGui(busy, offline=bool(p and p.offline))
         for name in ("inputVolumeSelector", "optionsCollapsibleButton"):

@@ -71,7 +71,8 @@ def test_terminology_strings_parse_in_slicer(label_set: str) -> None:
 #: Library modules that import in plain Python with slicer-core (and no qt): none may pull in torch.
 TORCH_FREE = [
     "backgroundProcess", "catalog", "compatibility", "dependencies", "engineQuery", "job", "logic", "modelDownload",
-    "modelRun", "processRunner", "processTree", "qtProcessRunner", "resultChecks", "segmentationBuilder", "volumeIO",
+    "modelRun", "panelState", "processRunner", "processTree", "qtProcessRunner", "resultChecks", "segmentationBuilder",
+    "volumeIO",
 ]  # fmt: skip
 
 
