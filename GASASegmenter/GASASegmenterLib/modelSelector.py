@@ -70,6 +70,7 @@ class ModelSelector:
         self.download: ModelDownload | None = None
         self.packagesMissing = False  #: the engine cannot read a model before its packages are installed
         self._stopping: list[EngineQuery] = []
+        self.catalogProblem = ""  #: why the catalogue could not be read (only the imported folders are listed)
 
     def connect(self) -> None:
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onSelected)
@@ -82,11 +83,12 @@ class ModelSelector:
         """Fill the selector from the catalogue, the installs and the imported folders; select ``select``."""
         settings = QSettingsMapping()
         try:
-            entries = catalog.listModels(settings)
+            entries, self.catalogProblem = catalog.listModels(settings), ""
         except catalog.CatalogError as err:
             self._log(str(err))
-            self.ui.modelStatusLabel.text = f"The model catalogue cannot be read: {err}"
+            self.catalogProblem = f"The model catalogue cannot be read: {err}"
             entries = catalog.importedModels(settings)
+            self.ui.modelStatusLabel.text = self.catalogProblem
         self.models = {entry.key: entry for entry in entries}
         combo = self.ui.modelComboBox
         wasBlocked = combo.blockSignals(True)
@@ -193,14 +195,16 @@ class ModelSelector:
         entry = self.selected()
         if entry is None:
             return
-        label = self.ui.modelStatusLabel
         if entry.unsupported or not entry.available:
-            label.text = catalog.availabilityText(entry)
+            text = catalog.availabilityText(entry)
         elif entry.key in self.readErrors:
-            label.text = f"This model cannot be used: {self.readErrors[entry.key]}"
+            text = f"This model cannot be used: {self.readErrors[entry.key]}"
         elif entry.key in self.descriptions:
             described = self.descriptions[entry.key]
-            label.text = f"{described.get('name')}: {len(described.get('labels', []))} labels"
+            text = f"{described.get('name')}: {len(described.get('labels', []))} labels"
+        else:
+            return
+        self.ui.modelStatusLabel.text = f"{text}\n{self.catalogProblem}" if self.catalogProblem else text
 
     # -- import, download --------------------------------------------------------------------------------------
 
