@@ -32,7 +32,7 @@ from GASACore.models.install import part_path
 _TESTING = Path(__file__).resolve().parents[1]
 for _folder in (_TESTING / "GASACore" / "models", _TESTING / "GASACore" / "engine"):
     if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
+        sys.path.append(str(_folder))  # appended: never shadows a module of this folder
 
 from catalog_support import (  # noqa: E402 - the catalogue tests' builders, reused
     MODEL_FOLDER,

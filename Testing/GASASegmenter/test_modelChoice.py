@@ -28,7 +28,7 @@ from GASASegmenterLib.modelDownload import downloadText, fetchCommand, importCom
 
 _MODELS_TESTS = Path(__file__).resolve().parents[1] / "GASACore" / "models"
 if str(_MODELS_TESTS) not in sys.path:
-    sys.path.insert(0, str(_MODELS_TESTS))
+    sys.path.append(str(_MODELS_TESTS))
 
 from catalog_support import remote_entry, write_catalog  # noqa: E402 - the catalogue tests' builders, reused
 
