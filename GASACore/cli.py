@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from GASACore.errors import Cancelled, GASAError
 from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, EventSink, Stage
 from GASACore.interrupt import Interrupt, InterruptibleSink, lead_new_session
+from GASACore.openmp_env import apply_openmp_defaults
 from GASACore.options import Device, OptionError, SegmentOptions, add_arguments
 from GASACore.progress import ProgressMode, make_sink
 
@@ -240,10 +241,13 @@ def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None 
             interrupt.completed += 1
             sink(Stage.EXPORT, 1.0)
             seconds = round(result.timings["total"], 2)
-            sink.emit(DoneEvent(str(output), case=case.name, device=result.device, seconds=seconds))
+            backend, why = result.forward.backend or None, result.forward.reason or None
+            done = DoneEvent(str(output), case.name, result.device, seconds, backend, why)
+            sink.emit(done)
             logger.info("%s -> %s in %.1f s on %s", case.name, output, result.timings["total"], result.device)
             if args.progress != ProgressMode.JSON:
-                print(f"{case.name}: {result.device} ({result.device_reason}), {result.timings['total']:.1f} s")
+                runs_on = f"{result.device} ({result.device_reason})" + (f", {backend} ({why})" if backend else "")
+                print(f"{case.name}: {runs_on}, {result.timings['total']:.1f} s")
                 _print_volumes(case.name, output, volumes)
         except Cancelled:
             raise
@@ -319,6 +323,7 @@ def _describe_model(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gasa-segment``; returns the process exit code."""
+    apply_openmp_defaults()  # first: OpenMP reads its wait policy once, when torch loads it
     lead_new_session()
     args = parse_args(argv)
     logging.basicConfig(

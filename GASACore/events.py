@@ -175,13 +175,19 @@ class DownloadEvent(_EventRecord):
 
 @dataclass(frozen=True)
 class DoneEvent(_EventRecord):
-    """A label map was written to ``output``, for ``case``, on ``device``, in ``seconds``."""
+    """A label map was written to ``output``, for ``case``, on ``device``, in ``seconds``.
+
+    On the CPU also ``backend``, what ran the network (``onednn``, ``eager`` or ``openvino``), and
+    ``backend_reason``, why (``auto``'s choice or a fallback's cause).
+    """
 
     kind: ClassVar[EventKind] = EventKind.DONE
     output: str
     case: str | None = None
     device: str | None = None
     seconds: float | None = None
+    backend: str | None = None
+    backend_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,8 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
     "case": (str,),
     "device": (str,),
     "seconds": (int, float),
+    "backend": (str,),
+    "backend_reason": (str,),
     "message": (str,),
     "pid": (int,),
     "pgid": (int,),

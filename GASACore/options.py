@@ -9,6 +9,8 @@ the validators below are what ``SegmentOptions.__post_init__`` calls, what
     >>> options = SegmentOptions(device="cuda:1", folds=FoldSelection.named(["0", "all"]), tta=False)
     >>> options.to_argv()
     ['--device', 'cuda:1', '--folds', '0', 'all', '--no-tta', '--step-size', '0.5', '--batch-size', '1']
+    >>> SegmentOptions(cpu_backend="eager").to_argv()[-2:]  # only a backend other than auto is written
+    ['--cpu-backend', 'eager']
     >>> parser = argparse.ArgumentParser()
     >>> add_arguments(parser)
     >>> SegmentOptions.from_args(parser.parse_args(options.to_argv())) == options
@@ -33,6 +35,7 @@ from GASACore.enums import StrEnum
 from GASACore.errors import GASAError
 
 __all__ = [
+    "CpuBackend",
     "Device",
     "DeviceKind",
     "FoldSelection",
@@ -40,6 +43,7 @@ __all__ = [
     "SegmentOptions",
     "add_arguments",
     "check_batch_size",
+    "check_cpu_backend",
     "check_flag",
     "check_step_size",
 ]
@@ -54,6 +58,7 @@ FLAGS: Mapping[str, str] = {
     "skip_air": "--skip-air",
     "batch_size": "--batch-size",
     "offline": "--offline",
+    "cpu_backend": "--cpu-backend",
 }
 
 
@@ -140,6 +145,30 @@ class Device:
 
     def __str__(self) -> str:
         return self.kind.value if self.index is None else f"cuda:{self.index}"
+
+
+# --- CPU backend ----------------------------------------------------------------------------------------
+
+
+class CpuBackend(StrEnum):
+    """How the network's forward passes run on the CPU (:func:`GASACore.inference.cpu_runtime.prepare_cpu_forward`).
+
+    Measured on the demo model (``bench/cpu_conv_bench.py``, 1 thread): eager 0.44 s per window, onednn 0.078 s,
+    openvino 0.051 s after a one-off conversion of 15-250 s and less exact on large windows.
+    """
+
+    AUTO = "auto"  #: ``onednn`` where PyTorch has oneDNN (every x86-64 / aarch64 build), else ``eager``
+    EAGER = "eager"  #: plain PyTorch, its own convolution dispatch
+    ONEDNN = "onednn"  #: plain PyTorch with every 3D convolution on oneDNN, channels-last activations
+    OPENVINO = "openvino"  #: the network converted to OpenVINO (optional package ``openvino``)
+
+
+def check_cpu_backend(value: object, field: str = "cpu_backend") -> CpuBackend:
+    """``value`` as a :class:`CpuBackend` (its text, any case, or the member itself)."""
+    text = getattr(value, "value", value)
+    if isinstance(text, str) and text.strip().lower() in CpuBackend.values():
+        return CpuBackend(text.strip().lower())
+    raise OptionError(field, f"one of {list(CpuBackend.values())}", value)
 
 
 # --- folds ----------------------------------------------------------------------------------------------
@@ -278,6 +307,8 @@ class SegmentOptions:
         batch_size: windows per forward pass (halved automatically on CUDA out-of-memory).
         offline: never open a network connection: a catalogue model that is not installed is an error
             instead of a download (``GASACore.models.resolve_model``).
+        cpu_backend: how forward passes run when the device is the CPU (:class:`CpuBackend`; ``auto``:
+            oneDNN). Ignored on CUDA.
     """
 
     device: Device = Device()
@@ -288,6 +319,7 @@ class SegmentOptions:
     skip_air: bool = False
     batch_size: int = 1
     offline: bool = False
+    cpu_backend: CpuBackend = CpuBackend.AUTO
 
     def __post_init__(self) -> None:
         checked = {
@@ -299,6 +331,7 @@ class SegmentOptions:
             "skip_air": check_flag(self.skip_air, "skip_air"),
             "batch_size": check_batch_size(self.batch_size),
             "offline": check_flag(self.offline, "offline"),
+            "cpu_backend": check_cpu_backend(self.cpu_backend),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -326,7 +359,8 @@ class SegmentOptions:
         argv += ["--fast"] if self.fast else []
         argv += ["--skip-air"] if self.skip_air else []
         argv += ["--batch-size", str(self.batch_size)]
-        return [*argv, "--offline"] if self.offline else argv
+        argv += ["--offline"] if self.offline else []
+        return argv if self.cpu_backend is CpuBackend.AUTO else [*argv, "--cpu-backend", self.cpu_backend.value]
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | Mapping[str, Any]) -> SegmentOptions:
@@ -396,4 +430,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--offline",
         action="store_true",
         help="never open a network connection: a catalogue model that is not installed is an error, not a download",
+    )
+    group.add_argument(
+        "--cpu-backend",
+        default=_DEFAULTS.cpu_backend.value,
+        metavar="{" + ",".join(CpuBackend.values()) + "}",
+        help=(
+            "how the network runs on the CPU: auto (= onednn: every 3D convolution on oneDNN, ~5x faster for small "
+            "networks), eager (plain PyTorch), openvino (optional package; converts the model first)"
+        ),
     )

@@ -20,6 +20,7 @@ from GASACore.bundle import FoldWeights, ModelBundle
 from GASACore.errors import InputError, ModelError
 from GASACore.events import ProgressSink, Stage
 from GASACore.inference import CancelSignal, ResolvedDevice, SlidingWindowConfig, predict_sliding_window, select_device
+from GASACore.inference.cpu_runtime import ForwardRecord
 from GASACore.io import Geometry, LoadedImage, read_image
 from GASACore.options import SegmentOptions
 from GASACore.preprocessing import (
@@ -37,7 +38,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class SegmentationResult:
-    """A label map ``(z, y, x)`` in the input's geometry, with the model and timings (seconds)."""
+    """A label map ``(z, y, x)`` in the input's geometry, with the model and timings (seconds).
+
+    ``forward`` says what ran the network: on the CPU its backend (``onednn``, ``eager``, ``openvino``), why,
+    and the threads.
+    """
 
     labels: np.ndarray
     geometry: Geometry
@@ -45,6 +50,7 @@ class SegmentationResult:
     device: str
     timings: dict[str, float] = field(default_factory=dict)
     device_reason: str = ""
+    forward: ForwardRecord = field(default_factory=ForwardRecord)
 
 
 class _LazyFolds(Sequence):
@@ -155,7 +161,9 @@ def segment(
         batch_size=opts.batch_size,
         device=run_device,
         skip_threshold=_air_threshold(bundle, config) if opts.skip_air else None,
+        cpu_backend=opts.cpu_backend,
     )
+    forward = ForwardRecord()
     logits = predict_sliding_window(
         network,
         torch.from_numpy(np.ascontiguousarray(data)),
@@ -164,8 +172,9 @@ def segment(
         fold_weights=_LazyFolds(bundle, bundle.folds[: opts.max_folds], network),
         progress=progress,
         cancel=cancel,
+        record=forward,
     )
-    del data
+    del data, network
     timings["predict"] = time.perf_counter() - stage_start
 
     stage_start = time.perf_counter()
@@ -179,4 +188,4 @@ def segment(
         raise InputError(f"internal error: label map shape {labels.shape} differs from the input's {expected_shape}")
     timings["restore"] = time.perf_counter() - stage_start
     timings["total"] = time.perf_counter() - start
-    return SegmentationResult(labels, loaded.geometry, bundle, str(run_device), timings, reason)
+    return SegmentationResult(labels, loaded.geometry, bundle, str(run_device), timings, reason, forward)

@@ -1,22 +1,28 @@
 """End-to-end inference benchmark: gasa-segment vs nnU-Net v2's nnUNetPredictor (vs MONAI for the window stage).
 
-Same nnU-Net v2 results folder (a PlainConvUNet, patch 64x128x128 by default, He-initialised weights with
-a fixed seed), same CT, same settings (step 0.5, Gaussian, no TTA, CPU), in one run. Every tool runs in
-its own fresh Python process so that import time and peak resident memory (ru_maxrss) are its own.
+Same nnU-Net v2 results folder, same CT file, same settings (step 0.5, Gaussian, no TTA, CPU), in one run. Every
+tool runs in its own fresh Python process so that import time, peak resident memory (ru_maxrss) and CPU time
+are its own; wall time is measured around the process. ``gasa`` is what ``gasa-segment`` does (its OpenMP
+defaults are applied before torch loads, its CPU backend is the automatic one); ``nnunet`` is nnUNetPredictor as
+its users call it.
 
-Cases: the real sample CT (122x101x112, 3 mm) and a CT-like volume of 300x300x168 voxels made by
-resampling it (B-spline) to 1.22 x 1.01 x 2.0 mm; the model's plan resamples both to 2.5 x 1.5 x 1.5 mm
-(z, y, x). Also measured: gasa-segment with --skip-air (windows that hold only air are skipped).
+Model (default): a PlainConvUNet with features 8-16-32-64-128, patch 48x128x128, 14 classes (the 13 BTCV organs
+of TotalSegmentator's labels), plan spacing 3 x 2 x 2 mm (z, y, x), briefly trained on the sample CT
+(``train.quick_model``); ``--model large`` is the PlainConvUNet 32-320 at 64x128x128 and 2.5 x 1.5 x 1.5 mm with
+He-initialised weights. Cases, both resampled by the plan: ``sample`` (the real sample CT, 122x101x112 at 3 mm),
+``dicom`` (the DICOM series of another patient, 512x512x20 at 0.98 x 0.98 x 2 mm, written once as NIfTI so that
+both tools read the same file), ``large`` (the sample CT resampled to 300x300x168).
 
-    python bench/engine_bench.py                 # full run (~40 min on 2 CPU cores)
-    python bench/engine_bench.py --quick         # small plan, for checking the script
-    python bench/engine_bench.py --tools gasa nnunet --cases sample
+    nice -n 15 python bench/engine_bench.py                         # small model, sample + dicom
+    nice -n 15 python bench/engine_bench.py --model large --cases sample large --tools nnunet gasa monai
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -27,9 +33,15 @@ import numpy as np
 import SimpleITK as sitk
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "Testing" / "GASACore" / "engine"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 SAMPLE_CT = ROOT / "Resources" / "SampleData" / "example_ct.nii.gz"
 TOOLS = ("nnunet", "gasa", "gasa-skip-air", "monai")
+
+
+def _shared_ct_folder() -> Path:
+    root = Path(os.environ.get("GASA_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    return root / "totalsegmentator"
 
 
 def make_large_ct(target: Path) -> Path:
@@ -44,45 +56,72 @@ def make_large_ct(target: Path) -> Path:
     return target
 
 
-def make_model(root: Path, quick: bool) -> Path:
-    """An nnU-Net v2 results folder with a He-initialised PlainConvUNet (14 classes)."""
-    import nnunet_fixture as fixture
+def make_dicom_case(target: Path) -> Path:
+    """The DICOM sample series (another patient) as one NIfTI file, read with GASACore's DICOM reader."""
+    from GASACore.io import read_image
+
+    image = read_image(_shared_ct_folder() / "example_ct_dicom")
+    volume = sitk.GetImageFromArray(image.array.astype(np.int16))
+    volume.SetSpacing(tuple(float(s) for s in reversed(image.geometry.spacing_zyx)))
+    volume.SetOrigin(tuple(float(v) for v in image.geometry.origin))
+    volume.SetDirection(tuple(float(v) for v in image.geometry.direction))
+    sitk.WriteImage(volume, str(target))
+    return target
+
+
+def _btcv_classes() -> dict[str, tuple[int, ...]]:
+    """TotalSegmentator ids per BTCV organ (13 classes), the demo model's mapping."""
+    from train.datasets import TOTALSEG_TO_BTCV
+
+    classes: dict[int, list[int]] = {}
+    for source, organ in TOTALSEG_TO_BTCV.items():
+        classes.setdefault(int(organ), []).append(int(source))
+    return {f"organ_{organ}": tuple(ids) for organ, ids in sorted(classes.items())}
+
+
+def make_model(root: Path, model: str) -> Path:
+    """The nnU-Net v2 results folder of ``model`` (``small``: trained briefly; ``large``: He-initialised)."""
     import torch
-    from nnunet_fixture import write_nnunet_results_folder
 
     from GASACore.network import UNetPlan, build_network
+    from train.quick_model import intensity_properties, load_training_case, train_briefly, write_nnunet_results_folder
 
-    if quick:
-        plan = fixture.TEST_PLAN
-    else:
+    classes = _btcv_classes()
+    folder = _shared_ct_folder()
+    labels = folder / "example_seg_fast_force_split.nii.gz"
+    ct, target = load_training_case(folder / "example_ct.nii.gz", labels, classes)
+    props = intensity_properties(ct, target)
+    if model == "large":
         plan = UNetPlan(
             patch_size=(64, 128, 128),
             strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)),
             kernel_sizes=((3, 3, 3),) * 6,
             features_per_stage=(32, 64, 128, 256, 320, 320),
         )
-    fixture.TEST_PLAN, fixture.PATCH = plan, plan.patch_size
-    fixture.CLASSES = {f"class_{i}": (i,) for i in range(1, 14)}
-    torch.manual_seed(0)
-    weights = build_network("nnunet", plan=plan, num_input_channels=1, num_classes=14).state_dict()
-    image = sitk.GetArrayFromImage(sitk.ReadImage(str(SAMPLE_CT))).astype(np.float32)
-    body = image[image > -500]
-    props = {
-        "max": float(body.max()),
-        "mean": float(body.mean()),
-        "median": float(np.median(body)),
-        "min": float(body.min()),
-        "percentile_00_5": float(np.percentile(body, 0.5)),
-        "percentile_99_5": float(np.percentile(body, 99.5)),
-        "std": float(body.std()),
-    }
-    return write_nnunet_results_folder(root, weights, props, spacing_zyx=(2.5, 1.5, 1.5))
+        torch.manual_seed(0)
+        weights = build_network("nnunet", plan=plan, num_input_channels=1, num_classes=len(classes) + 1).state_dict()
+        spacing = (2.5, 1.5, 1.5)
+    else:
+        plan = UNetPlan(
+            patch_size=(48, 128, 128),
+            strides=((1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2)),
+            kernel_sizes=((3, 3, 3),) * 5,
+            features_per_stage=(8, 16, 32, 64, 128),
+        )
+        weights = train_briefly(
+            ct, target, props, plan=plan, num_classes=len(classes) + 1, iterations=60, patch=(32, 64, 64)
+        )
+        spacing = (3.0, 2.0, 2.0)
+    return write_nnunet_results_folder(root, weights, props, plan=plan, classes=classes, spacing_zyx=spacing)
 
 
 def _peak_rss_mb() -> float:
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_nnunet(case: Path, model: Path, output: Path) -> dict[str, float]:
@@ -132,9 +171,13 @@ def run_nnunet(case: Path, model: Path, output: Path) -> dict[str, float]:
     return timings
 
 
-def run_gasa(case: Path, model: Path, output: Path, skip_air: bool) -> dict[str, float]:
-    timings: dict[str, float] = {}
+def run_gasa(case: Path, model: Path, output: Path, skip_air: bool) -> dict[str, float | str]:
+    """What ``gasa-segment CASE -o OUTPUT -m MODEL --device cpu --no-tta`` does, stage by stage."""
+    timings: dict[str, float | str] = {}
     start = time.perf_counter()
+    from GASACore.openmp_env import apply_openmp_defaults
+
+    apply_openmp_defaults()  # as gasa-segment's main() does, before torch is imported
     from GASACore import SegmentOptions, segment
     from GASACore.bundle import load_model
     from GASACore.io import read_image, write_label_map
@@ -153,6 +196,7 @@ def run_gasa(case: Path, model: Path, output: Path, skip_air: bool) -> dict[str,
     mark = time.perf_counter()
     write_label_map(result.labels, result.geometry, output, label_info=bundle.labels, overwrite=True)
     timings["export"] = result.timings["restore"] + time.perf_counter() - mark
+    timings["backend"] = f"{result.forward.backend}, {result.forward.threads} thread(s)"
     return timings
 
 
@@ -187,8 +231,10 @@ def child(tool: str, case: Path, model: Path, output: Path, report: Path) -> Non
         timings = run_monai(case, model, output)
     else:
         timings = run_gasa(case, model, output, skip_air=tool == "gasa-skip-air")
-    timings["total"] = sum(timings.values())
-    report.write_text(json.dumps({"timings": timings, "peak_rss_mb": _peak_rss_mb()}))
+    backend = timings.pop("backend", None)
+    timings["total"] = sum(float(v) for v in timings.values())
+    result = {"timings": timings, "peak_rss_mb": _peak_rss_mb(), "cpu_s": _cpu_seconds(), "backend": backend}
+    report.write_text(json.dumps(result))
 
 
 def _window_labels_gasa(case: Path, model: Path) -> np.ndarray:
@@ -204,22 +250,41 @@ def _window_labels_gasa(case: Path, model: Path) -> np.ndarray:
     network = bundle.build_network()
     image = read_image(case)
     data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
-    config = SlidingWindowConfig(patch_size=bundle.patch_size, mirror_axes=(), device=torch.device("cpu"))
+    config = SlidingWindowConfig(
+        patch_size=bundle.patch_size, mirror_axes=(), device=torch.device("cpu"), logit_sums="fp32"
+    )
     logits = predict_sliding_window(
         network,
         torch.from_numpy(data),
-        num_classes=14,
+        num_classes=bundle.architecture.num_classes,
         config=config,
         fold_weights=[bundle.load_fold(bundle.folds[0], network)],
     )
     return logits.argmax(0).numpy()
 
 
+def _load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def run_tool(tool: str, case_name: str, case: Path, model: Path, work: Path) -> dict:
+    """One tool on one case in a fresh process; its report plus wall time and the load around it."""
+    suffix = ".npy" if tool == "monai" else ".nii.gz"
+    output, report = work / f"{case_name}_{tool}{suffix}", work / f"{case_name}_{tool}.json"
+    command = [sys.executable, __file__, "--child", tool, str(case), str(model), str(output), str(report)]
+    load_before, start = _load_average(), time.perf_counter()
+    subprocess.run(command, check=True)
+    result = json.loads(report.read_text())
+    result |= {"wall_s": time.perf_counter() - start, "load_before": load_before, "load_after": _load_average()}
+    result["output"] = str(output)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a small plan instead of 64x128x128")
-    parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
-    parser.add_argument("--cases", nargs="+", default=["sample", "large"], choices=("sample", "large"))
+    parser.add_argument("--model", choices=("small", "large"), default="small", help="the results folder to use")
+    parser.add_argument("--tools", nargs="+", default=["nnunet", "gasa"], choices=TOOLS)
+    parser.add_argument("--cases", nargs="+", default=["sample", "dicom"], choices=("sample", "dicom", "large"))
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument(
         "--child", nargs=5, metavar=("TOOL", "CASE", "MODEL", "OUTPUT", "REPORT"), help=argparse.SUPPRESS
@@ -230,57 +295,50 @@ def main() -> None:
         child(tool, *map(Path, paths))
         return
     work = Path(tempfile.mkdtemp(prefix="gasa-engine-bench-"))
-    model = make_model(work / "model", args.quick)
-    cases = {"sample": SAMPLE_CT}
-    if "large" in args.cases:
-        cases["large"] = make_large_ct(work / "large_ct.nii.gz")
+    model = make_model(work / "model", args.model)
+    makers = {"sample": lambda: SAMPLE_CT, "dicom": lambda: make_dicom_case(work / "dicom_ct.nii.gz"),
+              "large": lambda: make_large_ct(work / "large_ct.nii.gz")}  # fmt: skip
     results: dict[str, dict[str, dict]] = {}
     for case_name in args.cases:
-        case = cases[case_name]
+        case = makers[case_name]()
         results[case_name] = {}
         for tool in args.tools:
-            suffix = ".npy" if tool == "monai" else ".nii.gz"
-            output, report = work / f"{case_name}_{tool}{suffix}", work / f"{case_name}_{tool}.json"
-            command = [sys.executable, __file__, "--child", tool, str(case), str(model), str(output), str(report)]
-            subprocess.run(command, check=True)
-            results[case_name][tool] = json.loads(report.read_text())
+            result = results[case_name][tool] = run_tool(tool, case_name, case, model, work)
             if tool != "monai" and "nnunet" in results[case_name]:
-                reference = sitk.GetArrayFromImage(sitk.ReadImage(str(work / f"{case_name}_nnunet.nii.gz")))
-                ours = sitk.GetArrayFromImage(sitk.ReadImage(str(output)))
-                results[case_name][tool]["agreement_vs_nnunet"] = float((ours == reference).mean())
+                reference = sitk.GetArrayFromImage(sitk.ReadImage(results[case_name]["nnunet"]["output"]))
+                ours = sitk.GetArrayFromImage(sitk.ReadImage(result["output"]))
+                result["agreement_vs_nnunet"] = float((ours == reference).mean())
+                result["labels_found"] = len(np.unique(reference))
             if tool == "monai":
-                ours = _window_labels_gasa(case, model)
-                results[case_name][tool]["agreement_vs_gasa_windows"] = float((np.load(output) == ours).mean())
-            print(case_name, tool, json.dumps(results[case_name][tool]), flush=True)
+                labels = _window_labels_gasa(case, model)
+                result["agreement_vs_gasa_windows"] = float((np.load(result["output"]) == labels).mean())
+            print(case_name, tool, json.dumps(result), flush=True)
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
 
 def print_table(results: dict[str, dict[str, dict]]) -> None:
-    stages = ("import", "model load", "read + preprocess", "predict", "export", "total")
+    stages = ("import", "model load", "read + preprocess", "predict", "export")
     for case_name, tools in results.items():
         print(f"\n### {case_name}\n")
-        print(
-            "| tool | "
-            + " | ".join(f"{s} (s)" for s in stages)
-            + " | outside predict (s) | peak RSS (MB) | agreement |"
-        )
-        print("|---" * (len(stages) + 4) + "|")
+        columns = " | ".join(f"{s} (s)" for s in stages)
+        print(f"| tool | {columns} | wall (s) | CPU (s) | peak RSS (MB) | agreement |")
+        print("|---" * (len(stages) + 5) + "|")
         for tool, data in tools.items():
             t = data["timings"]
-            outside = t["total"] - t.get("predict", 0.0) if tool != "monai" else float("nan")
             agreement = data.get("agreement_vs_nnunet", data.get("agreement_vs_gasa_windows", float("nan")))
             cells = " | ".join(f"{t[s]:.1f}" if s in t else "-" for s in stages)
-            print(f"| {tool} | {cells} | {outside:.1f} | {data['peak_rss_mb']:.0f} | {agreement:.4%} |")
+            print(f"| {tool} | {cells} | {data['wall_s']:.1f} | {data['cpu_s']:.1f} | {data['peak_rss_mb']:.0f} "
+                  f"| {agreement:.4%} |")  # fmt: skip
         if "nnunet" in tools and "gasa" in tools:
             n, g = tools["nnunet"], tools["gasa"]
-            outside_n = n["timings"]["total"] - n["timings"]["predict"]
-            outside_g = g["timings"]["total"] - g["timings"]["predict"]
-            memory = g["peak_rss_mb"] / n["peak_rss_mb"]
-            total = g["timings"]["total"] / n["timings"]["total"]
-            outside = outside_g / outside_n
-            print(f"\nratios gasa/nnunet: outside predict {outside:.2f}, peak memory {memory:.2f}, total {total:.2f}")
+            print(
+                f"\nratios gasa/nnunet: wall {g['wall_s'] / n['wall_s']:.2f}, CPU time {g['cpu_s'] / n['cpu_s']:.2f}, "
+                f"peak RSS {g['peak_rss_mb'] / n['peak_rss_mb']:.2f}, predict "
+                f"{g['timings']['predict'] / n['timings']['predict']:.2f}; agreement {g['agreement_vs_nnunet']:.4%}; "
+                f"gasa ran {g['backend']}; load average {n['load_before']}-{g['load_after']}"
+            )
         if "gasa-skip-air" in tools and "gasa" in tools:
             s, g = tools["gasa-skip-air"], tools["gasa"]
             print(f"skip-air speed-up of the predict stage: {g['timings']['predict'] / s['timings']['predict']:.2f}x")

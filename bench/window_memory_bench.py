@@ -5,7 +5,8 @@ Part ``memory`` (the 300x300x168 CT-like case of ``engine_bench.py``, its plan: 
 reports its peak resident memory above that baseline (sampled every 2 ms):
   forward-eager / forward-onednn  one forward pass of the engine_bench network (PlainConvUNet 32-320)
   loop-fp32                        ``predict_sliding_window`` with a 1x1x1 network: what the loop itself holds
-  loop-fp16                        the same loop with pre-normalised float16 logit sums (the proposal)
+  loop-fp16                        the same loop with pre-normalised float16 logit sums (written out here)
+  loop-engine                      ``predict_sliding_window`` with the engine's CPU default (float16 sums)
   restore-fp32 / restore-fp16      ``restore_segmentation`` of float32 / float16 logits
 Part ``fp16``: the trained demo model on two real CTs (the sample CT and the DICOM series of another patient),
 no TTA: argmax agreement and logit differences against float32 sums, from the same window predictions, of
@@ -44,7 +45,7 @@ SAMPLE_CT = ROOT / "Resources" / "SampleData" / "example_ct.nii.gz"
 DICOM_CT = ROOT.parent / "shared" / "data" / "totalsegmentator" / "example_ct_dicom"
 PATCH = (64, 128, 128)
 CLASSES = 14
-STAGES = ("forward-eager", "forward-onednn", "loop-fp32", "loop-fp16", "restore-fp32", "restore-fp16")
+STAGES = ("forward-eager", "forward-onednn", "loop-fp32", "loop-fp16", "loop-engine", "restore-fp32", "restore-fp16")
 
 
 def _rss_mb() -> float:
@@ -156,6 +157,8 @@ def child(stage: str, data_path: Path, restore_path: Path) -> dict[str, float]:
             predict_sliding_window(tiny, data, num_classes=CLASSES, config=_config())
         elif stage == "loop-fp16":
             _accumulate_fp16(tiny, data)
+        elif stage == "loop-engine":  # the engine's CPU default: pre-normalised float16 sums
+            predict_sliding_window(tiny, data, num_classes=CLASSES, config=_config("auto"))
         else:
             restore_segmentation(logits, *restore)
     return {"stage": stage, "peak_above_baseline_mb": sampler.peak - baseline, "baseline_mb": baseline,
@@ -163,8 +166,10 @@ def child(stage: str, data_path: Path, restore_path: Path) -> dict[str, float]:
             "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}  # fmt: skip
 
 
-def _config() -> SlidingWindowConfig:
-    return SlidingWindowConfig(patch_size=PATCH, mirror_axes=(), device=torch.device("cpu"), num_threads=1)
+def _config(logit_sums: str = "fp32") -> SlidingWindowConfig:
+    return SlidingWindowConfig(
+        patch_size=PATCH, mirror_axes=(), device=torch.device("cpu"), num_threads=1, logit_sums=logit_sums
+    )
 
 
 def part_memory() -> list[dict[str, float]]:

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from GASACore.enums import StrEnum
-from GASACore.options import check_batch_size, check_step_size
+from GASACore.inference.accumulation import LogitSums
+from GASACore.options import CpuBackend, check_batch_size, check_cpu_backend, check_step_size
 
 __all__ = ["Autocast", "SlidingWindowConfig"]
 
@@ -51,8 +52,14 @@ class SlidingWindowConfig:
         skip_threshold: windows whose whole input (every channel and voxel) is below this value, in the
             units of the pre-processed image, are not predicted; voxels that only skipped windows cover
             get background logits. ``None``: predict every window.
-        num_threads: CPU threads for torch during the prediction; ``None``: every CPU this process may
-            use, unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set (then torch's setting stays).
+        num_threads: CPU threads for torch during the prediction; ``None``: automatic, by the thread rule
+            (:class:`~GASACore.inference.thread_governor.ThreadGovernor`: every CPU this process may use, fewer
+            for tiny windows or, unless OpenMP waits passively, when other programs keep CPUs busy), unless
+            ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set (then torch's setting stays).
+        cpu_backend: how the network runs when ``device`` is the CPU (``auto`` = oneDNN, ``eager``,
+            ``onednn``, ``openvino``; :func:`~GASACore.inference.cpu_runtime.prepare_cpu_forward`).
+        logit_sums: precision of the whole-image logit sums (:class:`~GASACore.inference.accumulation.LogitSums`):
+            ``auto`` = pre-normalised float16 where they live on the CPU, float32 on a GPU.
     """
 
     patch_size: tuple[int, int, int]
@@ -65,6 +72,8 @@ class SlidingWindowConfig:
     autocast: Autocast | str = Autocast.FP16
     skip_threshold: float | None = None
     num_threads: int | None = None
+    cpu_backend: CpuBackend | str = CpuBackend.AUTO
+    logit_sums: LogitSums | str = LogitSums.AUTO
 
     def __post_init__(self) -> None:
         patch = _patch_size(self.patch_size)
@@ -92,6 +101,11 @@ class SlidingWindowConfig:
         object.__setattr__(self, "mirror_axes", axes)
         object.__setattr__(self, "batch_size", batch_size)
         object.__setattr__(self, "autocast", autocast)
+        object.__setattr__(self, "cpu_backend", check_cpu_backend(self.cpu_backend))
+        try:
+            object.__setattr__(self, "logit_sums", LogitSums(self.logit_sums))
+        except ValueError as err:
+            raise ValueError(f"logit_sums must be one of {list(LogitSums.values())}, got {self.logit_sums!r}") from err
         object.__setattr__(self, "skip_threshold", None if threshold is None else float(threshold))
 
 

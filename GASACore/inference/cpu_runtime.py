@@ -26,11 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from GASACore.enums import StrEnum
+from GASACore.options import CpuBackend, check_cpu_backend
 
 __all__ = [
     "CpuBackend",
     "CpuForward",
+    "ForwardRecord",
     "OneDNNConvolutions",
     "instance_norm_channels_last",
     "prepare_cpu_forward",
@@ -45,15 +46,6 @@ _CONV_ARGS = (("input", None), ("weight", None), ("bias", None), ("stride", 1), 
               ("groups", 1))  # fmt: skip
 _CONV_T_ARGS = (("input", None), ("weight", None), ("bias", None), ("stride", 1), ("padding", 0),
                 ("output_padding", 0), ("groups", 1), ("dilation", 1))  # fmt: skip
-
-
-class CpuBackend(StrEnum):
-    """How a network's forward pass runs on the CPU."""
-
-    AUTO = "auto"  #: ``onednn`` where PyTorch has oneDNN, else ``eager``
-    EAGER = "eager"  #: plain PyTorch, its own convolution dispatch
-    ONEDNN = "onednn"  #: plain PyTorch with every 3D convolution on oneDNN (:class:`OneDNNConvolutions`)
-    OPENVINO = "openvino"  #: the network converted to OpenVINO (optional package ``openvino``)
 
 
 def _triple(value: Any) -> list[int]:
@@ -195,10 +187,7 @@ def resolve_cpu_backend(requested: CpuBackend | str) -> CpuBackend:
     Raises:
         ValueError: not one of ``auto``, ``eager``, ``onednn``, ``openvino``.
     """
-    try:
-        backend = CpuBackend(getattr(requested, "value", requested))
-    except ValueError as err:
-        raise ValueError(f"cpu backend must be one of {list(CpuBackend.values())}, got {requested!r}") from err
+    backend = check_cpu_backend(requested)
     if backend is CpuBackend.AUTO:
         return CpuBackend.ONEDNN if torch.backends.mkldnn.is_available() else CpuBackend.EAGER
     return backend
@@ -212,7 +201,7 @@ class CpuForward:
         network: the PyTorch network; what every fallback runs.
         backend: the backend in use now (``eager`` after a fallback).
         requested: the backend that was asked for.
-        reason: why ``backend`` differs from ``requested`` (empty when it does not).
+        reason: why ``backend`` differs from ``requested`` (a fallback), or what ``auto`` chose; else empty.
     """
 
     network: nn.Module
@@ -226,6 +215,8 @@ class CpuForward:
             return self.network(x)
         try:
             return self._accelerated(x)
+        except (torch.cuda.OutOfMemoryError, MemoryError):  # out of memory is not the backend's fault: no rerun
+            raise
         except Exception as err:  # any backend failure: the same call in plain PyTorch decides
             output = self.network(x)  # raises too when the network itself rejects x: then nothing changes
             self.fall_back(f"{self.backend.value} failed on input {tuple(x.shape)}: {type(err).__name__}: {err}")
@@ -235,6 +226,36 @@ class CpuForward:
         """Switch to plain PyTorch for good, logging ``reason`` once."""
         logger.warning("CPU backend %s -> eager: %s", self.backend.value, reason)
         self.backend, self.reason, self._accelerated = CpuBackend.EAGER, reason, None
+
+
+@dataclass
+class ForwardRecord:
+    """What ran a prediction's forward passes, for the run's report; filled in by the sliding window.
+
+    Attributes:
+        device: ``"cpu"`` or ``"cuda:N"``.
+        requested: the CPU backend asked for (``auto`` included); empty on CUDA.
+        backend: the CPU backend that ran the last fold (``eager`` after a fallback); empty on CUDA.
+        reason: why: ``auto``'s choice, or the fallback's cause.
+        threads: CPU threads of the last window batch (0 on CUDA).
+    """
+
+    device: str = ""
+    requested: str = ""
+    backend: str = ""
+    reason: str = ""
+    threads: int = 0
+
+    def note(self, prepared: CpuForward) -> None:
+        """Record what ``prepared`` runs and why."""
+        self.requested, self.backend = prepared.requested.value, prepared.backend.value
+        self.reason = prepared.reason or self.reason
+
+
+_AUTO_REASONS = {
+    CpuBackend.ONEDNN: "auto: every 3D convolution on oneDNN (PyTorch's own dispatch skips it for small windows)",
+    CpuBackend.EAGER: "auto: this torch build has no oneDNN",
+}
 
 
 def _onednn_call(network: nn.Module) -> Callable[[torch.Tensor], Any]:
@@ -274,10 +295,11 @@ def prepare_cpu_forward(
         ValueError: bad ``backend`` or ``input_shape``.
     """
     requested = resolve_cpu_backend(backend)
+    auto = check_cpu_backend(backend) is CpuBackend.AUTO
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 5 or any(s < 1 for s in shape):
         raise ValueError(f"input_shape must be 5 positive sizes (B, C, X, Y, Z), got {tuple(input_shape)!r}")
-    prepared = CpuForward(network, requested, requested)
+    prepared = CpuForward(network, requested, requested, _AUTO_REASONS.get(requested, "") if auto else "")
     if requested is CpuBackend.ONEDNN:
         if torch.backends.mkldnn.is_available():
             prepared._accelerated = _onednn_call(network)
@@ -291,5 +313,8 @@ def prepare_cpu_forward(
             prepared._accelerated = openvino_call(network, shape, threads=threads, cache_dir=cache_dir)
         except Exception as err:  # not installed, unsupported operator, conversion error
             prepared.fall_back(f"OpenVINO could not prepare the network: {type(err).__name__}: {err}")
-    logger.info("CPU forward: %s (requested %s) for windows %s", prepared.backend.value, requested.value, shape)
+    logger.info(
+        "CPU forward: %s (requested %s%s) for windows %s", prepared.backend.value, check_cpu_backend(backend).value,
+        f": {prepared.reason}" if prepared.reason else "", shape,
+    )  # fmt: skip
     return prepared

@@ -3,9 +3,12 @@
 The arithmetic is nnU-Net v2's (``nnUNetPredictor.predict_sliding_window_return_logits``): zero-pad to the
 patch, windows by :func:`~GASACore.inference.windows.window_starts`, each window's prediction averaged over
 the mirror combinations, multiplied by the Gaussian importance map and summed, the sum divided by the summed
-weights. Two deliberate differences: logits are accumulated in float32 on every device (nnU-Net uses float16,
-which costs ~1e-3 relative precision, to halve memory), and all folds are summed into one accumulator
-divided by ``weights * n_folds`` at the end, so memory holds one logit array, never one per fold.
+weights. Two deliberate differences: on the CPU the sums are float16 *pre-normalised* (each window adds
+``logits * gaussian / (weight_sums * n_folds)``, :mod:`~GASACore.inference.accumulation`), which halves their
+memory without nnU-Net's float16 underflow at window corners (float32 on a GPU, or with ``logit_sums="fp32"``:
+divided by ``weights * n_folds`` at the end); and all folds are summed into one accumulator, so memory holds
+one logit array, never one per fold. On the CPU the network runs through the configured CPU backend
+(:mod:`~GASACore.inference.cpu_session`: oneDNN by default) with the thread rule.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from torch import nn
 
 from GASACore.errors import GASAError, InputError, ModelError
 from GASACore.events import ProgressSink
+from GASACore.inference.accumulation import add_window, fill_uncovered, half_sums, prenormalised_weights, sums_dtype
 from GASACore.inference.callbacks import CancelSignal, ProgressCounter, cancel_checker
 from GASACore.inference.config import SlidingWindowConfig
+from GASACore.inference.cpu_runtime import ForwardRecord
+from GASACore.inference.cpu_session import CpuSession
 from GASACore.inference.device import accumulation_fits, cpu_threads, free_cuda_memory, select_device
 from GASACore.inference.windows import Slicer, gaussian_importance, mirror_combinations, pad_to_patch, window_slicers
 
@@ -99,6 +105,7 @@ class _Run:
     device: torch.device
     progress: ProgressCounter
     check_cancel: Callable[[], None]
+    cpu: CpuSession | None = None  # the CPU backend and thread rule; None on CUDA
 
 
 def _as_logits(output: Any, expected: tuple[int, ...]) -> torch.Tensor:
@@ -124,10 +131,11 @@ def _predict_batch(run: _Run, batch: torch.Tensor) -> torch.Tensor:
     """Mirror-averaged float32 logits ``(B, K, X, Y, Z)`` of a batch ``(B, C, X, Y, Z)`` on ``run.device``."""
     expected = (batch.shape[0], run.num_classes, *run.config.patch_size)
     combos = mirror_combinations(run.config.mirror_axes)
+    forward = run.network if run.cpu is None else run.cpu
     with _autocast(run):
-        prediction = _as_logits(run.network(batch), expected)
+        prediction = _as_logits(forward(batch), expected)
         for axes in combos:
-            flipped = _as_logits(run.network(torch.flip(batch, axes)), expected)
+            flipped = _as_logits(forward(torch.flip(batch, axes)), expected)
             prediction = prediction + torch.flip(flipped, axes)
     if combos:
         prediction /= len(combos) + 1
@@ -161,17 +169,29 @@ def _load_fold(network: nn.Module, state: Mapping[str, Any] | None, fold_index: 
 
 
 def _predict_fold(
-    run: _Run, data: torch.Tensor, logits: torch.Tensor, gaussian: torch.Tensor | None, fold_index: int, batch: int
+    run: _Run,
+    data: torch.Tensor,
+    logits: torch.Tensor,
+    gaussian: torch.Tensor | None,
+    fold_index: int,
+    batch: int,
+    divisor: torch.Tensor | None = None,
 ) -> None:
-    """Add the Gaussian-weighted predictions of every window of one fold to ``logits`` (K, X, Y, Z)."""
+    """Add the Gaussian-weighted predictions of every window of one fold to ``logits`` (K, X, Y, Z).
+
+    With ``divisor`` (pre-normalised sums) each window adds its share ``logits * gaussian / divisor``.
+    """
     for first in range(0, len(run.windows), batch):
         run.check_cancel()
+        if run.cpu is not None:
+            run.cpu.before_batch()
         slicers = run.windows[first : first + batch]
         windows = torch.stack([data[s] for s in slicers]).to(run.device)
         prediction = _predict_batch(run, windows).to(logits.device)
         _check_finite(prediction, first, fold_index, run)
         for slicer, window_logits in zip(slicers, prediction, strict=True):
-            logits[slicer] += window_logits if gaussian is None else window_logits * gaussian
+            add_window(logits, slicer, window_logits, gaussian, divisor)
+        del windows, prediction
         run.progress.advance(len(slicers))
 
 
@@ -207,16 +227,27 @@ def _accumulate(run: _Run, on_device: bool, batch: int) -> torch.Tensor:
         run.device, batch, target,
     )  # fmt: skip
     run.progress.restart()
+    half = half_sums(run.config.logit_sums, target)
     with torch.inference_mode(False):  # a normal tensor: callers may modify the result in place
-        logits = torch.zeros((run.num_classes, *run.data.shape[1:]), dtype=torch.float32, device=target)
+        logits = torch.zeros((run.num_classes, *run.data.shape[1:]), dtype=sums_dtype(half), device=target)
     with torch.inference_mode():
         data = run.data.to(target)
         gaussian = gaussian_importance(run.config.patch_size, device=target) if run.config.use_gaussian else None
+        divisor, uncovered = (
+            prenormalised_weights(_weight_sums(logits.shape[1:], run.windows, gaussian, target), len(run.folds))
+            if half
+            else (None, None)
+        )
         for fold_index in range(len(run.folds)):
             _load_fold(run.network, run.folds[fold_index], fold_index)
-            _predict_fold(run, data, logits, gaussian, fold_index, batch)
-        del data
-        _normalise(logits, _weight_sums(logits.shape[1:], run.windows, gaussian, target), len(run.folds))
+            if run.cpu is not None:
+                run.cpu.prepare(run.network)
+            _predict_fold(run, data, logits, gaussian, fold_index, batch, divisor)
+        del data, divisor
+        if half:
+            fill_uncovered(logits, uncovered, [SKIPPED_LOGITS[0]] + [SKIPPED_LOGITS[1]] * (run.num_classes - 1))
+        else:
+            _normalise(logits, _weight_sums(logits.shape[1:], run.windows, gaussian, target), len(run.folds))
     return logits
 
 
@@ -272,6 +303,16 @@ def _cudnn_benchmark(device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before
 
 
+def _cpu_session(
+    config: SlidingWindowConfig, device: torch.device, channels: int, record: ForwardRecord
+) -> CpuSession | None:
+    """The CPU backend and thread rule of a CPU run (``None`` on CUDA)."""
+    if device.type != "cpu":
+        return None
+    window = (config.batch_size, channels, *config.patch_size)
+    return CpuSession(config.cpu_backend, window_shape=window, num_threads=config.num_threads, record=record)
+
+
 def predict_sliding_window(
     network: nn.Module,
     image: torch.Tensor | np.ndarray,
@@ -281,6 +322,7 @@ def predict_sliding_window(
     fold_weights: Sequence[Mapping[str, Any]] | None = None,
     progress: ProgressSink | None = None,
     cancel: CancelSignal | None = None,
+    record: ForwardRecord | None = None,
 ) -> torch.Tensor:
     """Predict the logits of a whole pre-processed image with a network that takes fixed-size windows.
 
@@ -300,9 +342,11 @@ def predict_sliding_window(
             increasing, the last call with exactly 1.0. Skipped windows (``skip_threshold``) cost nothing
             and are not counted.
         cancel: a ``threading.Event`` or a callable returning ``True``; checked before every window batch.
+        record: filled in with what ran the forward passes (device, CPU backend and why, threads).
 
     Returns:
-        Float32 logits ``(K, X, Y, Z)`` on the CPU, the image's spatial size, averaged over mirrors and folds.
+        Logits ``(K, X, Y, Z)`` on the CPU, the image's spatial size, averaged over mirrors and folds: float16
+        when the sums were pre-normalised float16 (``config.logit_sums``; the default on the CPU), else float32.
 
     Raises:
         InputError: ``image`` is not a finite real ``(C, X, Y, Z)`` array.
@@ -326,7 +370,10 @@ def predict_sliding_window(
                     config.skip_threshold)  # fmt: skip
     device = _device(config)
     reporter = ProgressCounter(progress, total=len(active) * len(folds))
-    run = _Run(network, data, active, folds, num_classes, config, device, reporter, check_cancel)
+    record = record if record is not None else ForwardRecord()
+    record.device = str(device)
+    cpu = _cpu_session(config, device, data.shape[0], record)
+    run = _Run(network, data, active, folds, num_classes, config, device, reporter, check_cancel, cpu)
     was_training = network.training
     network.eval()
     network.to(device)

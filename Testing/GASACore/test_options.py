@@ -11,6 +11,7 @@ import pytest
 
 from GASACore.cli import build_parser
 from GASACore.options import (
+    CpuBackend,
     Device,
     DeviceKind,
     FoldSelection,
@@ -37,6 +38,7 @@ FIELD_VALUES: dict[str, list[object]] = {
     "skip_air": [False, True],
     "batch_size": [1, 2, 16],
     "offline": [False, True],
+    "cpu_backend": [CpuBackend.AUTO, CpuBackend.EAGER, CpuBackend.ONEDNN, CpuBackend.OPENVINO],
 }
 
 
@@ -83,6 +85,8 @@ def test_defaults_and_the_parser_defaults_agree() -> None:
         0.5,
     )
     assert options.to_argv() == ["--device", "auto", "--step-size", "0.5", "--batch-size", "1"]
+    assert options.cpu_backend is CpuBackend.AUTO  # written only when not auto: the Slicer module never sets it
+    assert SegmentOptions(cpu_backend=" OneDNN ").cpu_backend is CpuBackend.ONEDNN
 
 
 def test_fast_mode_rules() -> None:
@@ -134,6 +138,8 @@ def test_all_names_the_fold_all_folder_never_every_fold() -> None:
         ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
         ({"batch_size": 2.0}, "batch_size must be an integer >= 1, got 2.0"),
         ({"batch_size": True}, "got True"),
+        ({"cpu_backend": "mkl"}, r"cpu_backend must be one of \['auto', 'eager', 'onednn', 'openvino'\], got 'mkl'"),
+        ({"cpu_backend": None}, "cpu_backend must be one of .*, got None"),
     ],
 )
 def test_bad_values_say_what_was_expected_and_given(values: dict[str, object], message: str) -> None:
@@ -149,6 +155,8 @@ def test_command_line_errors_name_the_flag() -> None:
         SegmentOptions.from_args(_parser().parse_args(["--device", "mps"]))
     with pytest.raises(OptionError, match=r"^--folds must be"):
         SegmentOptions.from_args(_parser().parse_args(["--folds", "0", "0"]))
+    with pytest.raises(OptionError, match=r"^--cpu-backend must be one of .*, got 'onnx'$"):
+        SegmentOptions.from_args(_parser().parse_args(["--cpu-backend", "onnx"]))
     with pytest.raises(OptionError, match=r"options must be a mapping with keys among .*, got \['stepsize'\]"):
         SegmentOptions.from_args({"stepsize": 0.5})
 

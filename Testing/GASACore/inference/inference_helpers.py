@@ -65,7 +65,10 @@ class Affine(nn.Module):
 
 
 def config(**overrides: object) -> SlidingWindowConfig:
-    """The test configuration: PATCH windows, CPU, one thread."""
-    values: dict[str, object] = {"patch_size": PATCH, "device": torch.device("cpu"), "num_threads": 1}
+    """The test configuration: PATCH windows, CPU, one thread, float32 sums (the arithmetic the oracles check
+    exactly; the float16 sums are tested in test_accumulation.py)."""
+    values: dict[str, object] = {
+        "patch_size": PATCH, "device": torch.device("cpu"), "num_threads": 1, "logit_sums": "fp32"
+    }  # fmt: skip
     values.update(overrides)
     return SlidingWindowConfig(**values)  # type: ignore[arg-type]

@@ -59,9 +59,11 @@ def _nnunet(network: torch.nn.Module, image: torch.Tensor, *, mirror: bool) -> t
     return predictor.predict_sliding_window_return_logits(image).float()
 
 
-def _ours(network: torch.nn.Module, image: torch.Tensor, *, mirror: bool) -> torch.Tensor:
-    cfg = SlidingWindowConfig(patch_size=SMALL_PLAN.patch_size, mirror_axes=(0, 1, 2) if mirror else (), num_threads=1)
-    return predict_sliding_window(network, image, num_classes=NUM_CLASSES, config=cfg)
+def _ours(network: torch.nn.Module, image: torch.Tensor, *, mirror: bool, **settings: str) -> torch.Tensor:
+    """Our logits; ``settings`` (``cpu_backend``, ``logit_sums``) default to the engine's automatic choice."""
+    axes = (0, 1, 2) if mirror else ()
+    cfg = SlidingWindowConfig(patch_size=SMALL_PLAN.patch_size, mirror_axes=axes, num_threads=1, **settings)  # type: ignore[arg-type]
+    return predict_sliding_window(network, image, num_classes=NUM_CLASSES, config=cfg).float()
 
 
 def test_identical_to_nnunet_with_float32_accumulation(
@@ -77,7 +79,7 @@ def test_identical_to_nnunet_with_float32_accumulation(
     )
     image = ct_crop[:, :, 8:56, 8:56].contiguous()  # 2 x 2 x 2 overlapping windows, 8 mirrors each
     reference = _nnunet(network, image, mirror=True)
-    ours = _ours(network, image, mirror=True)
+    ours = _ours(network, image, mirror=True, cpu_backend="eager", logit_sums="fp32")  # nnU-Net's exact arithmetic
     assert reference.dtype == torch.float32 and len(torch.unique(ours.argmax(0))) == NUM_CLASSES
     torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-6)
 
