@@ -313,8 +313,6 @@ def prepare_cpu_forward(
             prepared._accelerated = openvino_call(network, shape, threads=threads, cache_dir=cache_dir)
         except Exception as err:  # not installed, unsupported operator, conversion error
             prepared.fall_back(f"OpenVINO could not prepare the network: {type(err).__name__}: {err}")
-    logger.info(
-        "CPU forward: %s (requested %s%s) for windows %s", prepared.backend.value, check_cpu_backend(backend).value,
-        f": {prepared.reason}" if prepared.reason else "", shape,
-    )  # fmt: skip
+    why = prepared.reason or f"requested {check_cpu_backend(backend).value}"
+    logger.info("CPU forward: %s (%s) for windows %s", prepared.backend.value, why, shape)
     return prepared
