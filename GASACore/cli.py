@@ -242,8 +242,10 @@ def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None 
             sink(Stage.EXPORT, 1.0)
             seconds = round(result.timings["total"], 2)
             backend, why = result.forward.backend or None, result.forward.reason or None
-            done = DoneEvent(str(output), case.name, result.device, seconds, backend, why)
-            sink.emit(done)
+            sink.emit(
+                DoneEvent(str(output), case=case.name, device=result.device, seconds=seconds, backend=backend,
+                          backend_reason=why)
+            )  # fmt: skip
             logger.info("%s -> %s in %.1f s on %s", case.name, output, result.timings["total"], result.device)
             if args.progress != ProgressMode.JSON:
                 runs_on = f"{result.device} ({result.device_reason})" + (f", {backend} ({why})" if backend else "")

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -81,7 +82,8 @@ def train_briefly(
     Args:
         ct: ``(z, y, x)`` HU; normalised here with nnU-Net's CT scheme and ``props``.
         target: ``(z, y, x)`` class per voxel, same shape.
-        plan: the network's plan; ``patch`` (default ``plan.patch_size``) must be divisible by its strides.
+        plan: the network's plan; ``patch`` (default ``plan.patch_size``), the training patch, must be divisible
+            by its strides (the weights do not depend on it).
         num_classes: output channels, background included.
         iterations: SGD steps (batch 1, lr 0.05, Nesterov momentum 0.9); deterministic for a given input.
     """
@@ -89,7 +91,9 @@ def train_briefly(
     rng = np.random.default_rng(seed)
     size = tuple(int(p) for p in (patch or plan.patch_size))
     image = _ct_normalise(ct, props)
-    network = build_network("nnunet", plan=plan, num_input_channels=1, num_classes=num_classes)
+    # the weights do not depend on the patch: train at ``size``, infer at ``plan.patch_size``
+    training_plan = dataclasses.replace(plan, patch_size=size)
+    network = build_network("nnunet", plan=training_plan, num_input_channels=1, num_classes=num_classes)
     optimiser = torch.optim.SGD(network.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     foreground = np.argwhere(target > 0)
     for _ in range(iterations):
