@@ -3,13 +3,16 @@
 Usage::
 
     gasa-segment INPUT -o OUTPUT -m MODEL [--device auto|cpu|cuda|cuda:N] [--folds ...] [--no-tta]
-                 [--step-size 0.5] [--fast] [--skip-air] [--progress json|bar|none] [--overwrite]
+                 [--step-size 0.5] [--fast] [--skip-air] [--progress json|bar|none] [--overwrite | --resume]
+    torchrun --nproc_per_node=N [--nnodes ...] -m GASACore.cli INPUT_DIR -o OUT_DIR -m MODEL --resume
     gasa-segment --check-device [--device ...]
     gasa-segment --describe-model MODEL
 
 The options of the run are :mod:`GASACore.options` (declared there, parsed into one ``SegmentOptions``);
 ``--progress json`` writes the events of :mod:`GASACore.events`. Exit code 0 only when every input was
-segmented; on error a one-line message says what was expected and what was given.
+segmented; on error a one-line message says what was expected and what was given. A folder (batch) writes
+``OUT_DIR/summary.json`` and ``summary.csv``; under torchrun each rank takes its shard of the cases
+(:mod:`GASACore.cohort`).
 
 SIGTERM and SIGINT (Ctrl-C) stop a run within one sliding window: no output is left, temporary files are
 removed, one line says so and the exit code is 128 + the signal number. With ``GASA_ENGINE_NEW_SESSION=1``
@@ -23,22 +26,17 @@ import argparse
 import gc
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from GASACore.errors import Cancelled, GASAError
-from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, EventSink, Stage
+from GASACore.events import ErrorEvent, EventSink
 from GASACore.interrupt import Interrupt, InterruptibleSink, lead_new_session
 from GASACore.openmp_env import apply_openmp_defaults
 from GASACore.options import Device, OptionError, SegmentOptions, add_arguments
 from GASACore.progress import ProgressMode, make_sink
-
-if TYPE_CHECKING:
-    from GASACore.bundle import ModelBundle
 
 __all__ = ["build_parser", "main", "parse_args"]
 
@@ -85,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overlay", type=Path, default=None, help="also write an axial/coronal PNG overlay here")
     parser.add_argument("--volumes", type=Path, default=None, help="also write per-label volumes (ml) as .csv or .json")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help=(
+            "skip the cases whose output is already complete (a killed run restarts where it stopped); nothing "
+            "is replaced"
+        ),
+    )
     parser.add_argument(
         "--progress",
         choices=ProgressMode.values(),
@@ -135,147 +141,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         missing = [name for name, value in run_arguments.items() if value is None]
         if missing:
             parser.error(f"the following arguments are required: {', '.join(missing)}")
+    if args.resume and args.overwrite:
+        parser.error("--resume keeps complete outputs and --overwrite replaces them: choose one")
     return args
 
 
-def _output_for(case_name: str, args: argparse.Namespace, batch: bool) -> Path:
-    if batch or args.output.is_dir():
-        return args.output / f"{case_name}{args.format}"
-    return args.output
-
-
-def _refuse_existing_outputs(outputs: Sequence[Path], overwrite: bool) -> None:
-    """The one "output exists" check of a run: before any work, for every file the run will write.
-
-    The writers keep ``overwrite=False`` as their last line of defence (``write_label_map`` links its
-    temporary file into place, which fails on an existing file), so a file that appears meanwhile is safe.
-
-    Raises:
-        GASAError: some outputs exist and ``overwrite`` is off; names up to five of them.
-    """
-    existing = [str(path) for path in outputs if os.path.lexists(path)]
-    if not existing or overwrite:
-        return
-    if len(existing) == 1:
-        raise GASAError(f"output {existing[0]} exists; pass --overwrite to replace it or choose another path")
-    shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
-    raise GASAError(
-        f"{len(existing)} outputs exist ({shown}); pass --overwrite to replace them or choose another output folder"
-    )
-
-
-@dataclass(frozen=True)
-class _CaseOutputs:
-    """What one segmented case writes: the label map ``path``, and for a single input its extras."""
-
-    path: Path
-    result: Any
-    image: Any
-    volumes: dict[str, float]
-    single: bool
-
-
-def _write_outputs(
-    args: argparse.Namespace, model: Any, case: _CaseOutputs, interrupt: Interrupt, existing_before: set[Path]
-) -> None:
-    """Write one case's label map (and, for a single input, its volumes and overlay) without being cut short.
-
-    A signal that arrives meanwhile is honoured once the files are complete: they are removed again (those
-    that existed before the run are the user's only with ``--overwrite``) and the run stops.
-    """
-    from GASACore.io import write_label_map
-    from GASACore.report import write_overlay_png, write_volumes
-
-    result = case.result
-    written: list[Path] = []
-    interrupt.check()
-    with interrupt.deferred():
-        written.append(case.path)
-        write_label_map(result.labels, result.geometry, case.path, label_info=model.labels, overwrite=args.overwrite)
-        if case.single and args.volumes:
-            written.append(args.volumes)
-            write_volumes(case.volumes, args.volumes)
-        if case.single and args.overlay:
-            written.append(args.overlay)
-            write_overlay_png(case.image.array, result.labels, result.geometry, model.labels, args.overlay)
-    if interrupt.event.is_set():
-        for path in written:
-            if path not in existing_before:
-                path.unlink(missing_ok=True)
-        interrupt.check()
+def _echo(text: str, *, error: bool = False) -> None:
+    print(text, file=sys.stderr if error else sys.stdout)
 
 
 def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None = None) -> int:
-    from GASACore.inference import select_device
-    from GASACore.io import find_cases, read_image
-    from GASACore.pipeline import segment
-    from GASACore.report import label_volumes_ml
+    """A segmentation run (one input, a folder, or this rank's shard of a torchrun cohort): GASACore.cohort."""
+    from GASACore.cohort import RunRequest, run_cases
 
-    options = SegmentOptions.from_args(args)
-    cases = find_cases(args.input)
-    batch = len(cases) > 1 or (args.input.is_dir() and not cases[0].is_dicom)
-    outputs = [_output_for(case.name, args, batch) for case in cases]
-    extras = [] if batch else [p for p in (args.overlay, args.volumes) if p is not None]
-    _refuse_existing_outputs([*outputs, *extras], args.overwrite)
-    if batch:
-        args.output.mkdir(parents=True, exist_ok=True)
-    model = _load_model(args.model, options, sink)
-    device = select_device(options.device)  # once per run, for every case
-    logger.info("device: %s (%s)", *device)
-    interrupt = interrupt or Interrupt()
-    interrupt.total = len(cases)
-    existing_before = {path for path in [*outputs, *extras] if os.path.lexists(path)}
-    failures = 0
-    for index, (case, output) in enumerate(zip(cases, outputs, strict=True)):
-        sink.emit(CaseEvent(case.name, index, len(cases)))
-        try:
-            image = read_image(case.path, series=args.series)
-            result = segment(
-                image, model, options=options, progress=sink, cancel=interrupt.event, resolved_device=device
-            )
-            sink(Stage.EXPORT, 0.5)
-            volumes = label_volumes_ml(result.labels, result.geometry, model.labels)
-            _write_outputs(
-                args, model, _CaseOutputs(output, result, image, volumes, not batch), interrupt, existing_before
-            )
-            interrupt.completed += 1
-            sink(Stage.EXPORT, 1.0)
-            seconds = round(result.timings["total"], 2)
-            backend, why = result.forward.backend or None, result.forward.reason or None
-            sink.emit(
-                DoneEvent(str(output), case=case.name, device=result.device, seconds=seconds, backend=backend,
-                          backend_reason=why)
-            )  # fmt: skip
-            logger.info("%s -> %s in %.1f s on %s", case.name, output, result.timings["total"], result.device)
-            if args.progress != ProgressMode.JSON:
-                runs_on = f"{result.device} ({result.device_reason})" + (f", {backend} ({why})" if backend else "")
-                print(f"{case.name}: {runs_on}, {result.timings['total']:.1f} s")
-                _print_volumes(case.name, output, volumes)
-        except Cancelled:
-            raise
-        except (GASAError, OSError, ValueError) as err:
-            failures += 1
-            message = f"{case.name}: {err}"
-            sink.emit(ErrorEvent(message, case=case.name))
-            print(f"gasa-segment: error: {message}", file=sys.stderr)
-            if not batch:
-                return 1
-    if batch:
-        print(f"gasa-segment: {len(cases) - failures} of {len(cases)} inputs segmented", file=sys.stderr)
-    return 1 if failures else 0
-
-
-def _load_model(model: str, options: SegmentOptions, sink: EventSink) -> ModelBundle:
-    """``-m``: a model path, or a catalogue id (downloaded on first use unless ``--offline``), loaded and verified."""
-    from GASACore.models import load_model_spec
-
-    return load_model_spec(model, folds=options.folds.names, offline=options.offline, progress=sink.emit)
-
-
-def _print_volumes(name: str, output: Path, volumes: dict[str, float]) -> None:
-    print(f"{name}: wrote {output}")
-    for label, ml in volumes.items():
-        print(f"  {label:<28s} {ml:10.1f} ml")
+    request = RunRequest(
+        input=args.input,
+        output=args.output,
+        model=args.model,
+        options=SegmentOptions.from_args(args),
+        series=args.series,
+        suffix=args.format,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        overlay=args.overlay,
+        volumes=args.volumes,
+        progress_json=args.progress == ProgressMode.JSON,
+    )
+    return run_cases(request, sink, _echo, interrupt)
 
 
 def _check_device(args: argparse.Namespace) -> int:

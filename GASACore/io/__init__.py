@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names below, for type checkers (at run time they are imported on first use)
-    from GASACore.io.atomic import atomic_output, give_default_permissions
+    from GASACore.io.atomic import atomic_output, give_default_permissions, stale_temporaries
     from GASACore.io.cases import Case, find_cases
     from GASACore.io.formats import IMAGE_SUFFIXES, LABEL_MAP_SUFFIXES
     from GASACore.io.geometry import Geometry
@@ -31,6 +31,7 @@ __all__ = [
     "give_default_permissions",
     "max_image_bytes",
     "read_image",
+    "stale_temporaries",
     "write_label_map",
 ]
 
@@ -48,6 +49,7 @@ _EXPORTS = {
     "give_default_permissions": "atomic",
     "max_image_bytes": "limits",
     "read_image": "reader",
+    "stale_temporaries": "atomic",
     "write_label_map": "writer",
 }
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output", "give_default_permissions", "temporary_sibling"]
+__all__ = ["atomic_output", "give_default_permissions", "stale_temporaries", "temporary_sibling"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,31 @@ def temporary_sibling(path: Path) -> Path:
     """A fresh hidden name next to ``path`` that ends in ``path``'s own name (so its suffix, i.e. the file
     format, is the same): ``out/ct.nii.gz`` -> ``out/.partial-1a2b3c4d5e6f-ct.nii.gz``."""
     return path.parent / f".partial-{secrets.token_hex(6)}-{path.name}"
+
+
+_TEMPORARY = re.compile(r"\.partial-[0-9a-f]{12}-(?P<name>.+)")
+
+
+def stale_temporaries(path: Path) -> list[Path]:
+    """The temporaries of ``path`` left behind by a writer that was killed before its rename.
+
+    A temporary is never an output: a run that restarts (``gasa-segment --resume``) removes these and
+    writes ``path`` again. Names follow :func:`temporary_sibling`, e.g. for ``out/ct.nii.gz``::
+
+        out/.partial-1a2b3c4d5e6f-ct.nii.gz   -> listed
+        out/.partial-1a2b3c4d5e6f-ct2.nii.gz  -> not listed (another output's)
+
+    Only call this for a path no other process is writing: a live writer's temporary looks the same.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    found = []
+    for entry in path.parent.glob(".partial-*"):
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is not None and match.group("name") == path.name:
+            found.append(entry)
+    return sorted(found)
 
 
 def _remove(path: Path) -> None:

@@ -122,7 +122,12 @@ def test_batch_continues_past_a_bad_case_and_reports_json(small_ct: Path, nnunet
     errors = [e for e in events if e["event"] == "error"]
     assert sorted(done) == ["a", "b"]
     assert [e["case"] for e in errors] == ["broken"] and "broken.nii.gz" in errors[0]["message"]
-    assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "b.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "b.nii.gz", "summary.csv", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(c["case"], c["status"]) for c in summary["cases"]] == [("a", "segmented"), ("b", "segmented"),
+                                                                    ("broken", "failed")]  # fmt: skip
+    assert summary["counts"] == {"segmented": 2, "skipped": 0, "failed": 1} and summary["world_size"] == 1
+    assert "broken.nii.gz" in summary["cases"][2]["error"] and summary["cases"][0]["device"] == "cpu"
     for case in ("a", "b"):
         fractions = [e["fraction"] for e in events if e.get("stage") == "predict" and e["event"] == "progress"]
         assert fractions and all(0.0 <= f <= 1.0 for f in fractions)
