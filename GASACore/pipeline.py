@@ -148,7 +148,7 @@ def segment(
     stage_start = time.perf_counter()
     _stage(progress, Stage.PREPROCESS, 0.0)
     config = bundle.preprocessing
-    data, properties = preprocess(loaded.array[None], loaded.geometry.spacing_zyx, config)
+    data, properties = preprocess(loaded.array[None], loaded.geometry.spacing_zyx, config, device=run_device)
     timings["preprocess"] = time.perf_counter() - stage_start
     _stage(progress, Stage.PREPROCESS, 1.0)
 

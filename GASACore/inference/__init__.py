@@ -23,6 +23,7 @@ from GASACore.inference.device import (
     resolve_num_threads,
     select_device,
     unusable_reason,
+    with_cpu_fallback,
 )
 from GASACore.inference.sliding_window import (
     SKIPPED_LOGITS,
@@ -71,4 +72,5 @@ __all__ = [
     "unusable_reason",
     "window_slicers",
     "window_starts",
+    "with_cpu_fallback",
 ]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 
@@ -40,9 +40,11 @@ __all__ = [
     "resolve_num_threads",
     "select_device",
     "unusable_reason",
+    "with_cpu_fallback",
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ARCH = re.compile(r"^(sm|compute)_(\d+)([a-z]?)$")
 #: Environment variables by which a user sets the CPU thread count; ``num_threads=None`` then leaves torch as is.
@@ -400,3 +402,27 @@ def free_cuda_memory(device: torch.device) -> None:
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
         logger.debug("freed cached CUDA memory on %s", device)
+
+
+def with_cpu_fallback(step: Callable[[torch.device], T], device: torch.device | str, what: str) -> T:
+    """Run ``step(device)``; when CUDA runs out of memory, free it and run ``step(cpu)`` instead.
+
+    Only ``torch.cuda.OutOfMemoryError`` is caught (any other error is the step's own and propagates). Off CUDA
+    this is ``step(device)``. Used for the steps around the prediction (pre-processing resampling, the
+    restore step), which have a CPU version that gives the same result.
+
+    Args:
+        step: the work, restartable from scratch, on the device it is given.
+        device: where to try first.
+        what: the step's name for the warning, e.g. ``"the restore step"``.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return step(device)
+    try:
+        return step(device)
+    except torch.cuda.OutOfMemoryError as err:
+        reason = (str(err).splitlines() or ["CUDA out of memory"])[0]
+        logger.warning("CUDA out of memory in %s on %s (%s); doing it on the CPU", what, device, reason)
+    free_cuda_memory(device)  # outside the except block: its traceback no longer holds the step's tensors
+    return step(torch.device("cpu"))

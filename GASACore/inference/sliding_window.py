@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,6 +31,7 @@ from GASACore.inference.config import SlidingWindowConfig
 from GASACore.inference.cpu_runtime import ForwardRecord
 from GASACore.inference.cpu_session import CpuSession
 from GASACore.inference.device import accumulation_fits, cpu_threads, free_cuda_memory, select_device
+from GASACore.inference.transfer import WindowFeed
 from GASACore.inference.windows import Slicer, gaussian_importance, mirror_combinations, pad_to_patch, window_slicers
 
 __all__ = [
@@ -54,24 +55,31 @@ def accumulation_bytes(num_channels: int, num_classes: int, spatial_shape: Seque
 
 
 def retry_on_cuda_oom(
-    attempt: Callable[[bool, int], T], *, device: torch.device, on_device: bool, batch_size: int
+    attempt: Callable[[bool, int], T],
+    *,
+    device: torch.device,
+    on_device: bool,
+    batch_size: int,
+    last_resort: Callable[[], T] | None = None,
 ) -> T:
     """Run ``attempt(on_device, batch_size)``, degrading on ``torch.cuda.OutOfMemoryError`` only.
 
     First OOM with accumulation on the GPU: warn, free memory, retry accumulating on the CPU. Further OOMs:
-    halve the batch while it is above 1. OOM at batch 1 on the CPU accumulator: raise.
+    halve the batch while it is above 1. OOM at batch 1 on the CPU accumulator: ``last_resort()`` (the whole
+    prediction on the CPU) when given, else raise.
 
     Args:
         attempt: the whole prediction, restartable from scratch.
         device: the CUDA device whose cache is freed between attempts.
         on_device: whether the first attempt accumulates on the GPU.
         batch_size: windows per forward pass of the first attempt.
+        last_resort: what to run when even the leanest GPU attempt runs out of memory (after freeing it).
 
     Returns:
-        What the first successful attempt returns.
+        What the first successful attempt (or the last resort) returns.
 
     Raises:
-        GASAError: still out of memory with batch 1 and accumulation on the CPU.
+        GASAError: still out of memory with batch 1 and accumulation on the CPU, and no ``last_resort``.
     """
     while True:
         try:
@@ -84,12 +92,25 @@ def retry_on_cuda_oom(
             elif batch_size > 1:
                 batch_size //= 2
                 logger.warning("CUDA out of memory (%s); retrying with %d window(s) per batch", reason, batch_size)
+            elif last_resort is not None:
+                logger.warning("CUDA out of memory on %s with 1 window per batch (%s); predicting on the CPU",
+                               device, reason)  # fmt: skip
+                break
             else:
                 raise GASAError(
                     f"CUDA ran out of memory on {device} with 1 window per batch and logits on the CPU ({reason}); "
                     "expected a GPU with more free memory: close other GPU programs or use device 'cpu'"
                 ) from err
         free_cuda_memory(device)
+    free_cuda_memory(device)  # outside the except block: the failed attempt's tensors are released
+    return last_resort()
+
+
+def _on_cpu(run: _Run) -> torch.Tensor:
+    """The last resort after CUDA out-of-memory: the whole prediction again, network and logits on the CPU."""
+    cpu = torch.device("cpu")
+    run.network.to(cpu)
+    return _accumulate(replace(run, device=cpu), False, run.config.batch_size)
 
 
 @dataclass(frozen=True)
@@ -106,6 +127,7 @@ class _Run:
     progress: ProgressCounter
     check_cancel: Callable[[], None]
     cpu: CpuSession | None = None  # the CPU backend and thread rule; None on CUDA
+    feed: WindowFeed = field(default_factory=WindowFeed)
 
 
 def _as_logits(output: Any, expected: tuple[int, ...]) -> torch.Tensor:
@@ -186,7 +208,7 @@ def _predict_fold(
         if run.cpu is not None:
             run.cpu.before_batch()
         slicers = run.windows[first : first + batch]
-        windows = torch.stack([data[s] for s in slicers]).to(run.device)
+        windows = run.feed(data, slicers, run.device)
         prediction = _predict_batch(run, windows).to(logits.device)
         _check_finite(prediction, first, fold_index, run)
         for slicer, window_logits in zip(slicers, prediction, strict=True):
@@ -351,8 +373,8 @@ def predict_sliding_window(
     Raises:
         InputError: ``image`` is not a finite real ``(C, X, Y, Z)`` array.
         ModelError: a fold's weights do not fit the network, or its output has the wrong shape.
-        GASAError: non-finite network output (naming fold and window), or CUDA out of memory with batch 1
-            and logits on the CPU.
+        GASAError: non-finite network output (naming fold and window). CUDA out of memory is not raised: the
+            prediction is retried leaner (logits on the CPU, smaller batches), and at last on the CPU.
         Cancelled: ``cancel`` was set; at most one more window batch runs after it is.
         ValueError: ``num_classes`` < 1, an empty ``fold_weights`` or a bad ``cancel``.
     """
@@ -383,7 +405,7 @@ def predict_sliding_window(
             on_device = _accumulate_on_device(config, device, data, num_classes)
             logits = retry_on_cuda_oom(
                 lambda on_gpu, batch: _accumulate(run, on_gpu, batch),
-                device=device, on_device=on_device, batch_size=config.batch_size,
+                device=device, on_device=on_device, batch_size=config.batch_size, last_resort=lambda: _on_cpu(run),
             )  # fmt: skip
     finally:
         network.train(was_training)

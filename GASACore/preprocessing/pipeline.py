@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def _check_input(image: np.ndarray, spacing_zyx: Sequence[float], config: Prepro
 
 
 def preprocess(
-    image: np.ndarray, spacing_zyx: Sequence[float], config: PreprocessingConfig
+    image: np.ndarray, spacing_zyx: Sequence[float], config: PreprocessingConfig, *, device: Any = None
 ) -> tuple[np.ndarray, PreprocessedProperties]:
     """Turn an image into the network input: transpose, crop to non-zero, normalise, resample.
 
@@ -52,6 +53,8 @@ def preprocess(
         spacing_zyx: voxel spacing in mm in the same ``(z, y, x)`` order (SimpleITK's
             ``GetSpacing()`` reversed).
         config: the model's pre-processing configuration.
+        device: where to resample: ``None`` / CPU (scipy), or a CUDA device (the same arithmetic on the GPU,
+            falling back to the CPU when it runs out of memory; see ``resample_image``).
 
     Returns:
         ``(data, properties)``: ``data`` is the float32 network input ``(C, X, Y, Z)`` (C-contiguous),
@@ -81,6 +84,7 @@ def preprocess(
         order_z=orders.order_z,
         force_separate_z=orders.force_separate_z,
         anisotropy_threshold=config.anisotropy_threshold,
+        device=device,
     )
     logger.debug("preprocess: %s -> crop %s -> %s at %s mm", shape_before, shape_cropped, new_shape, target)
     properties = PreprocessedProperties(

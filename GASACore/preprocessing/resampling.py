@@ -16,6 +16,7 @@ Rules (``nnunetv2.preprocessing.resampling.default_resampling``, reimplemented):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -123,6 +124,33 @@ def _resample_channel_separately(
     return np.moveaxis(stack, 0, axis)
 
 
+def _resample_on_cpu(
+    data: np.ndarray, shape: tuple[int, ...], axis: int | None, order: int, order_z: int
+) -> np.ndarray:
+    out = np.empty((data.shape[0], *shape), dtype=np.float32)
+    for c in range(data.shape[0]):
+        if axis is None:
+            out[c] = _resize(data[c], shape, order)
+        else:
+            out[c] = _resample_channel_separately(data[c], shape, axis, order, order_z)
+    return out
+
+
+def _resample_on_gpu(
+    data: np.ndarray, shape: tuple[int, ...], axis: int | None, order: int, order_z: int, device: Any
+) -> np.ndarray:
+    """The torch version on ``device``; the scipy one when the GPU runs out of memory."""
+    from GASACore.inference.device import with_cpu_fallback
+    from GASACore.preprocessing.resampling_torch import resample_image_torch
+
+    def step(target: Any) -> np.ndarray:
+        if target.type == "cpu":
+            return _resample_on_cpu(data, shape, axis, order, order_z)
+        return resample_image_torch(data, shape, axis, order=order, order_z=order_z, device=target)
+
+    return with_cpu_fallback(step, device, "pre-processing resampling")
+
+
 def resample_image(
     data: np.ndarray,
     new_shape: Sequence[int],
@@ -133,6 +161,7 @@ def resample_image(
     order_z: int = 0,
     force_separate_z: bool | None = None,
     anisotropy_threshold: float = 3.0,
+    device: Any = None,
 ) -> np.ndarray:
     """Resample a multi-channel image to ``new_shape`` with nnU-Net's rules (see module docstring).
 
@@ -145,6 +174,9 @@ def resample_image(
         order_z: order along the separately resampled axis (0 = nearest slice).
         force_separate_z: see ``separate_axis``.
         anisotropy_threshold: see ``separate_axis``.
+        device: ``None`` or a CPU device: scipy, here. A CUDA device (``torch.device`` or ``"cuda:N"``): the same
+            arithmetic on the GPU (:mod:`GASACore.preprocessing.resampling_torch`, equal within 1e-4), and
+            this CPU path when the GPU runs out of memory.
 
     Returns:
         float32 ``(C, X', Y', Z')``; ``data`` itself (as float32) when the shape is unchanged.
@@ -161,10 +193,6 @@ def resample_image(
     axis = separate_axis(
         current_spacing, new_spacing, anisotropy_threshold=anisotropy_threshold, force_separate_z=force_separate_z
     )
-    out = np.empty((data.shape[0], *shape), dtype=np.float32)
-    for c in range(data.shape[0]):
-        if axis is None:
-            out[c] = _resize(data[c], shape, order)
-        else:
-            out[c] = _resample_channel_separately(data[c], shape, axis, order, order_z)
-    return out
+    if device is not None and str(device).startswith("cuda"):
+        return _resample_on_gpu(data, shape, axis, order, order_z, device)
+    return _resample_on_cpu(data, shape, axis, order, order_z)

@@ -211,6 +211,8 @@ def restore_segmentation(
 
     Raises:
         ValueError: logits of the wrong shape or dtype, or a probabilities order other than 0 / 1.
+
+    On CUDA, running out of GPU memory makes the step run on the CPU instead (a warning says so).
     """
     if isinstance(logits, np.ndarray):
         logits = torch.from_numpy(logits)
@@ -225,10 +227,35 @@ def restore_segmentation(
     dtype = np.uint8 if largest <= 255 else np.uint16
     full = np.zeros(properties.shape_before_cropping, dtype=dtype)
     box = full[tuple(slice(lo, hi) for lo, hi in properties.bbox)]
-    resample_logits_to_labels(
-        logits, box, orders, device=device, regions_class_order=regions_class_order, chunk_megabytes=chunk_megabytes
-    )
+    _labels_with_cpu_fallback(logits, box, orders, device, regions_class_order, chunk_megabytes)
     return np.ascontiguousarray(full.transpose(properties.transpose_backward))
+
+
+def _labels_with_cpu_fallback(
+    logits: torch.Tensor,
+    box: np.ndarray,
+    orders: Sequence[int],
+    device: torch.device | str | None,
+    regions_class_order: Sequence[int] | None,
+    chunk_megabytes: float | None,
+) -> None:
+    """:func:`resample_logits_to_labels` into ``box`` on ``device``; on CUDA out-of-memory, all of it on the CPU.
+
+    The CPU gives the same labels (the interpolation is the same float32 arithmetic); every slab of ``box`` is
+    written again, so a half-done GPU pass leaves nothing behind.
+    """
+    from GASACore.inference.device import with_cpu_fallback
+
+    first = torch.device(device) if device is not None else logits.device
+
+    def step(target: torch.device) -> np.ndarray:
+        fallback = target != first  # the CPU after CUDA ran out: its own slab size
+        return resample_logits_to_labels(
+            logits.cpu() if fallback else logits, box, orders, device=target,
+            regions_class_order=regions_class_order, chunk_megabytes=None if fallback else chunk_megabytes,
+        )  # fmt: skip
+
+    with_cpu_fallback(step, first, "the restore step")
 
 
 def _axis_orders(properties: PreprocessedProperties, config: PreprocessingConfig) -> tuple[int, int, int]:
