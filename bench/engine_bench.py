@@ -15,6 +15,9 @@ both tools read the same file), ``large`` (the sample CT resampled to 300x300x16
 
     nice -n 15 python bench/engine_bench.py                         # small model, sample + dicom
     nice -n 15 python bench/engine_bench.py --model large --cases sample large --tools nnunet gasa monai
+    python bench/engine_bench.py --device cuda --tools nnunet gasa   # on a GPU (scripts/gpu_check.sh)
+
+On CUDA both tools keep everything on the GPU (nnU-Net: ``perform_everything_on_device=True``) with fp16 autocast.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_nnunet(case: Path, model: Path, output: Path) -> dict[str, float]:
+def run_nnunet(case: Path, model: Path, output: Path, device: str = "cpu") -> dict[str, float]:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     import torch
@@ -138,8 +141,8 @@ def run_nnunet(case: Path, model: Path, output: Path) -> dict[str, float]:
         tile_step_size=0.5,
         use_gaussian=True,
         use_mirroring=False,
-        perform_everything_on_device=False,
-        device=torch.device("cpu"),
+        perform_everything_on_device=device.startswith("cuda"),
+        device=torch.device(device),
         verbose=False,
         allow_tqdm=False,
     )
@@ -171,7 +174,7 @@ def run_nnunet(case: Path, model: Path, output: Path) -> dict[str, float]:
     return timings
 
 
-def run_gasa(case: Path, model: Path, output: Path, skip_air: bool) -> dict[str, float | str]:
+def run_gasa(case: Path, model: Path, output: Path, skip_air: bool, device: str = "cpu") -> dict[str, float | str]:
     """What ``gasa-segment CASE -o OUTPUT -m MODEL --device cpu --no-tta`` does, stage by stage."""
     timings: dict[str, float | str] = {}
     start = time.perf_counter()
@@ -189,7 +192,7 @@ def run_gasa(case: Path, model: Path, output: Path, skip_air: bool) -> dict[str,
     mark = time.perf_counter()
     image = read_image(case)
     read_seconds = time.perf_counter() - mark
-    result = segment(image, bundle, options=SegmentOptions(device="cpu", tta=False, skip_air=skip_air))
+    result = segment(image, bundle, options=SegmentOptions(device=device, tta=False, skip_air=skip_air))
     timings["model load"] += result.timings["load"]
     timings["read + preprocess"] = read_seconds + result.timings["preprocess"]
     timings["predict"] = result.timings["predict"]
@@ -224,13 +227,13 @@ def run_monai(case: Path, model: Path, output: Path) -> dict[str, float]:
     return {"predict": seconds}
 
 
-def child(tool: str, case: Path, model: Path, output: Path, report: Path) -> None:
+def child(tool: str, case: Path, model: Path, output: Path, report: Path, device: str = "cpu") -> None:
     if tool == "nnunet":
-        timings = run_nnunet(case, model, output)
+        timings = run_nnunet(case, model, output, device)
     elif tool == "monai":
         timings = run_monai(case, model, output)
     else:
-        timings = run_gasa(case, model, output, skip_air=tool == "gasa-skip-air")
+        timings = run_gasa(case, model, output, skip_air=tool == "gasa-skip-air", device=device)
     backend = timings.pop("backend", None)
     timings["total"] = sum(float(v) for v in timings.values())
     result = {"timings": timings, "peak_rss_mb": _peak_rss_mb(), "cpu_s": _cpu_seconds(), "backend": backend}
@@ -267,11 +270,12 @@ def _load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def run_tool(tool: str, case_name: str, case: Path, model: Path, work: Path) -> dict:
+def run_tool(tool: str, case_name: str, case: Path, model: Path, work: Path, device: str = "cpu") -> dict:
     """One tool on one case in a fresh process; its report plus wall time and the load around it."""
     suffix = ".npy" if tool == "monai" else ".nii.gz"
     output, report = work / f"{case_name}_{tool}{suffix}", work / f"{case_name}_{tool}.json"
     command = [sys.executable, __file__, "--child", tool, str(case), str(model), str(output), str(report)]
+    command += ["--device", device]
     load_before, start = _load_average(), time.perf_counter()
     subprocess.run(command, check=True)
     result = json.loads(report.read_text())
@@ -286,13 +290,14 @@ def main() -> None:
     parser.add_argument("--tools", nargs="+", default=["nnunet", "gasa"], choices=TOOLS)
     parser.add_argument("--cases", nargs="+", default=["sample", "dicom"], choices=("sample", "dicom", "large"))
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for nnU-Net and gasa (MONAI: CPU)")
     parser.add_argument(
         "--child", nargs=5, metavar=("TOOL", "CASE", "MODEL", "OUTPUT", "REPORT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
         tool, *paths = args.child
-        child(tool, *map(Path, paths))
+        child(tool, *map(Path, paths), device=args.device)
         return
     work = Path(tempfile.mkdtemp(prefix="gasa-engine-bench-"))
     model = make_model(work / "model", args.model)
@@ -303,7 +308,7 @@ def main() -> None:
         case = makers[case_name]()
         results[case_name] = {}
         for tool in args.tools:
-            result = results[case_name][tool] = run_tool(tool, case_name, case, model, work)
+            result = results[case_name][tool] = run_tool(tool, case_name, case, model, work, args.device)
             if tool != "monai" and "nnunet" in results[case_name]:
                 reference = sitk.GetArrayFromImage(sitk.ReadImage(results[case_name]["nnunet"]["output"]))
                 ours = sitk.GetArrayFromImage(sitk.ReadImage(result["output"]))
