@@ -221,7 +221,7 @@ def _skip(ctx: _Context, case: Case, output: Path) -> CaseRecord | None:
 
 
 def _run_case(ctx: _Context, index: int) -> CaseRecord:
-    """One case of this rank's shard, failures recorded (a single input's failure is raised)."""
+    """One case of this rank's shard; a failure is recorded and reported (in a batch, any exception)."""
     case, output = ctx.plan.cases[index], ctx.plan.outputs[index]
     ctx.sink.emit(CaseEvent(case.name, index, len(ctx.plan.cases)))
     start = time.perf_counter()
