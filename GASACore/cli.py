@@ -26,6 +26,7 @@ import argparse
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -170,6 +171,13 @@ def _run(args: argparse.Namespace, sink: EventSink, interrupt: Interrupt | None 
     return run_cases(request, sink, _echo, interrupt)
 
 
+def _progress_mode(args: argparse.Namespace) -> str:
+    """``--progress auto`` under torchrun: rank 0 alone draws a bar (several on one terminal are unreadable)."""
+    if args.progress == ProgressMode.AUTO and os.environ.get("RANK", "0").strip() not in ("", "0"):
+        return ProgressMode.NONE
+    return args.progress
+
+
 def _check_device(args: argparse.Namespace) -> int:
     """``--check-device``: print the device report (one JSON object); also when torch cannot be imported."""
     try:
@@ -227,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_device(args)
     if args.describe_model is not None:
         return _describe_model(args)
-    sink = make_sink(args.progress)
+    sink = make_sink(_progress_mode(args))
     interrupt = Interrupt()
     interrupt.install()
     try:
