@@ -6,6 +6,7 @@ Run it through ``scripts/gpu_check.sh`` on any machine with a CUDA GPU (it needs
     bash scripts/gpu_check.sh --out /tmp/check      # elsewhere
     bash scripts/gpu_check.sh --dry-run             # what it would run; a report with every step "not run"
     bash scripts/gpu_check.sh --device cpu          # the same steps on the CPU (small plan), to check the script
+    bash scripts/gpu_check.sh --device cpu --limit-scale 10   # ... on a slow or busy machine
 
 Steps, each with its own time limit: ``gasa-segment --check-device``; ``pytest -m gpu`` (JUnit XML);
 ``bench/engine_bench.py --device cuda --tools nnunet gasa`` (same nnU-Net v2 model, same CTs, same settings:
@@ -40,7 +41,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: $OUT, else bench/results)")
     parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu to check the script")
     parser.add_argument("--dry-run", action="store_true", help="run nothing; write the report of what would run")
+    parser.add_argument(
+        "--limit-scale", type=float, default=1.0, help="multiply every step's time limit (a slow or busy machine)"
+    )
     args = parser.parse_args(argv)
+    if not args.limit_scale > 0:
+        parser.error(f"--limit-scale must be > 0, got {args.limit_scale!r}")
     if args.device != "cpu" and not args.device.startswith("cuda"):
         parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     if args.out is None:
@@ -60,11 +66,16 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     selection = ["Testing", "-m", "gpu"] if args.device != "cpu" else [fallbacks]
     tests = [python, "-m", "pytest", *selection, "-q", "-p", "no:cacheprovider"]
     tests += [f"--junitxml={args.out / 'gpu_tests.xml'}"]
-    return [
+    steps = [
         {"name": "check-device", "command": [python, "-m", "GASACore.cli", "--check-device", "--device", "auto"]},
         {"name": "gpu-tests", "command": tests},
         {"name": "benchmark", "command": bench},
     ]
+    return [{**step, "limit_s": round(LIMITS[step["name"]] * args.limit_scale)} for step in steps]
+
+
+def _text(data: bytes | str | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
 
 
 def run_step(step: dict[str, Any]) -> dict[str, Any]:
@@ -73,18 +84,17 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
     try:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         done = subprocess.run(
-            step["command"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=LIMITS[step["name"]],
-            check=False,
+            step["command"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=step["limit_s"], check=False,
         )  # fmt: skip
         status, code, output = ("ok" if done.returncode == 0 else "failed"), done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as err:
-        status, code, output = "timeout", None, str(err.stdout or "") + str(err.stderr or "")
+    except subprocess.TimeoutExpired as err:  # its captured output comes as bytes, text=True or not
+        status, code, output = "timeout", None, _text(err.stdout) + _text(err.stderr)
     seconds = round(time.perf_counter() - start, 1)
     return {**step, "status": status, "returncode": code, "seconds": seconds, "output_tail": output[-4000:]}
 
 
 def _run_and_say(step: dict[str, Any]) -> dict[str, Any]:
-    print(f"{step['name']}: running (limit {LIMITS[step['name']]} s)", flush=True)
+    print(f"{step['name']}: running (limit {step['limit_s']} s)", flush=True)
     done = run_step(step)
     print(f"{step['name']}: {done['status']} in {done['seconds']} s", flush=True)
     if done["status"] != "ok":

@@ -23,6 +23,7 @@ from scipy import ndimage
 
 __all__ = [
     "compute_new_shape",
+    "nearest_indices",
     "resample_image",
     "separate_axis",
     "source_coordinates",
@@ -90,8 +91,14 @@ def source_coordinates(n_in: int, n_out: int) -> np.ndarray:
     return float(n_in) / n_out * (np.arange(n_out, dtype=np.float64) + 0.5) - 0.5
 
 
-def _nearest_indices(n_in: int, n_out: int) -> np.ndarray:
-    """Nearest input index per output sample, rounding halves up as scipy's order-0 spline does."""
+def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
+    """Nearest input index per output sample, rounding halves up as scipy's order-0 spline does.
+
+    Example (3 samples to 4, pixel centres aligned)::
+
+        >>> nearest_indices(3, 4).tolist()
+        [0, 1, 1, 2]
+    """
     return np.clip(np.floor(source_coordinates(n_in, n_out) + 0.5), 0, n_in - 1).astype(np.intp)
 
 
@@ -118,7 +125,7 @@ def _resample_channel_separately(
     n_in, n_out = stack.shape[0], shape[axis]
     if n_in != n_out:
         if order_z == 0:
-            stack = stack[_nearest_indices(n_in, n_out)]
+            stack = stack[nearest_indices(n_in, n_out)]
         else:
             stack = ndimage.zoom(stack, (n_out / n_in, 1, 1), order=order_z, mode="nearest", grid_mode=True)
     return np.moveaxis(stack, 0, axis)

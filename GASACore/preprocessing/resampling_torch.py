@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from GASACore.preprocessing.resampling import _nearest_indices
+from GASACore.preprocessing.resampling import nearest_indices
 
 __all__ = ["axis_matrix", "resample_image_torch"]
 
@@ -68,7 +68,7 @@ def _along(x: torch.Tensor, dim: int, n_out: int, order: int) -> torch.Tensor:
     if n_in == n_out:
         return x
     if order == 0:
-        index = torch.as_tensor(_nearest_indices(n_in, n_out), device=x.device)
+        index = torch.as_tensor(nearest_indices(n_in, n_out), device=x.device)
         return x.index_select(dim, index)
     matrix = torch.tensor(axis_matrix(n_in, n_out, order), dtype=x.dtype, device=x.device)
     return (x.movedim(dim, -1) @ matrix).movedim(-1, dim)

@@ -34,11 +34,19 @@ def test_dry_run_writes_the_plan_as_a_report_under_out(tmp_path: Path) -> None:
     assert commands["gpu-tests"][-1] == f"--junitxml={tmp_path / 'gpu_tests.xml'}"
     assert commands["benchmark"][2:6] == ["--device", "cuda", "--tools", "nnunet"]
     assert "| benchmark | not run | - |" in (tmp_path / "gpu_check.md").read_text()
+    assert [s["limit_s"] for s in report["steps"]] == [60, 200, 200], "<= 8 minutes in all"
 
 
-def test_bad_arguments_are_refused() -> None:
-    result = _script("--device", "tpu", "--dry-run")
-    assert result.returncode == 2 and "--device must be cpu, cuda or cuda:N, got 'tpu'" in result.stderr
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "tpu"], "--device must be cpu, cuda or cuda:N, got 'tpu'"),
+        (["--limit-scale", "0"], "--limit-scale must be > 0, got 0.0"),
+    ],
+)
+def test_bad_arguments_are_refused(argv: list[str], message: str) -> None:
+    result = _script(*argv, "--dry-run")
+    assert result.returncode == 2 and message in result.stderr
 
 
 def test_out_defaults_to_the_environment_then_bench_results(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -79,7 +87,7 @@ def test_the_report_counts_tests_and_compares_with_nnunet(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_device_cpu_runs_every_step_on_the_cpu(tmp_path: Path) -> None:
-    result = _script("--device", "cpu", "--out", str(tmp_path), timeout=900)
+    result = _script("--device", "cpu", "--out", str(tmp_path), "--limit-scale", "4", timeout=2400)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert [s["status"] for s in report["steps"]] == ["ok"] * 3
