@@ -95,6 +95,7 @@ def retry_on_cuda_oom(
             elif last_resort is not None:
                 logger.warning("CUDA out of memory on %s with 1 window per batch (%s); predicting on the CPU",
                                device, reason)  # fmt: skip
+                resort = last_resort
                 break
             else:
                 raise GASAError(
@@ -103,7 +104,7 @@ def retry_on_cuda_oom(
                 ) from err
         free_cuda_memory(device)
     free_cuda_memory(device)  # outside the except block: the failed attempt's tensors are released
-    return last_resort()
+    return resort()
 
 
 def _on_cpu(run: _Run) -> torch.Tensor:
