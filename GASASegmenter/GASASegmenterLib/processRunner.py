@@ -160,16 +160,21 @@ class SubprocessRunner:
                 lines += self._decoders[key].feed(self._queues[key].get_nowait())
             except queue.Empty:
                 break
-        if self._ended():
+        if self._ended(key):
             lines += self._decoders[key].finish()
         return lines
 
-    def _ended(self) -> bool:
+    def _ended(self, key: str) -> bool:
+        """Whether stream ``key`` can bring nothing more: process and readers done, its queue drained.
+
+        Only this stream's queue counts: the other stream may still hold unread lines, and waiting for it
+        would lose this stream's last line without a newline once the caller sees the exit code.
+        """
         return (
             self._process is not None
             and self._process.poll() is not None
             and not any(thread.is_alive() for thread in self._threads)
-            and all(q.empty() for q in self._queues.values())
+            and self._queues[key].empty()
         )
 
     def readLines(self) -> list[str]:
