@@ -212,6 +212,7 @@ def _add_train_parser(subparsers: Any) -> None:
         type=int,
         help="processes for the final validation's resampling / export (nnUNet_def_n_proc; nnU-Net: 8)",
     )
+    _add_recipe_options(parser)
     init = parser.add_argument_group("start from a published nnU-Net v2 model")
     init.add_argument(
         "--init-from",
@@ -224,6 +225,40 @@ def _add_train_parser(subparsers: Any) -> None:
     )
     _add_gasa_options(parser, "GASA block with --init-from (defaults: the paper's; otherwise from the plans)")
     parser.set_defaults(func=_run_train)
+
+
+def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    from train.training.recipe import OPTIMIZERS
+
+    group = parser.add_argument_group(
+        "training recipe (defaults: nnU-Net's; a resumed training keeps the recipe it recorded)"
+    )
+    group.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (nnU-Net: momentum 0.99, Nesterov) or adamw")
+    group.add_argument("--lr", dest="initial_lr", type=float, help="initial learning rate (nnU-Net: 1e-2)")
+    group.add_argument("--weight-decay", type=float, help="weight decay (nnU-Net: 3e-5)")
+    group.add_argument(
+        "--oversample-foreground", type=float, help="share of patches centred on foreground, 0-1 (nnU-Net: 0.33)"
+    )
+    group.add_argument(
+        "--no-mirroring", dest="mirror", action="store_const", const=False, help="no mirror augmentation"
+    )
+    group.add_argument(
+        "--contrast-phase",
+        dest="p_contrast_phase",
+        type=float,
+        help="probability of per-organ contrast-phase HU shifts on a patch, 0-1 (off)",
+    )
+
+
+_RECIPE_ARGS = ("optimizer", "initial_lr", "weight_decay", "oversample_foreground", "mirror", "p_contrast_phase")
+
+
+def recipe_from_args(args: argparse.Namespace) -> Any:
+    """A ``TrainingRecipe`` from the options given (nnU-Net's values for the rest); ``None`` when none was."""
+    from train.training.recipe import TrainingRecipe
+
+    given = {name: getattr(args, name) for name in _RECIPE_ARGS if getattr(args, name, None) is not None}
+    return TrainingRecipe(**given) if given else None
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -257,6 +292,7 @@ def _run_train(args: argparse.Namespace) -> int:
         validate=not args.no_validation,
         base_plans_name=args.plans_name,
         init_from=init,
+        recipe=recipe_from_args(args),
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {run.fold_folder} in {run.wall_time_s:.0f} s (world size {run.world_size})")

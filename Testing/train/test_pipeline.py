@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from Testing.train.test_pipeline_support import DATASET, TRAIN_FAST, cli_env, planned_tiny, run_cli
 
@@ -20,8 +21,9 @@ def pipeline(planned_tiny: Path) -> dict[str, Path]:
     root = planned_tiny
     env = cli_env(root)
     common = ["train", "991", "--variant", "gasa-unet", "--fold", "all", *TRAIN_FAST]
-    run_cli([*common, "--epochs", "1", "--no-validation"], env)
-    run_cli([*common, "--epochs", "2", "--continue"], env)
+    recipe = ["--optimizer", "adamw", "--lr", "3e-3", "--no-mirroring", "--contrast-phase", "1"]
+    run_cli([*common, "--epochs", "1", "--no-validation", *recipe], env)
+    run_cli([*common, "--epochs", "2", "--continue"], env)  # keeps the recorded recipe
     results = root / "results" / DATASET / RESULTS
     run_cli(["export", str(results), str(root / "bundle"), "--label-set", "btcv", "--name", "tiny-test"], env)
     return {"root": root, "results": results, "bundle": root / "bundle"}
@@ -48,6 +50,10 @@ def test_training_writes_log_curve_and_resumes(pipeline: dict[str, Path]) -> Non
     assert (fold / "checkpoint_final.pth").is_file()
     record = json.loads((fold / "gasa_training.json").read_text())
     assert len(record["sessions"]) == 2 and record["schedule"]["epochs"] == 2
+    assert record["recipe"]["optimizer"] == "adamw" and record["initial_lr"] == 3e-3
+    assert record["recipe"]["mirror"] is False and record["recipe"]["p_contrast_phase"] == 1
+    checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=True)
+    assert checkpoint["optimizer_state"]["param_groups"][0]["betas"] == (0.9, 0.999)  # AdamW, resumed as AdamW
     assert (fold / "validation" / "summary.json").is_file()
 
 
@@ -58,6 +64,7 @@ def test_export_bundle_reloads_with_labels_and_record(pipeline: dict[str, Path])
     assert [label.name for label in bundle.labels] == ["spleen", "right kidney", "left kidney"]
     assert all(label.terminology is not None for label in bundle.labels)
     assert bundle.architecture.name == "gasa-unet"
+    assert bundle.mirror_axes == ()  # trained with --no-mirroring: no mirror TTA either
     network = bundle.build_network()
     network.load_state_dict(bundle.load_fold(bundle.folds[0], network))
     meta = json.loads((pipeline["bundle"] / "model.json").read_text())

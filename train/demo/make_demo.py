@@ -1,16 +1,22 @@
 """The demo model: a small GASA-UNet trained on CPU on one real CT, exported as a bundle.
 
-Recipe (``python -m train.demo``; about 25 minutes on 2 CPU cores):
+Recipe (``python -m train.demo``; about 70 minutes on 2 CPU cores):
 
 1. convert: TotalSegmentator's public example CT (``example_ct.nii.gz``, 3 mm, abdomen + pelvis) and its
    label map (``example_seg_fast_force_split.nii.gz``, made by TotalSegmentator's model) -> an nnU-Net raw
    data set with the BTCV 13-organ numbering (``TOTALSEG_TO_BTCV``; the esophagus is outside the scan).
-2. plan: nnU-Net's planner with a CPU-sized network: 4 mm target spacing, a 0.1 GB memory target (patch
-   48 x 40 x 48, 4 stages, bottleneck 6 x 5 x 6), features 8-16-32-64; GASA block with the paper's options (dim 25,
-   5 heads, voxel positional embedding, no qkv LayerNorm, dropout 0.5).
-3. train: nnU-Net's trainer (augmentation, SGD + poly LR, Dice + CE, deep supervision) on fold ``all``
-   (the single case), 40 epochs x 20 iterations (batch 2; ~30-40 s per epoch on 2 busy CPU cores), then
-   nnU-Net's validation = Dice on the training CT itself.
+2. plan: nnU-Net's fingerprint, CT normalisation and pre-processing at 3 mm (the sample's spacing, near the
+   3-5 mm of typical clinical abdominal CT), then a CPU-sized network set in the plans (:class:`DemoRecipe`):
+   patch 64^3, batch 2, 5 stages of 2 convolutions each, features 8-16-32-64-128, the GASA block at the
+   4^3 bottleneck with the paper's options.
+3. train: nnU-Net's trainer (Dice + CE, deep supervision, poly LR, its intensity augmentation) with the demo's
+   :class:`~train.training.TrainingRecipe`: AdamW 3e-3, foreground oversampling 0.66, rotation +-20 deg and
+   scaling 0.8-1.25 (probability 0.3 each), elastic deformation 0.1, no mirroring (the organs have sides),
+   and contrast-phase augmentation (per-organ HU shifts of native / arterial / portal venous scans,
+   :mod:`train.training.phase_augmentation`) on 60 % of the patches, partial fields of view (a random slab
+   of the patch kept, the rest padding, as in short scans: :mod:`train.training.fov_augmentation`) on 30 %;
+   fold ``all`` (the single case),
+   95 epochs x 20 iterations; then nnU-Net's validation = Dice on the training CT itself.
 4. export: ``Resources/models/gasa-demo-btcv`` with the truthful record: one training CT, labels by a
    model, demonstration only, not for clinical use.
 """
@@ -22,9 +28,11 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from train.training.recipe import TrainingRecipe
 
 __all__ = ["DemoRecipe", "make_demo_model"]
 
@@ -42,16 +50,55 @@ SOURCE_NOTE = (
 
 @dataclass(frozen=True)
 class DemoRecipe:
-    """The demo's plan and schedule (see the module docstring)."""
+    """The demo's plan, network, training recipe and schedule (see the module docstring)."""
 
-    target_spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
-    gpu_memory_gb: float = 0.1
-    base_features: int = 8
-    max_features: int = 64
-    epochs: int = 40
+    target_spacing: tuple[float, float, float] = (3.0, 3.0, 3.0)
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+    features: tuple[int, ...] = (8, 16, 32, 64, 128)
+    batch_size: int = 2
+    epochs: int = 95
     iterations: int = 20
     val_iterations: int = 2
     augmentation_workers: int = 1
+    training: TrainingRecipe = field(
+        default_factory=lambda: TrainingRecipe(
+            optimizer="adamw",
+            initial_lr=3e-3,
+            weight_decay=3e-5,
+            oversample_foreground=0.66,
+            rotation_deg=20.0,
+            p_rotation=0.3,
+            scaling=(0.8, 1.25),
+            p_scaling=0.3,
+            p_elastic=0.1,
+            mirror=False,
+            p_contrast_phase=0.6,
+            p_partial_fov=0.3,
+        )
+    )
+
+
+def set_demo_network(plans: dict[str, Any], recipe: DemoRecipe, configuration: str = "3d_fullres") -> dict[str, Any]:
+    """Write the recipe's patch, batch and U-Net (stages, features, strides, kernels) into nnU-Net plans.
+
+    Every stage halves each axis after the first, so the patch must divide by ``2 ** (stages - 1)``.
+    """
+    stages = len(recipe.features)
+    factor = 2 ** (stages - 1)
+    if any(p % factor for p in recipe.patch_size):
+        raise ValueError(f"patch {recipe.patch_size} must divide by {factor} for {stages} stages")
+    plans = json.loads(json.dumps(plans))
+    config = plans["configurations"][configuration]
+    config["patch_size"] = list(recipe.patch_size)
+    config["batch_size"] = recipe.batch_size
+    kwargs = config["architecture"]["arch_kwargs"]
+    kwargs["n_stages"] = stages
+    kwargs["features_per_stage"] = list(recipe.features)
+    kwargs["kernel_sizes"] = [[3, 3, 3]] * stages
+    kwargs["strides"] = [[1, 1, 1]] + [[2, 2, 2]] * (stages - 1)
+    kwargs["n_conv_per_stage"] = [2] * stages
+    kwargs["n_conv_per_stage_decoder"] = [2] * (stages - 1)
+    return plans
 
 
 def _shared_ct_folder() -> Path:
@@ -105,10 +152,12 @@ def _training_extra(recipe: DemoRecipe, results: Path, note: str | None) -> dict
         "demo_recipe": {
             "command": "python -m train.demo",
             "target_spacing_mm": list(recipe.target_spacing),
-            "planner_memory_target_gb": recipe.gpu_memory_gb,
-            "features": f"{recipe.base_features}..{recipe.max_features}",
+            "patch_size": list(recipe.patch_size),
+            "features_per_stage": list(recipe.features),
+            "batch_size": recipe.batch_size,
             "epochs": recipe.epochs,
             "iterations_per_epoch": recipe.iterations,
+            "training_recipe": recipe.training.to_json(),
             "device": "cpu",
         },
         "dice_on_training_ct": {
@@ -130,7 +179,7 @@ def make_demo_model(
     """Run the whole recipe and write the bundle to ``target``; returns the bundle folder."""
     from GASACore.network import GASABlockOptions
     from train.export import export_results_folder
-    from train.planning import PlannerSettings, configure_nnunet_paths, run_planning
+    from train.planning import PlannerSettings, configure_nnunet_paths, run_planning, write_gasa_plans
 
     recipe = recipe or DemoRecipe()
     if target.exists() and not overwrite:
@@ -142,21 +191,25 @@ def make_demo_model(
     configure_nnunet_paths(workdir / "raw", workdir / "preprocessed", workdir / "results")
     if not resume:
         logger.info("1/4 convert -> %s", _convert(workdir))
-        settings = PlannerSettings(
-            gpu_memory_gb=recipe.gpu_memory_gb,
-            target_spacing=recipe.target_spacing,
-            base_features=recipe.base_features,
-            max_features=recipe.max_features,
+        settings = PlannerSettings(target_spacing=recipe.target_spacing)
+        planned = run_planning(DATASET_ID, settings=settings, variants=(), num_processes=1)
+        plans = json.loads(planned.base_plans.read_text(encoding="utf-8"))
+        planned.base_plans.write_text(json.dumps(set_demo_network(plans, recipe), indent=4) + "\n", encoding="utf-8")
+        gasa, parameters = write_gasa_plans(
+            planned.base_plans.parent, variants=("gasa-unet",), options=GASABlockOptions()
         )
-        planned = run_planning(
-            DATASET_ID, settings=settings, variants=("gasa-unet",), options=GASABlockOptions(), num_processes=1
-        )
-        logger.info("2/4 plans %s (%s parameters)", planned.gasa_plans, planned.parameters)
+        logger.info("2/4 plans %s (%s parameters)", gasa, parameters)
     from train.training import Schedule, run_gasa_training
 
     schedule = Schedule(recipe.epochs, recipe.iterations, recipe.val_iterations, save_every=5)
     run = run_gasa_training(
-        DATASET_ID, variant="gasa-unet", fold="all", device="cpu", schedule=schedule, continue_training=resume
+        DATASET_ID,
+        variant="gasa-unet",
+        fold="all",
+        device="cpu",
+        schedule=schedule,
+        continue_training=resume,
+        recipe=recipe.training,
     )
     logger.info("3/4 trained in %.0f s", run.wall_time_s)
     if target.exists():

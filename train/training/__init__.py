@@ -11,6 +11,7 @@ from train.training.launch import (
     results_folder,
     run_gasa_training,
 )
+from train.training.recipe import TrainingRecipe
 from train.training.trainers import GASATrainer, Schedule
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "GASATrainer",
     "InitFrom",
     "Schedule",
+    "TrainingRecipe",
     "TrainingRun",
     "WeightTransfer",
     "parse_fold",

@@ -30,6 +30,7 @@ from train.planning.base_model import BaseModel, prepare_init_plans, read_base_m
 from train.planning.gasa_plans import GASA_VARIANTS, TRAIN_VARIANTS, plans_name_for
 from train.planning.nnunet_env import dataset_folder_name
 from train.training.init_from import same_labels, transfer_base_weights
+from train.training.recipe import TrainingRecipe
 from train.training.trainers import GASATrainer, Schedule
 
 __all__ = ["TRAIN_VARIANTS", "InitFrom", "TrainingRun", "parse_fold", "results_folder", "run_gasa_training"]
@@ -176,6 +177,7 @@ def _write_record(
         "spacing": list(trainer.configuration_manager.spacing),
         "initial_lr": trainer.initial_lr,
         "weight_decay": trainer.weight_decay,
+        "recipe": trainer.recipe.to_json(),
         "sessions": sessions,
         "total_wall_time_s": round(sum(s["wall_time_s"] for s in sessions), 1),
         "epochs_time_s": _epochs_time(trainer),
@@ -207,6 +209,7 @@ def run_gasa_training(
     base_plans_name: str = "nnUNetPlans",
     configuration: str = "3d_fullres",
     init_from: InitFrom | None = None,
+    recipe: TrainingRecipe | None = None,
 ) -> TrainingRun:
     """Train one fold; on rank 0 also runs nnU-Net's final validation and writes ``gasa_training.json``.
 
@@ -222,6 +225,8 @@ def run_gasa_training(
         configuration: nnU-Net configuration (GASA plans carry ``3d_fullres`` only).
         init_from: start from a published nnU-Net model (its plans, pre-processing and weights); the variant
             must be a GASA one. Refused when the fold already holds a checkpoint, unless resuming it.
+        recipe: optimiser, sampling and augmentation, recorded in ``gasa_training.json``; when ``None``: the
+            recorded one when resuming, else nnU-Net's.
 
     Raises:
         ValueError: bad arguments, plans or base model (the message says which).
@@ -244,6 +249,9 @@ def run_gasa_training(
         base, plans_identifier = _prepare_base(init_from, name, variant, fold, configuration)
     trainer = _load_trainer(name, plans_identifier, configuration, fold, torch_device, continue_training)
     trainer.apply_schedule(schedule)
+    recipe = recipe or (_recorded_recipe(trainer) if continue_training else None)
+    if recipe is not None:
+        trainer.apply_recipe(recipe)
     maybe_load_checkpoint(trainer, continue_training, False)
     init = None
     if base is not None:
@@ -256,6 +264,13 @@ def run_gasa_training(
         elapsed = _write_record(trainer, variant, schedule, started, world_size, init)
     _maybe_destroy_distributed()
     return TrainingRun(Path(trainer.output_folder_base), Path(trainer.output_folder), elapsed, world_size)
+
+
+def _recorded_recipe(trainer: GASATrainer) -> TrainingRecipe | None:
+    """The recipe an earlier session of this fold recorded (a resumed training keeps its recipe)."""
+    path = Path(trainer.output_folder) / RECORD_NAME
+    recorded = json.loads(path.read_text(encoding="utf-8")).get("recipe") if path.is_file() else None
+    return TrainingRecipe.from_json(recorded) if recorded else None
 
 
 def _prepare_base(

@@ -4,6 +4,8 @@ Everything that shapes the model (loss, augmentation, optimiser, poly learning r
 checkpoints, ``progress.png``) is nnU-Net's own. The subclass adds:
 
 - the schedule (epochs, iterations per epoch, validation iterations) set from the command line;
+- a :class:`~train.training.recipe.TrainingRecipe` (optimiser, learning rate, foreground oversampling,
+  spatial augmentation, mirroring, contrast-phase augmentation); nnU-Net's own when none is given;
 - ``epochs.jsonl`` in the fold folder: one JSON line per epoch (losses, pseudo-Dice, learning rate,
   epoch time), next to nnU-Net's ``training_log_*.txt`` and ``progress.png``;
 - DDP on CPU with the gloo backend (nnU-Net assumes CUDA devices whenever torch.distributed is up);
@@ -25,8 +27,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch.nn.parallel import DistributedDataParallel
+
+from train.training.fov_augmentation import PartialFieldOfViewTransform
+from train.training.phase_augmentation import ContrastPhaseTransform, shifts_by_label
+from train.training.recipe import TrainingRecipe
 
 __all__ = ["GASATrainer", "Schedule"]
 
@@ -65,6 +72,74 @@ class GASATrainer(nnUNetTrainer):
             self.device = device
             self.grad_scaler = None
         self._cpu_ddp = self.is_ddp and self.device.type != "cuda"
+        self.recipe = TrainingRecipe(
+            initial_lr=self.initial_lr,
+            weight_decay=self.weight_decay,
+            oversample_foreground=self.oversample_foreground_percent,
+        )
+
+    def apply_recipe(self, recipe: TrainingRecipe) -> None:
+        """Set optimiser, sampling and augmentation before ``initialize`` (see :class:`TrainingRecipe`)."""
+        if self.was_initialized:
+            raise RuntimeError("apply_recipe must be called before the trainer is initialised")
+        self.recipe = recipe
+        self.initial_lr = recipe.initial_lr
+        self.weight_decay = recipe.weight_decay
+        self.oversample_foreground_percent = recipe.oversample_foreground
+
+    def configure_optimizers(self) -> tuple[torch.optim.Optimizer, PolyLRScheduler]:
+        if self.recipe.optimizer == "sgd":
+            return super().configure_optimizers()
+        optimizer = torch.optim.AdamW(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay)
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self) -> tuple:  # noqa: N802 - nnU-Net's name
+        configured = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        rotation, dummy_2d, initial_patch, mirror_axes = configured
+        if not dummy_2d:
+            rotation = self.recipe.rotation_rad
+        if not self.recipe.mirror:
+            mirror_axes = None
+            self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch, mirror_axes
+
+    def get_training_transforms(self, patch_size: Any, rotation_for_DA: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N803
+        """nnU-Net's pipeline with the recipe's spatial probabilities and, optionally, contrast phases."""
+        from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+
+        compose = nnUNetTrainer.get_training_transforms(patch_size, rotation_for_DA, *args, **kwargs)
+        transforms = compose.transforms
+        for index, transform in enumerate(transforms):
+            if isinstance(transform, SpatialTransform):
+                transform.p_rotation = self.recipe.p_rotation
+                transform.p_scaling = self.recipe.p_scaling
+                transform.scaling = tuple(self.recipe.scaling)
+                transform.p_elastic_deform = self.recipe.p_elastic
+                added = [self._contrast_phase_transform(), self._partial_fov_transform()]
+                transforms[index + 1 : index + 1] = [t for t in added if t is not None]
+                break
+        return compose
+
+    def _partial_fov_transform(self) -> Any:
+        """The partial field-of-view augmentation (wrapped with its probability), or ``None`` when off."""
+        from batchgeneratorsv2.transforms.utils.random import RandomTransform
+
+        if self.recipe.p_partial_fov <= 0:
+            return None
+        return RandomTransform(PartialFieldOfViewTransform(), apply_probability=self.recipe.p_partial_fov)
+
+    def _contrast_phase_transform(self) -> Any:
+        """The contrast-phase augmentation (wrapped with its probability), or ``None`` when it does not apply."""
+        from batchgeneratorsv2.transforms.utils.random import RandomTransform
+
+        is_ct = self.configuration_manager.normalization_schemes[0] == "CTNormalization"
+        if self.recipe.p_contrast_phase <= 0 or not is_ct:
+            return None
+        tissues = shifts_by_label(self.dataset_json["labels"])
+        if not tissues:
+            return None
+        std = float(self.plans_manager.foreground_intensity_properties_per_channel["0"]["std"])
+        return RandomTransform(ContrastPhaseTransform(tissues, std), apply_probability=self.recipe.p_contrast_phase)
 
     def apply_schedule(self, schedule: Schedule) -> None:
         """Set epochs / iterations before ``initialize`` (the poly LR schedule reads ``num_epochs``)."""
