@@ -1,4 +1,5 @@
-"""Human-readable results: per-label volumes in millilitres and a PNG overlay (axial + coronal)."""
+"""Human-readable results: per-label volumes in millilitres and a PNG overlay (axial, coronal and
+sagittal planes with a legend of the labels present)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from GASACore.bitmap_font import draw_text, text_size
 from GASACore.io import Geometry, atomic_output
 from GASACore.labels import Label
 
-__all__ = ["label_volumes_ml", "overlay_image", "write_overlay_png", "write_volumes"]
+__all__ = [
+    "label_volumes_ml",
+    "legend_image",
+    "overlay_image",
+    "overlay_panels",
+    "write_overlay_png",
+    "write_volumes",
+]
 
 #: Display window for the CT underneath the overlay (abdomen soft tissue), Hounsfield units.
 WINDOW_HU = (-160.0, 240.0)
@@ -50,10 +59,26 @@ def _blend(ct_slice: np.ndarray, label_slice: np.ndarray, colors: np.ndarray, al
     return rgb.astype(np.uint8)
 
 
-def _resize_rows(image: np.ndarray, rows: int) -> np.ndarray:
-    """Nearest-neighbour resize of an ``(rows, cols, 3)`` image along the rows (physical aspect)."""
-    index = np.minimum((np.arange(rows) * image.shape[0] / rows).astype(int), image.shape[0] - 1)
-    return image[index]
+#: Each plane is upsampled (nearest neighbour) so that its longer side has at least this many pixels.
+MIN_PANEL_PX = 512
+#: Integer scale of the 5x7 bitmap font in titles and the legend.
+FONT_SCALE = 2
+_GAP = 8
+_TEXT_ROW = 7 * FONT_SCALE + 8
+
+
+def _resize(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Nearest-neighbour resize of an ``(rows, cols, 3)`` image (pixel centres sampled)."""
+    row_index = np.minimum(((np.arange(rows) + 0.5) * image.shape[0] / rows).astype(int), image.shape[0] - 1)
+    col_index = np.minimum(((np.arange(cols) + 0.5) * image.shape[1] / cols).astype(int), image.shape[1] - 1)
+    return image[row_index][:, col_index]
+
+
+def _physical_resize(image: np.ndarray, row_mm: float, col_mm: float) -> np.ndarray:
+    """Resize so that pixels are square in mm and the longer side has at least :data:`MIN_PANEL_PX` pixels."""
+    height, width = image.shape[0] * row_mm, image.shape[1] * col_mm
+    mm_per_px = min(row_mm, col_mm, max(height, width) / MIN_PANEL_PX)
+    return _resize(image, max(1, round(height / mm_per_px)), max(1, round(width / mm_per_px)))
 
 
 def _as_lps(array: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -64,32 +89,85 @@ def _as_lps(array: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, tuple[fl
     return sitk.GetArrayViewFromImage(oriented).copy(), tuple(oriented.GetSpacing())  # type: ignore[return-value]
 
 
-def overlay_image(ct: np.ndarray, labels: np.ndarray, geometry: Geometry, label_info: Sequence[Label]) -> np.ndarray:
-    """Axial and coronal slices through the labels' centre, side by side: ``(rows, cols, 3)`` uint8.
-
-    Shown in the radiological convention (patient's right on the left of the picture, head up),
-    whatever the image's orientation. The coronal slice keeps its physical aspect ratio.
-
-    Args:
-        ct: the CT ``(z, y, x)`` in HU. labels: the label map ``(z, y, x)``. geometry: their geometry.
-    """
-    ct, spacing = _as_lps(ct, geometry)
-    labels, _ = _as_lps(labels, geometry)
+def _colour_table(labels: np.ndarray, label_info: Sequence[Label]) -> np.ndarray:
     colors = np.zeros((int(labels.max()) + 1 if labels.size else 1, 3), dtype=np.float64)
     for label in label_info:
         if label.value < len(colors):
             colors[label.value] = label.color
+    return colors
+
+
+def overlay_panels(
+    ct: np.ndarray, labels: np.ndarray, geometry: Geometry, label_info: Sequence[Label]
+) -> dict[str, np.ndarray]:
+    """Axial, coronal and sagittal planes through the labels' centre, each ``(rows, cols, 3)`` uint8.
+
+    Radiological convention whatever the image's orientation: patient's right on the picture's left
+    (axial, coronal), head up (coronal, sagittal), anterior on the left (sagittal). Pixels are square in mm
+    (physical aspect kept) and each plane's longer side has at least :data:`MIN_PANEL_PX` pixels.
+
+    Args:
+        ct: the CT ``(z, y, x)`` in HU. labels: the label map ``(z, y, x)``. geometry: their geometry.
+    """
+    ct, (sx, sy, sz) = _as_lps(ct, geometry)
+    labels, _ = _as_lps(labels, geometry)
+    colors = _colour_table(labels, label_info)
     foreground = np.argwhere(labels > 0)
-    centre = foreground.mean(axis=0).astype(int) if len(foreground) else np.array(labels.shape) // 2
-    axial = _blend(ct[centre[0]], labels[centre[0]], colors)  # rows: anterior -> posterior
-    coronal = _blend(ct[:, centre[1]], labels[:, centre[1]], colors)[::-1]  # rows: superior -> inferior
-    sx, sy, sz = spacing
-    axial = _resize_rows(axial, max(1, round(axial.shape[0] * sy / sx)))
-    coronal = _resize_rows(coronal, max(1, round(coronal.shape[0] * sz / sx)))
-    height = max(axial.shape[0], coronal.shape[0])
-    pad = [np.zeros((height - img.shape[0], img.shape[1], 3), np.uint8) for img in (axial, coronal)]
-    gap = np.zeros((height, 4, 3), np.uint8)
-    return np.concatenate([np.vstack([axial, pad[0]]), gap, np.vstack([coronal, pad[1]])], axis=1)
+    z, y, x = foreground.mean(axis=0).astype(int) if len(foreground) else np.array(labels.shape) // 2
+    axial = _blend(ct[z], labels[z], colors)  # rows: anterior -> posterior, columns: right -> left
+    coronal = _blend(ct[:, y], labels[:, y], colors)[::-1]  # rows: superior -> inferior
+    sagittal = _blend(ct[:, :, x], labels[:, :, x], colors)[::-1]  # columns: anterior -> posterior
+    return {
+        "axial": _physical_resize(axial, sy, sx),
+        "coronal": _physical_resize(coronal, sz, sx),
+        "sagittal": _physical_resize(sagittal, sz, sy),
+    }
+
+
+def legend_image(labels: np.ndarray, geometry: Geometry, label_info: Sequence[Label]) -> np.ndarray:
+    """One row per label present in ``labels``: a swatch of its exact colour, its name and volume in ml.
+
+    Rows are :data:`_TEXT_ROW` pixels high under a title row; the swatch fills columns 8 to 8 + 7 * scale.
+    """
+    volumes = label_volumes_ml(labels, geometry, label_info)
+    present = [label for label in label_info if volumes[label.name] > 0]
+    lines = [f"{label.name}  {volumes[label.name]:.1f} ml" for label in present]
+    width = 8 + 7 * FONT_SCALE + 8 + max([text_size(line, FONT_SCALE)[1] for line in [*lines, "labels"]]) + 8
+    legend = np.zeros(((len(present) + 1) * _TEXT_ROW + 4, width, 3), np.uint8)
+    draw_text(legend, "labels" if present else "no labels", 4, 8, scale=FONT_SCALE)
+    swatch = 7 * FONT_SCALE
+    for row, (label, line) in enumerate(zip(present, lines, strict=True), start=1):
+        top = row * _TEXT_ROW + 4
+        legend[top : top + swatch, 8 : 8 + swatch] = label.color
+        draw_text(legend, line, top, 8 + swatch + 8, scale=FONT_SCALE)
+    return legend
+
+
+def _titled(panel: np.ndarray, title: str, left_mark: str, right_mark: str) -> np.ndarray:
+    """``panel`` under a text row with its title and the patient side shown at its left and right edges."""
+    header = np.zeros((_TEXT_ROW, panel.shape[1], 3), np.uint8)
+    draw_text(header, title, 4, (panel.shape[1] - text_size(title, FONT_SCALE)[1]) // 2, scale=FONT_SCALE)
+    draw_text(header, left_mark, 4, 2, scale=FONT_SCALE)
+    draw_text(header, right_mark, 4, panel.shape[1] - text_size(right_mark, FONT_SCALE)[1] - 2, scale=FONT_SCALE)
+    return np.vstack([header, panel])
+
+
+def overlay_image(ct: np.ndarray, labels: np.ndarray, geometry: Geometry, label_info: Sequence[Label]) -> np.ndarray:
+    """:func:`overlay_panels` titled, side by side, then :func:`legend_image` on the right: ``(rows, cols, 3)`` uint8.
+
+    The legend is the rightmost ``legend_image(...).shape[1]`` columns, top-aligned.
+    """
+    panels = overlay_panels(ct, labels, geometry, label_info)
+    marks = {"axial": ("R", "L"), "coronal": ("R", "L"), "sagittal": ("A", "P")}
+    parts = [_titled(panel, name, *marks[name]) for name, panel in panels.items()]
+    parts.append(legend_image(labels, geometry, label_info))
+    height = max(part.shape[0] for part in parts)
+    columns: list[np.ndarray] = []
+    for part in parts:
+        if columns:
+            columns.append(np.zeros((height, _GAP, 3), np.uint8))
+        columns.append(np.vstack([part, np.zeros((height - part.shape[0], part.shape[1], 3), np.uint8)]))
+    return np.concatenate(columns, axis=1)
 
 
 def write_overlay_png(
