@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from GASACore.bitmap_font import draw_text, text_size
+from GASACore.bitmap_font import GLYPH_HEIGHT, draw_text, text_size
 from GASACore.io import Geometry, atomic_output
 from GASACore.labels import Label
 
 __all__ = [
+    "LEGEND_ROW_PX",
+    "MIN_PANEL_PX",
     "label_volumes_ml",
     "legend_image",
     "overlay_image",
@@ -63,8 +65,9 @@ def _blend(ct_slice: np.ndarray, label_slice: np.ndarray, colors: np.ndarray, al
 MIN_PANEL_PX = 512
 #: Integer scale of the 5x7 bitmap font in titles and the legend.
 FONT_SCALE = 2
-_GAP = 8
-_TEXT_ROW = 7 * FONT_SCALE + 8
+_GAP = 24
+#: Height of a legend row (and of a panel title), pixels.
+LEGEND_ROW_PX = GLYPH_HEIGHT * FONT_SCALE + 6
 
 
 def _resize(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -127,17 +130,17 @@ def overlay_panels(
 def legend_image(labels: np.ndarray, geometry: Geometry, label_info: Sequence[Label]) -> np.ndarray:
     """One row per label present in ``labels``: a swatch of its exact colour, its name and volume in ml.
 
-    Rows are :data:`_TEXT_ROW` pixels high under a title row; the swatch fills columns 8 to 8 + 7 * scale.
+    Rows are :data:`LEGEND_ROW_PX` pixels high under a title row; the swatch fills columns 8 to 8 + 7 * scale.
     """
     volumes = label_volumes_ml(labels, geometry, label_info)
     present = [label for label in label_info if volumes[label.name] > 0]
     lines = [f"{label.name}  {volumes[label.name]:.1f} ml" for label in present]
     width = 8 + 7 * FONT_SCALE + 8 + max([text_size(line, FONT_SCALE)[1] for line in [*lines, "labels"]]) + 8
-    legend = np.zeros(((len(present) + 1) * _TEXT_ROW + 4, width, 3), np.uint8)
+    legend = np.zeros(((len(present) + 1) * LEGEND_ROW_PX + 4, width, 3), np.uint8)
     draw_text(legend, "labels" if present else "no labels", 4, 8, scale=FONT_SCALE)
     swatch = 7 * FONT_SCALE
     for row, (label, line) in enumerate(zip(present, lines, strict=True), start=1):
-        top = row * _TEXT_ROW + 4
+        top = row * LEGEND_ROW_PX + 4
         legend[top : top + swatch, 8 : 8 + swatch] = label.color
         draw_text(legend, line, top, 8 + swatch + 8, scale=FONT_SCALE)
     return legend
@@ -145,7 +148,7 @@ def legend_image(labels: np.ndarray, geometry: Geometry, label_info: Sequence[La
 
 def _titled(panel: np.ndarray, title: str, left_mark: str, right_mark: str) -> np.ndarray:
     """``panel`` under a text row with its title and the patient side shown at its left and right edges."""
-    header = np.zeros((_TEXT_ROW, panel.shape[1], 3), np.uint8)
+    header = np.zeros((LEGEND_ROW_PX, panel.shape[1], 3), np.uint8)
     draw_text(header, title, 4, (panel.shape[1] - text_size(title, FONT_SCALE)[1]) // 2, scale=FONT_SCALE)
     draw_text(header, left_mark, 4, 2, scale=FONT_SCALE)
     draw_text(header, right_mark, 4, panel.shape[1] - text_size(right_mark, FONT_SCALE)[1] - 2, scale=FONT_SCALE)

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from GASACore.bitmap_font import text_mask
 from GASACore.io import Geometry
 from GASACore.labels import BTCV_LABELS
-from GASACore.report import MIN_PANEL_PX, legend_image, overlay_image, overlay_panels, write_overlay_png
+from GASACore.report import LEGEND_ROW_PX, MIN_PANEL_PX, legend_image, overlay_image, overlay_panels, write_overlay_png
 from train.datasets import TOTALSEG_TO_BTCV
 
 BY_NAME = {label.name: label for label in BTCV_LABELS}
@@ -33,8 +33,8 @@ def example_case(shared_data: Path) -> tuple[np.ndarray, np.ndarray, Geometry]:
 
 def _swatch_rows(legend: np.ndarray) -> list[tuple[int, int, int]]:
     """Colour of each legend row's swatch (the pixel in the middle of the swatch column)."""
-    rows = (legend.shape[0] - 4) // (7 * 2 + 8)
-    return [tuple(int(v) for v in legend[row * 22 + 4 + 7, 8 + 7]) for row in range(1, rows)]
+    rows = (legend.shape[0] - 4) // LEGEND_ROW_PX
+    return [tuple(int(v) for v in legend[row * LEGEND_ROW_PX + 4 + 7, 8 + 7]) for row in range(1, rows)]
 
 
 def test_three_large_planes_on_the_real_ct(example_case) -> None:
@@ -56,14 +56,14 @@ def test_legend_lists_only_present_labels_with_their_colours(example_case) -> No
     assert _swatch_rows(legend) == [label.color for label in present]
     picture = overlay_image(ct, labels, geometry, BTCV_LABELS)
     assert np.array_equal(picture[: legend.shape[0], -legend.shape[1] :], legend)
-    text = legend[22 + 4 : 2 * 22, 8 + 14 + 8 :]
+    text = legend[LEGEND_ROW_PX + 4 : 2 * LEGEND_ROW_PX, 8 + 14 + 8 :]
     assert (text == 255).all(axis=-1).sum() > 50  # the first row's name is drawn in white
 
 
 def test_a_glyph_draws_ink() -> None:
     for char in "aZ0.(/ ":
         mask = text_mask(char, 3)
-        assert mask.shape == (21, 15)
+        assert mask.shape == (27, 15)
         assert mask.any() == (char != " ")
     assert not np.array_equal(text_mask("l", 1), text_mask("1", 1))
 
