@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from GASACore.bundle.integrity import verify_sha256
+from GASACore.bundle.ranges import check_model_ranges
 from GASACore.enums import StrEnum
 from GASACore.errors import ModelError
 from GASACore.labels import Label
@@ -219,6 +220,7 @@ class ModelBundle:
                 f"model {self.name}: the network takes {channels} input channel{'s' if channels != 1 else ''} but "
                 f"its pre-processing normalises {normalised}; the two must be equal"
             )
+        check_model_ranges(self)
 
     def _check_regions(self) -> None:
         order, regions = self.regions_class_order, self.regions

@@ -11,12 +11,12 @@ Torch is imported only to read a checkpoint's mirror axes.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from GASACore.bundle.jsonfile import read_json_file
 from GASACore.bundle.model import ArchitectureSpec, FoldWeights, ModelBundle, ModelSource, WeightFormat
 from GASACore.errors import ModelError
 from GASACore.labels import LABEL_SETS, Label, label_set_of_regions, region_labels
@@ -50,9 +50,12 @@ def is_nnunet_results_folder(path: Path) -> bool:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot read {path}: expected a JSON file ({err})") from err
+        data = read_json_file(path, what=path.name)
+    except OSError as err:
+        raise ModelError(f"cannot read {path}: expected a readable JSON file ({err})") from err
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
 
 
 def _configuration_name(folder: Path, plans: dict[str, Any]) -> str:

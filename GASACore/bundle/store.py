@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from GASACore.bundle.cache import unpack_bundle_zip
 from GASACore.bundle.integrity import sha256_of
+from GASACore.bundle.jsonfile import read_json_file
 from GASACore.bundle.model import SCHEMA_VERSION, ArchitectureSpec, FoldWeights, ModelBundle, ModelSource, WeightFormat
 from GASACore.bundle.nnunet_folder import is_nnunet_results_folder, load_nnunet_results_folder
 from GASACore.errors import ModelError
@@ -90,9 +91,9 @@ def open_model(
 def read_bundle(folder: Path) -> ModelBundle:
     """Parse ``folder/model.json`` (no weights are read)."""
     try:
-        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot read {folder / 'model.json'}: expected JSON ({err})") from err
+        meta = read_json_file(folder / "model.json", what="model.json")
+    except OSError as err:
+        raise ModelError(f"cannot read {folder / 'model.json'}: expected a readable JSON file ({err})") from err
     if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
         got = meta.get("schema_version") if isinstance(meta, dict) else type(meta).__name__
         raise ModelError(f"model.json schema_version must be {SCHEMA_VERSION}, got {got!r} (in {folder})")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from GASACore.bundle.jsonfile import read_json_file
 from GASACore.errors import ModelError
 from GASACore.models.entry import CatalogEntry, ModelFormat, Version, parse_spec
 from GASACore.models.schema import validate
@@ -82,10 +83,10 @@ def read_catalog_file(path: Path, schema: dict[str, Any] | None = None) -> list[
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_file(path, error=CatalogError, what="model catalogue")
     except FileNotFoundError as err:
         raise CatalogError(f"model catalogue {path} does not exist (named by {CATALOG_ENV} or bundled)") from err
-    except (OSError, ValueError) as err:
+    except OSError as err:
         raise CatalogError(f"cannot read the model catalogue {path}: expected JSON ({err})") from err
     problems = validate(data, schema if schema is not None else _read_schema())
     if problems:
