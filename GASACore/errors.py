@@ -10,6 +10,7 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "ModelError",
+    "UnsafeModelError",
     "UnsafePathError",
     "UnsupportedGeometryError",
 ]
@@ -56,6 +57,10 @@ class ModelError(GASAError, ValueError):
 
 class BundleIntegrityError(ModelError):
     """A model file's SHA-256 differs from the one its bundle records: refused before loading."""
+
+
+class UnsafeModelError(ModelError):
+    """A model file would run Python code to load (a pickle naming objects other than tensors and plain values)."""
 
 
 class Cancelled(GASAError):

@@ -7,8 +7,9 @@ cannot corrupt it: the second rename fails and that process uses the first one's
 written to the system temporary folder.
 
 Before anything is extracted every member is checked: no absolute paths, no ``..``, no backslashes, no
-links, at most ``max_members`` members and ``max_bytes`` unpacked in total (zip bombs are refused from
-the sizes the archive declares, which ``zipfile`` enforces while reading).
+links, at most ``max_members`` members, ``max_bytes`` unpacked in total and ``max_ratio`` expansion per member
+(zip bombs are refused from the sizes the archive declares, which ``zipfile`` enforces while reading); see
+``GASACore.bundle.zipcheck``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from __future__ import annotations
 import logging
 import shutil
 import zipfile
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from GASACore.bundle.integrity import sha256_of
+from GASACore.bundle.zipcheck import ZipLimits, check_zip_members
 from GASACore.errors import ModelError
 from GASACore.home import cache_dir
 from GASACore.io.atomic import atomic_output
@@ -29,53 +30,9 @@ __all__ = ["ZipLimits", "bundle_cache_dir", "check_zip_members", "unpack_bundle_
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ZipLimits:
-    """The most a zipped bundle may unpack to.
-
-    Attributes:
-        max_members: entries (files and folders); a bundle has model.json and one file per fold.
-        max_bytes: total unpacked size in bytes (16 GiB: five folds of a large network, with room).
-    """
-
-    max_members: int = 10_000
-    max_bytes: int = 16 << 30
-
-
 def bundle_cache_dir() -> Path:
     """``$GASA_HOME/cache/bundles`` (not created)."""
     return cache_dir("bundles")
-
-
-def _size(count: int) -> str:
-    """``"16.00 GiB (17,179,869,184 bytes)"``; MiB below 1 GiB."""
-    unit, scale = ("GiB", 1 << 30) if count >= 1 << 30 else ("MiB", 1 << 20)
-    return f"{count / scale:.2f} {unit} ({count:,} bytes)"
-
-
-def check_zip_members(bundle_zip: zipfile.ZipFile, archive: Path, limits: ZipLimits = ZipLimits()) -> None:
-    """Refuse unsafe members and archives that unpack to more than ``limits``, before extracting anything.
-
-    Raises:
-        ModelError: naming the unsafe member, or the member count / unpacked size and the limit.
-    """
-    members = bundle_zip.infolist()
-    if len(members) > limits.max_members:
-        raise ModelError(
-            f"refusing to unpack {archive}: it holds {len(members):,} members, more than the limit of "
-            f"{limits.max_members:,} for a model bundle"
-        )
-    total = sum(member.file_size for member in members)
-    if total > limits.max_bytes:
-        raise ModelError(
-            f"refusing to unpack {archive}: it would unpack to {_size(total)}, more than the limit of "
-            f"{_size(limits.max_bytes)} for a model bundle"
-        )
-    for member in members:
-        name = PurePosixPath(member.filename)
-        is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
-        if name.is_absolute() or ".." in name.parts or "\\" in member.filename or is_link:
-            raise ModelError(f"refusing to unpack {archive}: unsafe member path {member.filename!r}")
 
 
 def _model_folder(folder: Path) -> Path | None:
@@ -86,7 +43,7 @@ def _model_folder(folder: Path) -> Path | None:
     return None
 
 
-def _unpack(archive: Path, target: Path, limits: ZipLimits) -> None:
+def _unpack(archive: Path, target: Path, limits: ZipLimits | None) -> None:
     with zipfile.ZipFile(archive) as bundle_zip:
         check_zip_members(bundle_zip, archive, limits)
         try:
@@ -100,13 +57,13 @@ def _unpack(archive: Path, target: Path, limits: ZipLimits) -> None:
     logger.info("unpacked %s into %s", archive.name, target)
 
 
-def unpack_bundle_zip(archive: str | Path, *, cache_root: Path | None = None, limits: ZipLimits = ZipLimits()) -> Path:
+def unpack_bundle_zip(archive: str | Path, *, cache_root: Path | None = None, limits: ZipLimits | None = None) -> Path:
     """The bundle folder of a zipped bundle, unpacked into the cache on first use.
 
     Args:
         archive: a ``.zip`` holding ``model.json`` at its top level or inside one folder.
         cache_root: where the unpacked folders live; ``$GASA_HOME/cache/bundles`` when ``None``.
-        limits: the largest archive accepted.
+        limits: the largest archive accepted; :class:`ZipLimits` ``()`` (defaults, environment) when ``None``.
 
     Returns:
         The cached folder that holds ``model.json``.

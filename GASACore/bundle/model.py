@@ -267,9 +267,12 @@ class ModelBundle:
 
         if fold.sha256 is not None:
             verify_sha256(fold.path, fold.sha256)
-        reader = load_safetensors if fold.file_format is WeightFormat.SAFETENSORS else load_nnunet_checkpoint
-        state = reader(fold.path)
-        check_state_dict_fits(network if network is not None else self.build_network(), state, str(fold.path))
+        network = network if network is not None else self.build_network()
+        if fold.file_format is WeightFormat.SAFETENSORS:
+            state = load_safetensors(fold.path, network)  # header and shapes checked before loading
+        else:
+            state = load_nnunet_checkpoint(fold.path)
+        check_state_dict_fits(network, state, str(fold.path))
         return state
 
     def select_folds(self, names: Sequence[str | int] | None) -> ModelBundle:

@@ -231,7 +231,7 @@ def install_archive(
     if not zipfile.is_zipfile(archive):
         raise ModelError(f"refusing {model_id}@{version}: {archive.name} is not a zip archive")
     with zipfile.ZipFile(archive) as zipped:
-        check_zip_members(zipped, archive, limits or ZipLimits())
+        check_zip_members(zipped, archive, limits)
         record = {
             "id": model_id,
             "version": version,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from GASACore.bundle import ArchitectureSpec, ModelSource, WeightFormat, load_model, save_bundle
-from GASACore.errors import BundleIntegrityError, ModelError
+from GASACore.errors import BundleIntegrityError, ModelError, UnsafeModelError
 from GASACore.labels import BTCV_LABELS
 from GASACore.network import GASABlockOptions, UNetPlan, build_network
 from GASACore.preprocessing import IntensityProperties, PreprocessingConfig
@@ -170,7 +170,7 @@ def test_nnunet_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
 
     path = tmp_path / "checkpoint_final.pth"
     torch.save({"network_weights": {"w": torch.zeros(1)}, "extra": _Payload()}, path)
-    with pytest.raises(ModelError, match="weights_only=True"):
+    with pytest.raises(UnsafeModelError, match=r"contains Python objects \(builtins\.print\) that GASASegmenter never"):
         load_nnunet_checkpoint(path)
 
 
