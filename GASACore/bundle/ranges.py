@@ -59,11 +59,14 @@ class _Checker:
     def fail(self, field: str, value: Any, allowed: str) -> None:
         raise ModelError(f"{self.source}: {field} must be {allowed}, got {value!r}")
 
-    def ints(self, field: str, values: Iterable[Any], low: int, high: int) -> None:
+    def ints(self, field: str, values: Iterable[Any], low: int, high: int, *, shown: Any = None) -> None:
+        """Each of ``values`` an integer in ``low..high``; the message shows ``shown`` (default: the values)."""
         values = list(values)
         for value in values:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                self.fail(field, values if len(values) > 1 else value, f"integers in {low}..{high}")
+                if shown is None:
+                    shown = values if len(values) > 1 else value
+                self.fail(field, shown, f"integers in {low}..{high}")
 
     def floats(self, field: str, values: Iterable[Any], low: float, high: float, *, low_open: bool = False) -> None:
         values = list(values)
@@ -103,8 +106,9 @@ def check_model_ranges(model: ModelBundle) -> None:
     if not 2 <= len(plan.features_per_stage) <= MAX_STAGES:
         check.fail("architecture.plan.features_per_stage", list(plan.features_per_stage), f"2..{MAX_STAGES} stages")
     check.ints("architecture.plan.features_per_stage", plan.features_per_stage, 1, MAX_FEATURES)
-    check.ints("architecture.plan.kernel_sizes", (k for t in plan.kernel_sizes for k in t), 1, MAX_KERNEL)
-    check.ints("architecture.plan.strides", (s for t in plan.strides for s in t), 1, MAX_STRIDE)
+    kernels, strides = [list(t) for t in plan.kernel_sizes], [list(t) for t in plan.strides]
+    check.ints("architecture.plan.kernel_sizes", (k for t in kernels for k in t), 1, MAX_KERNEL, shown=kernels)
+    check.ints("architecture.plan.strides", (s for t in strides for s in t), 1, MAX_STRIDE, shown=strides)
     counts = ("n_conv_per_stage", "n_conv_per_stage_decoder", "n_blocks_per_stage", "n_conv_per_stage_decoder_resenc")
     for name in counts:
         check.ints(f"architecture.plan.{name}", getattr(plan, name), 1, MAX_CONVS)

@@ -362,7 +362,8 @@ def _set(meta: dict[str, Any], dotted: str, value: Any) -> None:
         (
             ["architecture.plan.patch_size", "preprocessing.patch_size"],
             [1024, 1024, 1024],
-            r"architecture\.plan\.patch_size must be at most 16,777,216 voxels \(256\^3\), not 1,073,741,824, got \[1024, 1024, 1024\]",
+            r"architecture\.plan\.patch_size must be at most 16,777,216 voxels \(256\^3\), not 1,073,741,824, "
+            r"got \[1024, 1024, 1024\]",
         ),
         (["preprocessing.spacing"], [4.0, 4.0, 1000.0], r"preprocessing\.spacing must be finite numbers in \(0, 100\)"),
         (
@@ -374,7 +375,7 @@ def _set(meta: dict[str, Any], dotted: str, value: Any) -> None:
         (
             ["architecture.plan.kernel_sizes.0"],
             [99, 3, 3],
-            r"architecture\.plan\.kernel_sizes must be integers in 1\.\.15, got \[99, 3, 3, 3, 3, 3",
+            r"architecture\.plan\.kernel_sizes must be integers in 1\.\.15, got \[\[99, 3, 3\], \[3, 3, 3\]",
         ),
         (
             ["architecture.plan.features_per_stage"],
