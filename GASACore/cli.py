@@ -10,7 +10,10 @@ Usage::
 
 The options of the run are :mod:`GASACore.options` (declared there, parsed into one ``SegmentOptions``);
 ``--progress json`` writes the events of :mod:`GASACore.events`. Exit code 0 only when every input was
-segmented; on error a one-line message says what was expected and what was given. A folder (batch) writes
+segmented; on error a one-line message says what was expected and what was given, and an unexpected error
+(a bug) gives one line naming it and the log file holding its traceback (on stderr too with ``--verbose``).
+Output paths are checked and locked before any model work (:mod:`GASACore.io.outputs`,
+:mod:`GASACore.io.lockfile`); a full disk, ``ulimit -f`` or a read-only folder leaves no file. A folder (batch) writes
 ``OUT_DIR/summary.json`` and ``summary.csv``; under torchrun each rank takes its shard of the cases
 (:mod:`GASACore.cohort`).
 
@@ -223,10 +226,20 @@ def _describe_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ignore_file_size_signal() -> None:
+    """Past ``ulimit -f`` a write fails (EFBIG), reported in one line, instead of SIGXFSZ killing the process."""
+    import signal
+    import threading
+
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gasa-segment``; returns the process exit code."""
     apply_openmp_defaults()  # first: OpenMP reads its wait policy once, when torch loads it
     lead_new_session()
+    _ignore_file_size_signal()
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -249,6 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GASAError, OSError, ValueError) as err:
         sink.emit(ErrorEvent(str(err)))
         print(f"gasa-segment: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug: one line and the log's path, never a traceback (unless --verbose)
+        from GASACore.cohort.crash import crash_line
+
+        line = crash_line(err, f"gasa-segment {' '.join(sys.argv[1:] if argv is None else argv)}")
+        sink.emit(ErrorEvent(line))
+        print(f"gasa-segment: {line}", file=sys.stderr)
         return 1
     finally:
         interrupt.restore()

@@ -10,6 +10,7 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "ModelError",
+    "OutputError",
     "UnsafeModelError",
     "UnsafePathError",
     "UnsupportedGeometryError",
@@ -61,6 +62,14 @@ class BundleIntegrityError(ModelError):
 
 class UnsafeModelError(ModelError):
     """A model file would run Python code to load (a pickle naming objects other than tensors and plain values)."""
+
+
+class OutputError(GASAError, OSError):
+    """An output cannot be written where asked: bad suffix, unwritable folder, the input itself, locked by
+    another run, or the write failed (full disk, file size limit, read-only file system).
+
+    Raised before any model work where it can be known then; a write that fails later leaves no file.
+    """
 
 
 class Cancelled(GASAError):

@@ -6,6 +6,10 @@ after another on its device, writes each label map atomically, records failures 
 writes the one summary of a batch (:func:`~GASACore.cohort.summary.write_summary`). ``resume`` skips the
 cases whose output is complete (:func:`~GASACore.cohort.summary.output_complete`), so a killed run restarts
 where it stopped.
+
+Before any model work every output is checked (:func:`~GASACore.io.outputs.output_problem`: suffix,
+writable folder, never an input, no two on one path; :func:`existing_outputs_error`) and locked
+(:class:`~GASACore.io.lockfile.OutputLocks`), so a second run writing the same outputs refuses at once.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from GASACore.cohort.ranks import RankGroup, RankInfo, select_rank_device, shard
-from GASACore.cohort.summary import CaseRecord, CaseStatus, output_complete, summary_counts, write_summary
+from GASACore.cohort.summary import (
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+    CaseRecord,
+    CaseStatus,
+    output_complete,
+    summary_counts,
+    write_summary,
+)
 from GASACore.errors import Cancelled, GASAError
 from GASACore.events import CaseEvent, DoneEvent, ErrorEvent, EventSink, LogEvent, Stage
 from GASACore.interrupt import Interrupt
@@ -29,7 +41,7 @@ if TYPE_CHECKING:
     from GASACore.bundle import ModelBundle
     from GASACore.io import Case
 
-__all__ = ["Echo", "RunRequest", "existing_outputs_error", "run_cases"]
+__all__ = ["Echo", "RunRequest", "existing_outputs_error", "output_paths_error", "run_cases"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +119,51 @@ def existing_outputs_error(outputs: Sequence[Path], overwrite: bool) -> str | No
         f"{len(existing)} outputs exist ({shown}); pass --overwrite to replace them, --resume to skip their cases, "
         "or choose another output folder"
     )
+
+
+def _planned_outputs(request: RunRequest, plan: _Plan) -> list[Any]:
+    from GASACore.io.outputs import OVERLAY_SUFFIXES, VOLUMES_SUFFIXES, PlannedOutput
+
+    planned = [
+        PlannedOutput(output, f"case {case.name}") for case, output in zip(plan.cases, plan.outputs, strict=True)
+    ]
+    if not plan.batch:
+        planned[0] = PlannedOutput(plan.outputs[0], "-o/--output")
+        if request.overlay is not None:
+            planned.append(PlannedOutput(request.overlay, "--overlay", OVERLAY_SUFFIXES))
+        if request.volumes is not None:
+            planned.append(PlannedOutput(request.volumes, "--volumes", VOLUMES_SUFFIXES))
+    return planned
+
+
+def _protected(request: RunRequest, plan: _Plan) -> list[Any]:
+    """The user's paths no output may be or lie in: every input (a DICOM folder as a whole) and a local model."""
+    from GASACore.io.outputs import Protected
+
+    protected = [Protected(c.path, "the input DICOM folder" if c.is_dicom else "the input") for c in plan.cases]
+    model = Path(str(request.model)).expanduser()
+    if model.exists():
+        protected.append(Protected(model, "the model folder" if model.is_dir() else "the model file"))
+    return protected
+
+
+def output_paths_error(request: RunRequest, plan: _Plan) -> str | None:
+    """Every check of the outputs before the work: paths and folders, then outputs that exist."""
+    from GASACore.io.outputs import output_problem
+
+    problem = output_problem(_planned_outputs(request, plan), _protected(request, plan))
+    if problem:
+        return problem
+    watched = [*(() if request.resume else plan.outputs), *plan.extras]
+    return existing_outputs_error(watched, request.overwrite)
+
+
+def _locked_outputs(request: RunRequest, plan: _Plan, info: RankInfo, indices: Sequence[int]) -> list[Path]:
+    """What this rank writes: its shard's label maps, a single input's extras, rank 0 a batch's summary."""
+    mine = [plan.outputs[i] for i in indices] + list(plan.extras)
+    if plan.batch and info.rank == 0:
+        mine += [request.output / SUMMARY_JSON, request.output / SUMMARY_CSV]
+    return mine
 
 
 def _agree(group: RankGroup, problem: str | None) -> None:
@@ -237,8 +294,9 @@ def _run_case(ctx: _Context, index: int) -> CaseRecord:
     except Exception as err:  # a batch keeps going past any failed case; a single input lets it surface
         if not ctx.plan.batch:
             raise
-        logger.exception("%s failed unexpectedly", case.name)
-        error = f"{type(err).__name__}: {err}"
+        from GASACore.cohort.crash import crash_line
+
+        error = crash_line(err, f"case {case.name} ({case.path})")
     message = f"{case.name}: {error}"
     ctx.sink.emit(ErrorEvent(message, case=case.name))
     ctx.echo(f"gasa-segment: error: {_prefix(ctx)}{message}", error=True)
@@ -302,19 +360,32 @@ def run_cases(
         GASAError: no usable input, outputs that exist (without ``overwrite`` / ``resume``) or a bad model
             (a case that fails is reported and counted, not raised). Cancelled: a signal stopped the run.
     """
+    from GASACore.io.lockfile import OutputLocks
+    from GASACore.io.outputs import make_output_folders
+
     info = info or RankInfo.from_environ()
     with RankGroup(info) as group:
         plan = _plan(request)
-        watched = [*(() if request.resume else plan.outputs), *plan.extras]
-        _agree(group, existing_outputs_error(watched, request.overwrite))
-        if plan.batch:
-            request.output.mkdir(parents=True, exist_ok=True)
-        ctx = _Context(request, plan, info, sink, interrupt or Interrupt(), echo)
-        ctx.model = _load_model(request, sink)
-        ctx.device = select_rank_device(request.options.device, info)  # once per run, for every case
-        logger.info("%sdevice: %s (%s)", _prefix(ctx), *ctx.device)
-        ctx.existing_before = frozenset(p for p in [*plan.outputs, *plan.extras] if os.path.lexists(p))
+        _agree(group, output_paths_error(request, plan))
         indices = shard(range(len(plan.cases)), info.rank, info.world_size)
-        ctx.interrupt.total = len(indices)
-        mine = [_run_case(ctx, index) for index in indices]
-        return _finish(ctx, group, mine)
+        locked = _locked_outputs(request, plan, info, indices)
+        locks = OutputLocks(locked)
+        try:
+            try:
+                make_output_folders([*plan.outputs, *plan.extras])
+                locks.acquire()
+            except GASAError as err:
+                problem: str | None = str(err)
+            else:
+                problem = None
+            _agree(group, problem)  # no rank starts while another cannot write
+            ctx = _Context(request, plan, info, sink, interrupt or Interrupt(), echo)
+            ctx.model = _load_model(request, sink)
+            ctx.device = select_rank_device(request.options.device, info)  # once per run, for every case
+            logger.info("%sdevice: %s (%s)", _prefix(ctx), *ctx.device)
+            ctx.existing_before = frozenset(p for p in [*plan.outputs, *plan.extras] if os.path.lexists(p))
+            ctx.interrupt.total = len(indices)
+            mine = [_run_case(ctx, index) for index in indices]
+            return _finish(ctx, group, mine)
+        finally:
+            locks.release()

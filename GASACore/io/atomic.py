@@ -5,10 +5,16 @@ data sets) is written through :func:`atomic_output`: the caller fills a temporar
 (same folder, so the final rename never crosses file systems), which then gets the permissions any new
 file or folder gets and is renamed into place. On any error the temporary is removed and the target is
 untouched.
+
+A write that fails because the disk is full, the file size limit (``ulimit -f``) is reached or the file
+system is read-only raises :class:`~GASACore.errors.OutputError` with one line saying so
+(:func:`describe_write_failure`), e.g. ``cannot write out/ct.nii: no space left on device (needs ~160 KB,
+12 KB free)``; nothing is left behind.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -18,7 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output", "give_default_permissions", "stale_temporaries", "temporary_sibling"]
+from GASACore.errors import OutputError
+
+__all__ = [
+    "atomic_output",
+    "describe_write_failure",
+    "give_default_permissions",
+    "output_error",
+    "stale_temporaries",
+    "temporary_sibling",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +93,88 @@ def stale_temporaries(path: Path) -> list[Path]:
     return sorted(found)
 
 
+#: The errors of a write that mean "this place cannot hold the file", in the words the user sees.
+_WRITE_FAILURES = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the file size limit (ulimit -f)",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"  # pragma: no cover - the loop returns
+
+
+def _file_size_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def _why_write_failed(folder: Path, error: BaseException, need_bytes: int | None) -> str | None:
+    """What kept a file from being written in ``folder``: from the error number, else from the folder."""
+    if isinstance(error, OSError) and error.errno in _WRITE_FAILURES:
+        reason = _WRITE_FAILURES[error.errno]
+        if error.errno in (errno.ENOSPC, errno.EDQUOT) and folder.is_dir():
+            free = shutil.disk_usage(folder).free
+            reason += f" (needs ~{_size(need_bytes)}, {_size(free)} free)" if need_bytes else f" ({_size(free)} free)"
+        return reason
+    if (isinstance(error, OSError) and error.errno is not None) or not folder.is_dir():
+        return None
+    if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return _WRITE_FAILURES[errno.EROFS]
+    limit = _file_size_limit()
+    if limit is not None and need_bytes and need_bytes > limit:
+        return f"file too large for the file size limit (ulimit -f) of {_size(limit)} (needs ~{_size(need_bytes)})"
+    free = shutil.disk_usage(folder).free
+    if (need_bytes and need_bytes > free) or free < 64 * 1024:
+        need = f"needs ~{_size(need_bytes)}, " if need_bytes else ""
+        return f"{_WRITE_FAILURES[errno.ENOSPC]} ({need}{_size(free)} free)"
+    return None
+
+
+def describe_write_failure(path: Path, error: BaseException, need_bytes: int | None = None) -> str | None:
+    """One line for a write of ``path`` that failed with ``error``: ``cannot write PATH: REASON``.
+
+    The reason comes from the error number (``ENOSPC``, ``EFBIG``, ``EROFS``...) or, for libraries that
+    hide it (SimpleITK raises ``RuntimeError``), from the folder: read-only, ``ulimit -f`` below
+    ``need_bytes`` (the file's expected size), or too little free space. ``None`` when neither explains it.
+    Call it once the temporary is removed, so the free space is what the disk really has.
+    """
+    path = Path(path)
+    reason = _why_write_failed(path.parent, error, need_bytes)
+    return None if reason is None else f"cannot write {path}: {reason}"
+
+
+def output_error(path: Path, error: BaseException, need_bytes: int | None = None) -> BaseException:
+    """``error`` as an :class:`OutputError` of one line when :func:`describe_write_failure` explains it."""
+    if isinstance(error, OutputError):
+        return error
+    message = describe_write_failure(path, error, need_bytes)
+    if message is None:
+        return error
+    translated = OutputError(message)
+    translated.errno = getattr(error, "errno", None)
+    return translated
+
+
+def _raise_translated(path: Path, error: OSError, need_bytes: int | None = None) -> None:
+    translated = output_error(path, error, need_bytes) if not isinstance(error, FileExistsError) else error
+    if translated is error:
+        raise error
+    raise translated from error
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -127,7 +224,9 @@ def _commit_dir(temporary: Path, path: Path, overwrite: bool) -> None:
 
 
 @contextmanager
-def atomic_output(path: str | Path, *, overwrite: bool, is_dir: bool = False) -> Iterator[Path]:
+def atomic_output(
+    path: str | Path, *, overwrite: bool, is_dir: bool = False, need_bytes: int | None = None
+) -> Iterator[Path]:
     """Write ``path`` atomically: fill the yielded temporary path, it is renamed to ``path`` on success.
 
     For a file the temporary does not exist yet (create it); for a folder (``is_dir=True``) it is an empty
@@ -144,24 +243,33 @@ def atomic_output(path: str | Path, *, overwrite: bool, is_dir: bool = False) ->
         overwrite: replace an existing ``path``; otherwise an existing one is refused before the body runs
             and again at the rename (a file is linked into place, which fails if one appeared meanwhile).
         is_dir: ``path`` is a folder.
+        need_bytes: about how large the output will be, for the message of a write that fails for want of space.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False (checked first and at the rename).
-        Whatever the body raises; the temporary is then removed and ``path`` is left as it was.
+        OutputError: the disk is full, the file size limit is reached or the folder is read-only (one line,
+            see :func:`describe_write_failure`).
+        Whatever else the body raises; the temporary is then removed and ``path`` is left as it was.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise _exists_error(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_sibling(path)
-    if is_dir:
-        temporary.mkdir()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if is_dir:
+            temporary.mkdir()
+    except OSError as err:
+        _raise_translated(path, err)
     try:
         yield temporary
         if not temporary.exists():
             raise FileNotFoundError(f"nothing was written for {path}: the temporary {temporary.name} is missing")
         give_default_permissions(temporary)
         (_commit_dir if is_dir else _commit_file)(temporary, path, overwrite)
+    except OSError as err:
+        _remove(temporary)
+        _raise_translated(path, err, need_bytes)
     except BaseException:
         _remove(temporary)
         raise

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from GASACore.errors import InputError
-from GASACore.io.atomic import atomic_output
+from GASACore.errors import DamagedFileError, InputError
+from GASACore.io.atomic import atomic_output, output_error
 from GASACore.io.formats import LABEL_MAP_SUFFIXES, SEGMENTATION_SUFFIX, label_map_suffix
 from GASACore.io.geometry import Geometry
 from GASACore.io.segnrrd import segmentation_metadata
@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 #: Geometry a written file must reproduce (mm); NIfTI stores float32, ~1e-5 mm at 1000 mm from the origin.
 _VERIFY_ATOL = 1e-3
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: Room for a label map's header, on top of its voxels (the size a failed write reports it needs).
+_HEADER_BYTES = 4096
 _EXISTS = "output {path} already exists (FileExistsError); pass overwrite=True to replace it or choose another path"
 
 
@@ -67,8 +70,20 @@ def _write_image(image: sitk.Image, destination: Path, target: Path) -> None:
         raise OSError(f"could not write label map {target}: {reason}") from err
 
 
+def _verify_nifti_complete(written: Path, target: Path) -> None:
+    """SimpleITK reads a NIfTI file cut short as if zeros followed: the strict reader must find every voxel."""
+    from GASACore.io.nifti import read_nifti
+
+    try:
+        read_nifti(written, limit=2**62)
+    except DamagedFileError as err:
+        raise OSError(f"the label map written to {target} is incomplete: {err}") from err
+
+
 def _verify(written: Path, expected: np.ndarray, geometry: Geometry, target: Path) -> None:
     """Read the file back: same voxels and geometry, else raise (catches silent short writes, e.g. disk full)."""
+    if label_map_suffix(target) in _NIFTI_SUFFIXES:
+        _verify_nifti_complete(written, target)
     try:
         image = sitk.ReadImage(str(written))
     except RuntimeError as err:
@@ -108,7 +123,8 @@ def write_label_map(
         ValueError: ``labels`` is not an integer array of shape ``geometry.shape_zyx`` with values 0-65535,
             ``label_info`` is invalid, or the format cannot store the geometry.
         InputError: unsupported suffix, missing output folder, or ``path`` exists and ``overwrite`` is False.
-        OSError: the file could not be written completely.
+        OutputError: the disk is full, the file size limit is reached or the folder is read-only (one line).
+        OSError: the file could not be written completely for another reason.
     """
     path = Path(path)
     suffix = _check_destination(path, overwrite)
@@ -119,11 +135,17 @@ def write_label_map(
         present = np.flatnonzero(np.bincount(array.ravel()))
         for key, value in segmentation_metadata(geometry, [int(v) for v in present if v], label_info).items():
             image.SetMetaData(key, value)
+    need = array.nbytes + _HEADER_BYTES
     try:
-        with atomic_output(path, overwrite=overwrite) as temporary:
+        with atomic_output(path, overwrite=overwrite, need_bytes=need) as temporary:
             _write_image(image, temporary, path)
             _verify(temporary, array, geometry, path)
     except FileExistsError as err:  # appeared while we were writing
         raise InputError(_EXISTS.format(path=path)) from err
+    except OSError as err:  # the temporary is gone: say why the place could not hold the file
+        translated = output_error(path, err, need_bytes=need)
+        if translated is err:
+            raise
+        raise translated from err
     logger.info("wrote label map %s (%s)", path, array.dtype)
     return path

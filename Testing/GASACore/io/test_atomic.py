@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
+from small_mounts import fill, run_with_file_size_limit, tmpfs
 
+from GASACore.errors import OutputError
 from GASACore.io import atomic_output, give_default_permissions
+from GASACore.io.formats import LABEL_MAP_SUFFIXES
+from GASACore.io.geometry import Geometry
+from GASACore.io.writer import write_label_map
 
 
 def _umask() -> int:
@@ -117,3 +125,75 @@ def test_default_permissions_do_not_follow_links(tmp_path: Path) -> None:
     give_default_permissions(folder)
     assert stat.S_IMODE(outside.stat().st_mode) == 0o600, "a linked source file keeps its permissions"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~_umask()
+
+
+# A real full disk, ``ulimit -f`` and a read-only file system: one line saying why, and nothing left behind.
+
+_LABELS_ZYX = (40, 64, 64)  # 160 KB of uint8 labels as .nii: more than the 64 KB tmpfs holds
+
+
+def _label_map_args() -> tuple[np.ndarray, Geometry]:
+    labels = np.random.default_rng(0).integers(0, 14, _LABELS_ZYX).astype(np.uint8)  # compresses poorly
+    return labels, Geometry(size=_LABELS_ZYX[::-1], spacing=(1.5, 1.5, 3.0), origin=(0.0, 0.0, 0.0),
+                            direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", LABEL_MAP_SUFFIXES)
+def test_a_full_disk_gives_one_line_and_no_partial_file(tmp_path: Path, suffix: str) -> None:
+    labels, geometry = _label_map_args()
+    with tmpfs(tmp_path / "disk") as disk:
+        target = disk / f"seg{suffix}"
+        with pytest.raises(OutputError) as caught:
+            write_label_map(labels, geometry, target)
+        free = shutil.disk_usage(disk).free // 1024
+        assert str(caught.value) == f"cannot write {target}: no space left on device (needs ~164.0 KB, {free}.0 KB free)"
+        assert list(disk.iterdir()) == []
+
+
+def test_a_full_disk_stops_any_atomic_output(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk") as disk:
+        fill(disk)
+        target = disk / "volumes.csv"
+        with pytest.raises(OutputError) as caught, atomic_output(target, overwrite=False) as temporary:
+            temporary.write_bytes(b"label,volume_ml\n" * 1000)
+        assert str(caught.value) == f"cannot write {target}: no space left on device (0 bytes free)"
+        assert caught.value.errno == errno.ENOSPC
+        assert [p.name for p in disk.iterdir()] == [".filler"]
+
+
+def test_a_read_only_file_system_gives_one_line(tmp_path: Path) -> None:
+    labels, geometry = _label_map_args()
+    with tmpfs(tmp_path / "ro", read_only=True) as folder:
+        target = folder / "seg.nii.gz"
+        with pytest.raises(OutputError) as caught:
+            write_label_map(labels, geometry, target)
+        assert str(caught.value) == f"cannot write {target}: read-only file system"
+        assert list(folder.iterdir()) == []
+
+
+_WRITE_UNDER_LIMIT = """
+import sys
+import numpy as np
+from GASACore.errors import OutputError
+from GASACore.io.geometry import Geometry
+from GASACore.io.writer import write_label_map
+labels = np.random.default_rng(0).integers(0, 14, (40, 64, 64)).astype(np.uint8)
+geometry = Geometry(size=(64, 64, 40), spacing=(1.5, 1.5, 3.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+try:
+    write_label_map(labels, geometry, sys.argv[1])
+except OutputError as err:
+    print(err)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("suffix", LABEL_MAP_SUFFIXES)
+def test_the_file_size_limit_gives_one_line_and_no_partial_file(tmp_path: Path, suffix: str) -> None:
+    target = tmp_path / f"seg{suffix}"
+    result = run_with_file_size_limit(["-c", _WRITE_UNDER_LIMIT, str(target)], limit_bytes=32 * 1024)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.strip() == (
+        f"cannot write {target}: file too large for the file size limit (ulimit -f) of 32.0 KB (needs ~164.0 KB)"
+    )
+    assert list(tmp_path.iterdir()) == []
