@@ -135,6 +135,8 @@ def _folder_problem(folder: Path) -> str | None:
     """
     base = _existing_ancestor(folder)
     if not base.is_dir():
+        if base == folder:
+            return f"expected an output folder, got the file {folder}"
         return f"expected an output folder, got {folder}, where {base} is a file, not a folder"
     probe = temporary_sibling(base / ".gasa-write-test")
     try:

@@ -40,20 +40,24 @@ def fill(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _limit(limit_bytes: int) -> None:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+def _limit(limit_bytes: int, ignore_signal: bool) -> None:
+    if ignore_signal:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
 
 def run_with_file_size_limit(
-    argv: Sequence[str], limit_bytes: int, *, timeout: float = 300
+    argv: Sequence[str], limit_bytes: int, *, ignore_signal: bool = True, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python ARGV...`` with files limited to ``limit_bytes`` (SIGXFSZ ignored); output captured."""
+    """Run ``python ARGV...`` with files limited to ``limit_bytes``; output captured.
+
+    ``ignore_signal``: SIGXFSZ is ignored in the child (else its default kills it, unless the child ignores it).
+    """
     return subprocess.run(
         [sys.executable, *argv],
         capture_output=True,
         text=True,
         timeout=timeout,
-        preexec_fn=lambda: _limit(limit_bytes),
+        preexec_fn=lambda: _limit(limit_bytes, ignore_signal),
         env={**os.environ},
     )
