@@ -130,5 +130,6 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path, suffix: str) -> No
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
         check=True,
     )
-    assert result.stdout.startswith("OSError"), result.stdout + result.stderr
+    reason = "file too large for the file size limit (ulimit -f) of 4.0 KB (needs ~66.5 KB)"  # an OSError
+    assert result.stdout.strip() == f"OutputError cannot write {tmp_path / f'out{suffix}'}: {reason}", result.stderr
     assert _listing(tmp_path) == before  # no temporary file, earlier output untouched
