@@ -30,6 +30,7 @@ from GASACore.preprocessing import (
     preprocess,
     restore_segmentation,
 )
+from GASACore.preprocessing.orientation import axis_alignment
 
 __all__ = ["AIR_HU", "SegmentationResult", "segment"]
 
@@ -148,7 +149,13 @@ def segment(
     stage_start = time.perf_counter()
     _stage(progress, Stage.PREPROCESS, 0.0)
     config = bundle.preprocessing
-    data, properties = preprocess(loaded.array[None], loaded.geometry.spacing_zyx, config, device=run_device)
+    alignment = axis_alignment(loaded.geometry.direction, bundle.orientation) if bundle.orientation else None
+    array, spacing = loaded.array, loaded.geometry.spacing_zyx
+    if alignment is not None and not alignment.identity:
+        logger.info("re-orienting the input to the model's %s (%s)", bundle.orientation, alignment)
+        array, spacing = np.ascontiguousarray(alignment.apply(array)), alignment.spacing_zyx(spacing)
+    data, properties = preprocess(array[None], spacing, config, device=run_device)
+    del array
     timings["preprocess"] = time.perf_counter() - stage_start
     _stage(progress, Stage.PREPROCESS, 1.0)
 
@@ -183,6 +190,8 @@ def segment(
         logits, properties, config, device=run_device, regions_class_order=bundle.regions_class_order
     )
     del logits
+    if alignment is not None and not alignment.identity:
+        labels = np.ascontiguousarray(alignment.restore(labels))
     expected_shape = tuple(reversed(loaded.geometry.size))
     if labels.shape != expected_shape:
         raise InputError(f"internal error: label map shape {labels.shape} differs from the input's {expected_shape}")

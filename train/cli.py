@@ -326,6 +326,11 @@ def _add_export_parser(subparsers: Any) -> None:
     parser.add_argument("--intended-use", default="research only; not for clinical use")
     parser.add_argument("--folds", nargs="+", help="folds to include (fold_0 ... / 0 ...; default: all)")
     parser.add_argument(
+        "--orientation",
+        help="re-orient inputs to this ITK code (e.g. RAS, the training images') before inference: for models "
+        "trained with --no-mirroring (default: the array as stored, as nnU-Net)",
+    )
+    parser.add_argument(
         "--checkpoint", choices=["final", "best"], help="checkpoint of every fold (default: final, best where none)"
     )
     parser.add_argument(
@@ -350,6 +355,7 @@ def _run_export(args: argparse.Namespace) -> int:
         folds=args.folds,
         checkpoint=args.checkpoint,
         base_license=args.base_license,
+        orientation=args.orientation,
     )
     print(f"bundle {bundle.root}: {len(bundle.folds)} fold(s), {len(bundle.labels)} labels, verified")
     return 0

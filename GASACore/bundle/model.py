@@ -38,6 +38,7 @@ from GASACore.network.block_options import BlockOptions
 from GASACore.network.plans import UNetPlan
 from GASACore.network.registry import NetworkSpec, network_spec
 from GASACore.preprocessing.config import PreprocessingConfig
+from GASACore.preprocessing.orientation import check_orientation_code
 
 if TYPE_CHECKING:
     import torch
@@ -184,6 +185,9 @@ class ModelBundle:
         source: a bundle or an nnU-Net results folder.
         regions: for region-based models, the label values each channel's region unites (KiTS23: (1, 2, 3),
             (2, 3), (2,)), as the model was trained; ``None`` for softmax models and where they are not known.
+        orientation: ITK orientation code (``"RAS"``) the input is permuted / flipped to before inference (the
+            training images' orientation, for models trained without mirroring); ``None``: the voxel array as
+            stored, as nnU-Net runs (:mod:`GASACore.preprocessing.orientation`).
 
     Raises:
         ModelError: malformed pre-processing, or pre-processing that does not fit the network (another
@@ -201,9 +205,15 @@ class ModelBundle:
     regions_class_order: tuple[int, ...] | None
     source: ModelSource = field(default=ModelSource.BUNDLE)
     regions: tuple[tuple[int, ...], ...] | None = None
+    orientation: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", _enum(ModelSource, self.source, "model source"))
+        if self.orientation is not None:
+            try:
+                object.__setattr__(self, "orientation", check_orientation_code(self.orientation))
+            except ValueError as err:
+                raise ModelError(f"model {self.name}: inference.{err}") from err
         self._check_regions()
         object.__setattr__(self, "preprocessing", _preprocessing(self.preprocessing, self.root))
         object.__setattr__(self, "labels", tuple(self.labels))

@@ -125,6 +125,7 @@ def read_bundle(folder: Path) -> ModelBundle:
         regions_class_order=tuple(int(r) for r in order) if order else None,
         source=ModelSource.BUNDLE,
         regions=tuple(tuple(int(v) for v in region) for region in regions) if regions else None,
+        orientation=inference.get("orientation"),
     )
 
 
@@ -158,6 +159,7 @@ def save_bundle(
     regions_class_order: Sequence[int] | None = None,
     training: Mapping[str, Any] | None = None,
     regions: Sequence[Sequence[int]] | None = None,
+    orientation: str | None = None,
 ) -> ModelBundle:
     """Write a bundle folder atomically (built in a temporary sibling folder, then renamed).
 
@@ -173,6 +175,8 @@ def save_bundle(
         regions_class_order: region-based models only: the label each output channel paints.
         training: record of data, recipe and metrics.
         regions: region-based models: the label values each channel's region unites, as trained.
+        orientation: the training images' orientation code (``"RAS"``) for models trained without mirroring:
+            inputs are re-oriented to it (``None``: as nnU-Net, the array as stored).
 
     Returns:
         The saved bundle, re-read and verified.
@@ -198,6 +202,7 @@ def save_bundle(
         (),
         tuple(regions_class_order) if regions_class_order else None,
         regions=tuple(tuple(r) for r in regions) if regions else None,
+        orientation=orientation,
     )
     network = probe.build_network()
     try:
@@ -217,6 +222,7 @@ def save_bundle(
                     "mirror_axes": list(mirror_axes),
                     "regions_class_order": list(probe.regions_class_order) if probe.regions_class_order else None,
                     "regions": [list(region) for region in probe.regions] if probe.regions else None,
+                    **({"orientation": probe.orientation} if probe.orientation else {}),
                 },
                 "labels": labels_to_json(labels),
                 "folds": folds,

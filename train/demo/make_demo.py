@@ -113,6 +113,18 @@ def _shared_ct_folder() -> Path:
     raise FileNotFoundError(f"TotalSegmentator example CT + labels not found under {[str(c) for c in candidates]}")
 
 
+def _training_orientation() -> str:
+    """The training CT's orientation code: the model trains without mirroring, so inputs are turned to it."""
+    import SimpleITK as sitk
+
+    from GASACore.preprocessing.orientation import orientation_code
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(_shared_ct_folder() / "example_ct.nii.gz"))
+    reader.ReadImageInformation()
+    return orientation_code(reader.GetDirection())
+
+
 def _convert(workdir: Path) -> Path:
     from GASACore.labels import LABEL_SETS
     from train.datasets import TOTALSEG_TO_BTCV, convert_pairs
@@ -245,7 +257,12 @@ def _export(results: Path, target: Path, recipe: DemoRecipe, note: str | None) -
         "intended_use": "software demonstration and tests only; NOT for clinical or research use",
     }
     bundle = export_results_folder(
-        results, target, label_set="btcv", metadata=metadata, training_extra=_training_extra(recipe, results, note)
+        results,
+        target,
+        label_set="btcv",
+        metadata=metadata,
+        training_extra=_training_extra(recipe, results, note),
+        orientation=_training_orientation(),
     )
     logger.info("4/4 bundle %s", bundle.root)
     return bundle.root

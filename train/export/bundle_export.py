@@ -202,12 +202,15 @@ def export_results_folder(
     training_extra: Mapping[str, Any] | None = None,
     checkpoint: str | None = None,
     base_license: str | None = None,
+    orientation: str | None = None,
 ) -> ModelBundle:
     """Write a verified bundle from an nnU-Net v2 results folder.
 
     Args:
         results: ``nnUNet_results/DatasetXXX/<Trainer>__<plans>__<configuration>``.
         target: new bundle folder (must not exist).
+        orientation: the training images' ITK orientation code (``RAS``): inputs are re-oriented to it before
+            inference. For models trained without mirroring; ``None`` keeps nnU-Net's behaviour.
         label_set: ``btcv``, ``amos`` or ``kits23``.
         metadata: model.json fields (``name``, ``version``, ``description``, ``license``, ``citation``,
             ``intended_use``...); sensible defaults for missing ones.
@@ -255,6 +258,7 @@ def export_results_folder(
         regions_class_order=source.regions_class_order,
         training=training,
         regions=source.regions,
+        orientation=orientation,
     )
     logger.info("exported %s (%d folds) to %s", folder.name, len(weights), bundle.root)
     return bundle
