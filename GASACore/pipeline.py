@@ -19,7 +19,14 @@ import torch
 from GASACore.bundle import FoldWeights, ModelBundle
 from GASACore.errors import InputError, ModelError
 from GASACore.events import ProgressSink, Stage
-from GASACore.inference import CancelSignal, ResolvedDevice, SlidingWindowConfig, predict_sliding_window, select_device
+from GASACore.inference import (
+    CancelSignal,
+    ResolvedDevice,
+    SlidingWindowConfig,
+    check_window_count,
+    predict_sliding_window,
+    select_device,
+)
 from GASACore.inference.cpu_runtime import ForwardRecord
 from GASACore.io import Geometry, LoadedImage, read_image
 from GASACore.options import SegmentOptions
@@ -27,6 +34,7 @@ from GASACore.preprocessing import (
     AIR_HU,
     PreprocessingConfig,
     air_threshold,
+    check_run_memory,
     preprocess,
     restore_segmentation,
 )
@@ -78,6 +86,21 @@ def _air_threshold(model: ModelBundle, config: PreprocessingConfig) -> float | N
     if threshold is None:
         logger.warning("air-window skipping needs a CT-normalised model; %s is not, so it is off", model.name)
     return threshold
+
+
+def _check_run_size(loaded: LoadedImage, model: ModelBundle, config: PreprocessingConfig, opts: SegmentOptions) -> None:
+    """Refuse, before resampling, a run whose memory estimate or window count exceeds its limit (from sizes only)."""
+    estimate = check_run_memory(
+        loaded.array.shape[-3:],
+        loaded.geometry.spacing_zyx,
+        config,
+        num_classes=model.architecture.num_classes,
+        patch_size=model.patch_size,
+        batch_size=opts.batch_size,
+        source=loaded.source,
+    )
+    padded = [max(s, p) for s, p in zip(estimate.resampled_shape, model.patch_size, strict=True)]
+    check_window_count(padded, model.patch_size, opts.window_step)
 
 
 def _load(
@@ -149,6 +172,7 @@ def segment(
     stage_start = time.perf_counter()
     _stage(progress, Stage.PREPROCESS, 0.0)
     config = bundle.preprocessing
+    _check_run_size(loaded, bundle, config, opts)  # size is the same in any axis order
     alignment = axis_alignment(loaded.geometry.direction, bundle.orientation) if bundle.orientation else None
     array, spacing = loaded.array, loaded.geometry.spacing_zyx
     if alignment is not None and not alignment.identity:
@@ -169,6 +193,7 @@ def segment(
         device=run_device,
         skip_threshold=_air_threshold(bundle, config) if opts.skip_air else None,
         cpu_backend=opts.cpu_backend,
+        regions=bundle.regions_class_order is not None,
     )
     forward = ForwardRecord()
     logits = predict_sliding_window(

@@ -4,6 +4,7 @@ device choice, CUDA out-of-memory fallback, progress and cancel callbacks.
 
 from __future__ import annotations
 
+from GASACore.inference.accumulation import background_logits
 from GASACore.inference.callbacks import CancelSignal, ProgressCounter, cancel_checker
 from GASACore.inference.config import Autocast, SlidingWindowConfig
 from GASACore.inference.device import (
@@ -33,6 +34,7 @@ from GASACore.inference.sliding_window import (
 )
 from GASACore.inference.windows import (
     Slicer,
+    check_window_count,
     gaussian_importance,
     mirror_combinations,
     pad_to_patch,
@@ -55,8 +57,10 @@ __all__ = [
     "accumulation_fits",
     "arch_supported",
     "available_cpus",
+    "background_logits",
     "cancel_checker",
     "check_device",
+    "check_window_count",
     "cpu_threads",
     "cuda_environment",
     "cuda_unusable_reason",

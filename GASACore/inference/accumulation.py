@@ -21,7 +21,20 @@ import torch
 from GASACore.enums import StrEnum
 from GASACore.inference.windows import Slicer
 
-__all__ = ["LogitSums", "add_window", "fill_uncovered", "half_sums", "prenormalised_weights", "sums_dtype"]
+__all__ = [
+    "BACKGROUND_LOGIT",
+    "LogitSums",
+    "add_window",
+    "background_logits",
+    "fill_uncovered",
+    "half_sums",
+    "prenormalised_weights",
+    "sums_dtype",
+]
+
+#: Magnitude of the logits that mark a voxel as background: softmax gives class 0 a probability of
+#: 1 - 2e-9 per other class; a sigmoid gives every region 4.5e-5, far below the decoder's 0.5.
+BACKGROUND_LOGIT = 10.0
 
 
 class LogitSums(StrEnum):
@@ -60,7 +73,7 @@ def prenormalised_weights(weight_sums: torch.Tensor, n_folds: int) -> tuple[torc
 
     Returns:
         The divisor (``weight_sums`` itself) and the mask of voxels no window covers (``None`` when there
-        are none); those voxels get :data:`~GASACore.inference.SKIPPED_LOGITS` after the loop.
+        are none); those voxels get :func:`background_logits` after the loop.
     """
     uncovered = weight_sums == 0
     mask = uncovered if bool(uncovered.any()) else None
@@ -91,6 +104,26 @@ def add_window(
     if gaussian is not None:
         share.mul_(gaussian)
     sums[slicer] += window_logits.mul_(share)
+
+
+def background_logits(num_classes: int, *, regions: bool) -> tuple[float, ...]:
+    """The logits that every decoder of the model's output type reads as background, one per channel.
+
+    Softmax models (``regions=False``): class 0 high, every other class low, so the argmax is 0. Region-based
+    models (``regions=True``, sigmoid per region, nnU-Net's ``regions_class_order``): every region strongly
+    negative, so no region's sigmoid passes 0.5 and the label is 0.
+
+    Examples:
+        >>> background_logits(3, regions=False), background_logits(3, regions=True)
+        ((10.0, -10.0, -10.0), (-10.0, -10.0, -10.0))
+
+    Raises:
+        ValueError: ``num_classes`` below 1.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    first = -BACKGROUND_LOGIT if regions else BACKGROUND_LOGIT
+    return (first,) + (-BACKGROUND_LOGIT,) * (num_classes - 1)
 
 
 def fill_uncovered(sums: torch.Tensor, uncovered: torch.Tensor | None, values: Sequence[float]) -> None:

@@ -51,7 +51,10 @@ class SlidingWindowConfig:
         autocast: ``"fp16"`` (default, as nnU-Net), ``"bf16"`` or ``"fp32"``; applies on CUDA only.
         skip_threshold: windows whose whole input (every channel and voxel) is below this value, in the
             units of the pre-processed image, are not predicted; voxels that only skipped windows cover
-            get background logits. ``None``: predict every window.
+            get background logits (:func:`~GASACore.inference.accumulation.background_logits`). ``None``:
+            predict every window.
+        regions: the network's outputs are sigmoid regions (nnU-Net's region-based models, KiTS-style), not
+            softmax classes: background is then every region strongly negative, not class 0 high.
         num_threads: CPU threads for torch during the prediction; ``None``: automatic, by the thread rule
             (:class:`~GASACore.inference.thread_governor.ThreadGovernor`: every CPU this process may use, fewer
             for tiny windows or, unless OpenMP waits passively, when other programs keep CPUs busy), unless
@@ -74,6 +77,7 @@ class SlidingWindowConfig:
     num_threads: int | None = None
     cpu_backend: CpuBackend | str = CpuBackend.AUTO
     logit_sums: LogitSums | str = LogitSums.AUTO
+    regions: bool = False
 
     def __post_init__(self) -> None:
         patch = _patch_size(self.patch_size)
@@ -94,6 +98,8 @@ class SlidingWindowConfig:
             raise ValueError(f"skip_threshold must be a finite number or None, got {threshold!r}")
         if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
             raise ValueError(f"num_threads must be an integer >= 1 or None, got {self.num_threads!r}")
+        if not isinstance(self.regions, bool):
+            raise ValueError(f"regions must be True or False, got {self.regions!r}")
         if self.accumulate_on_device not in (None, True, False):
             raise ValueError(f"accumulate_on_device must be True, False or None, got {self.accumulate_on_device!r}")
         object.__setattr__(self, "patch_size", patch)

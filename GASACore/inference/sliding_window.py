@@ -25,7 +25,15 @@ from torch import nn
 
 from GASACore.errors import GASAError, InputError, ModelError
 from GASACore.events import ProgressSink
-from GASACore.inference.accumulation import add_window, fill_uncovered, half_sums, prenormalised_weights, sums_dtype
+from GASACore.inference.accumulation import (
+    BACKGROUND_LOGIT,
+    add_window,
+    background_logits,
+    fill_uncovered,
+    half_sums,
+    prenormalised_weights,
+    sums_dtype,
+)
 from GASACore.inference.callbacks import CancelSignal, ProgressCounter, cancel_checker
 from GASACore.inference.config import SlidingWindowConfig
 from GASACore.inference.cpu_runtime import ForwardRecord
@@ -44,9 +52,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Logits of voxels covered only by skipped windows: ``(background, every other class)``; softmax gives the
-#: background a probability of 1 - 2e-9 per other class.
-SKIPPED_LOGITS = (10.0, -10.0)
+#: Logits of voxels covered only by skipped windows in a softmax model: ``(background, every other class)``;
+#: region-based models get :func:`~GASACore.inference.accumulation.background_logits` with ``regions=True``.
+SKIPPED_LOGITS = (BACKGROUND_LOGIT, -BACKGROUND_LOGIT)
 
 
 def accumulation_bytes(num_channels: int, num_classes: int, spatial_shape: Sequence[int]) -> int:
@@ -227,8 +235,8 @@ def _weight_sums(
     return weights
 
 
-def _normalise(logits: torch.Tensor, weights: torch.Tensor, n_folds: int) -> None:
-    """Divide the logit sums by the weight sums of all folds in place; uncovered voxels get background."""
+def _normalise(logits: torch.Tensor, weights: torch.Tensor, n_folds: int, background: Sequence[float]) -> None:
+    """Divide the logit sums by the weight sums of all folds in place; uncovered voxels get ``background``."""
     uncovered = weights == 0
     any_uncovered = bool(uncovered.any())
     if n_folds > 1:
@@ -236,9 +244,7 @@ def _normalise(logits: torch.Tensor, weights: torch.Tensor, n_folds: int) -> Non
     if any_uncovered:
         weights[uncovered] = 1.0
     logits /= weights
-    if any_uncovered:
-        logits[0][uncovered] = SKIPPED_LOGITS[0]
-        logits[1:, uncovered] = SKIPPED_LOGITS[1]
+    fill_uncovered(logits, uncovered if any_uncovered else None, background)
 
 
 def _accumulate(run: _Run, on_device: bool, batch: int) -> torch.Tensor:
@@ -267,10 +273,13 @@ def _accumulate(run: _Run, on_device: bool, batch: int) -> torch.Tensor:
                 run.cpu.prepare(run.network)
             _predict_fold(run, data, logits, gaussian, fold_index, batch, divisor)
         del data, divisor
+        background = background_logits(run.num_classes, regions=run.config.regions)
         if half:
-            fill_uncovered(logits, uncovered, [SKIPPED_LOGITS[0]] + [SKIPPED_LOGITS[1]] * (run.num_classes - 1))
+            fill_uncovered(logits, uncovered, background)
         else:
-            _normalise(logits, _weight_sums(logits.shape[1:], run.windows, gaussian, target), len(run.folds))
+            _normalise(
+                logits, _weight_sums(logits.shape[1:], run.windows, gaussian, target), len(run.folds), background
+            )
     return logits
 
 

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from GASACore.errors import InputError
+
 __all__ = [
+    "DEFAULT_MAX_WINDOWS",
+    "MAX_WINDOWS_ENV",
     "Slicer",
+    "check_window_count",
     "gaussian_importance",
+    "max_windows",
     "mirror_combinations",
     "pad_to_patch",
+    "window_count",
     "window_slicers",
     "window_starts",
 ]
@@ -26,12 +34,78 @@ __all__ = [
 #: Index of one window (or of the un-padding) in a ``(C, X, Y, Z)`` tensor: ``(slice(None), sx, sy, sz)``.
 Slicer = tuple[slice, ...]
 
+#: Environment variable that sets the most sliding windows one image may need.
+MAX_WINDOWS_ENV = "GASA_MAX_WINDOWS"
+#: Default bound: a 512x512x1000 CT with a 128^3 patch and step 0.5 needs 7x7x15 = 735 windows.
+DEFAULT_MAX_WINDOWS = 100_000
+
 
 def _positive_sizes(values: Sequence[int], what: str) -> tuple[int, ...]:
     sizes = tuple(int(v) for v in values)
     if not sizes or any(v <= 0 for v in sizes) or any(int(v) != v for v in values):
         raise ValueError(f"{what} must be positive integers, got {tuple(values)!r}")
     return sizes
+
+
+def _axis_counts(image: Sequence[int], patch: Sequence[int], step_size: float) -> list[int]:
+    """Windows per axis by nnU-Net's rule, ``ceil((n - p) / (p * step)) + 1``, without listing them."""
+    return [math.ceil((n - p) / (p * step_size)) + 1 for n, p in zip(image, patch, strict=True)]
+
+
+def window_count(image_size: Sequence[int], patch_size: Sequence[int], step_size: float) -> int:
+    """Number of windows :func:`window_slicers` gives, computed arithmetically (nothing is listed).
+
+    Axes smaller than the patch count one window (they are padded to the patch first).
+    Example: ``window_count((110, 64, 64), (64, 64, 64), 0.5)`` is 3.
+
+    Raises:
+        ValueError: non-positive sizes, mismatched lengths or a step outside ``(0, 1]``.
+    """
+    image = _positive_sizes(image_size, "image_size")
+    patch = _positive_sizes(patch_size, "patch_size")
+    if len(image) != len(patch):
+        raise ValueError(f"image_size and patch_size must have the same length, got {image} and {patch}")
+    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and 0 < step_size <= 1):
+        raise ValueError(f"step_size must be in (0, 1], got {step_size!r}")
+    padded = [max(n, p) for n, p in zip(image, patch, strict=True)]
+    return math.prod(_axis_counts(padded, patch, step_size))
+
+
+def max_windows() -> int:
+    """The most windows one image may need: ``GASA_MAX_WINDOWS`` when set, else :data:`DEFAULT_MAX_WINDOWS`.
+
+    Raises:
+        InputError: the environment variable is not a positive integer.
+    """
+    text = os.environ.get(MAX_WINDOWS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_WINDOWS
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"{MAX_WINDOWS_ENV} must be a positive integer such as 100000, got {text!r}")
+    return int(text)
+
+
+def check_window_count(
+    image_size: Sequence[int], patch_size: Sequence[int], step_size: float, *, limit: int | None = None
+) -> int:
+    """The window count of an image, refused above ``limit`` (default :func:`max_windows`) before any is listed.
+
+    Raises:
+        InputError: ``expected at most L sliding windows, but an image of X x Y x Z voxels with patch ... and
+            step S needs N``, naming how to raise the limit.
+        ValueError: as :func:`window_count`.
+    """
+    count = window_count(image_size, patch_size, step_size)
+    bound = max_windows() if limit is None else limit
+    if count > bound:
+        shape = "x".join(str(int(v)) for v in image_size)
+        patch = "x".join(str(int(v)) for v in patch_size)
+        raise InputError(
+            f"expected at most {bound} sliding windows, but an image of {shape} voxels with patch {patch} and step "
+            f"{step_size!r} needs {count} windows: use a larger --step-size (0.5 is nnU-Net's) or set "
+            f"{MAX_WINDOWS_ENV} to raise the limit"
+        )
+    return count
 
 
 def window_starts(image_size: Sequence[int], patch_size: Sequence[int], step_size: float) -> list[list[int]]:
@@ -53,6 +127,7 @@ def window_starts(image_size: Sequence[int], patch_size: Sequence[int], step_siz
     Raises:
         ValueError: mismatched lengths, non-positive sizes, an image smaller than the patch on some axis
             (pad it with :func:`pad_to_patch` first) or a step outside ``(0, 1]``.
+        InputError: more windows than :func:`max_windows` (counted before any is listed).
     """
     image = _positive_sizes(image_size, "image_size")
     patch = _positive_sizes(patch_size, "patch_size")
@@ -62,10 +137,9 @@ def window_starts(image_size: Sequence[int], patch_size: Sequence[int], step_siz
         raise ValueError(f"image_size must be at least patch_size {patch} on every axis (pad first), got {image}")
     if not 0 < step_size <= 1:
         raise ValueError(f"step_size must be in (0, 1], got {step_size!r}")
+    check_window_count(image, patch, step_size)
     starts = []
-    for size, tile in zip(image, patch, strict=True):
-        target_step = tile * step_size
-        num_steps = math.ceil((size - tile) / target_step) + 1
+    for size, tile, num_steps in zip(image, patch, _axis_counts(image, patch, step_size), strict=True):
         actual_step = (size - tile) / (num_steps - 1) if num_steps > 1 else 0.0
         # round() rounds half to even like np.round, which nnU-Net uses.
         starts.append([round(actual_step * i) for i in range(num_steps)])

@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names below, for type checkers
+    from GASACore.preprocessing.budget import RunEstimate, check_run_memory, estimate_run_bytes
     from GASACore.preprocessing.config import (
         SCHEMA_VERSION,
         IntensityProperties,
@@ -44,9 +45,12 @@ __all__ = [
     "PreprocessedProperties",
     "PreprocessingConfig",
     "ResamplingOrders",
+    "RunEstimate",
     "air_threshold",
+    "check_run_memory",
     "compute_new_shape",
     "crop_to_bbox",
+    "estimate_run_bytes",
     "nonzero_bbox",
     "nonzero_mask",
     "normalize_channel",
@@ -65,6 +69,7 @@ _EXPORTS = {
         ("SCHEMA_VERSION", "IntensityProperties", "NormalizationScheme", "PreprocessingConfig", "ResamplingOrders"),
         "config",
     ),
+    **dict.fromkeys(("RunEstimate", "check_run_memory", "estimate_run_bytes"), "budget"),
     **dict.fromkeys(("BBox", "crop_to_bbox", "nonzero_bbox", "nonzero_mask", "uncrop"), "cropping"),
     **dict.fromkeys(("AIR_HU", "air_threshold", "normalize_channel"), "normalization"),
     "preprocess": "pipeline",
