@@ -67,7 +67,7 @@ def resampled_shape(
     """The ``(X, Y, Z)`` shape the image has after resampling to the model's spacing (before cropping: an upper bound).
 
     Raises:
-        InputError: a spacing that is not 3 positive finite numbers.
+        InputError: a spacing that is not 3 positive finite numbers, or an image that resamples to 0 voxels.
     """
     if len(spacing_zyx) != 3 or any(not (math.isfinite(float(s)) and float(s) > 0) for s in spacing_zyx):
         raise InputError(f"expected 3 positive finite spacings in mm (z, y, x), got {tuple(spacing_zyx)!r}")
@@ -75,7 +75,14 @@ def resampled_shape(
     shape_t = tuple(int(size_zyx[a]) for a in forward)
     spacing_t = tuple(float(spacing_zyx[a]) for a in forward)
     target = tuple(config.spacing) if len(config.spacing) == 3 else (spacing_t[0], *config.spacing)
-    return tuple(max(int(s), 1) for s in compute_new_shape(shape_t, spacing_t, target))
+    shape = tuple(int(s) for s in compute_new_shape(shape_t, spacing_t, target))
+    if min(shape) < 1:
+        raise InputError(
+            f"expected an image at least one voxel wide at the model's {'x'.join(f'{v:g}' for v in target)} mm "
+            f"spacing, but {'x'.join(str(v) for v in shape_t)} voxels at {'x'.join(f'{v:g}' for v in spacing_t)} mm "
+            f"resample to {'x'.join(str(v) for v in shape)}; the header's spacing is implausible"
+        )
+    return shape
 
 
 def estimate_run_bytes(

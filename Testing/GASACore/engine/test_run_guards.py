@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from GASACore.labels import KITS23_LABELS, LABEL_SET_REGIONS
 from GASACore.network import build_network
 from GASACore.options import SegmentOptions
 from GASACore.pipeline import segment
+from GASACore.preprocessing import NormalizationScheme
 
 KITS_REGIONS = LABEL_SET_REGIONS["kits23"]
 KITS_ORDER = (1, 3, 2)
@@ -38,7 +40,7 @@ def _bundle(target: Path, *, regions: bool) -> ModelBundle:
         target,
         metadata={"name": target.name, "version": "0.0.1", "license": "Apache-2.0", "intended_use": "tests only"},
         architecture=ArchitectureSpec("gasa-unet", TINY_PLAN, 1, outputs, kwargs),
-        preprocessing=TINY_PREPROCESSING,
+        preprocessing=replace(TINY_PREPROCESSING, normalization_schemes=(NormalizationScheme.CT,)),
         labels=KITS23_LABELS,
         fold_weights={"fold_0": weights.state_dict()},
         regions_class_order=KITS_ORDER if regions else None,
@@ -53,7 +55,7 @@ def softmax_model(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
 
 
 @pytest.fixture(scope="module")
-def region_model(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+def regions_model(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     return _bundle(tmp_path_factory.mktemp("models") / "tiny-regions", regions=True)
 
 
@@ -68,23 +70,23 @@ def _ct(path: Path, voxels: np.ndarray, spacing: tuple[float, float, float] = (2
 def test_all_air_with_skip_air_is_all_background(kind: str, request, tmp_path: Path) -> None:
     model = request.getfixturevalue(f"{kind}_model")
     assert (model.regions_class_order is not None) == (kind == "regions")
-    air = _ct(tmp_path / "air.nii.gz", np.full((40, 96, 96), -1000))
+    air = _ct(tmp_path / "air.nii.gz", np.full((40, 96, 96), -1000), (12.0, 12.0, 12.0))  # no padding: all air
     result = segment(air, model, options=SegmentOptions(skip_air=True, tta=False, device="cpu"))
     assert result.labels.shape == (40, 96, 96)
     assert int(result.labels.max()) == 0, np.unique(result.labels)
 
 
-def test_region_model_without_skipping_still_paints(region_model: ModelBundle, tmp_path: Path) -> None:
+def test_region_model_without_skipping_still_paints(regions_model: ModelBundle, tmp_path: Path) -> None:
     """The fix touches skipped windows only: predicted windows of a region model decode as before."""
     rng = np.random.default_rng(0)
     ct = _ct(tmp_path / "noise.nii.gz", rng.integers(-200, 400, size=(40, 96, 96)))
-    result = segment(ct, region_model, options=SegmentOptions(tta=False, device="cpu"))
+    result = segment(ct, regions_model, options=SegmentOptions(tta=False, device="cpu"))
     assert result.labels.shape == (40, 96, 96)
     assert set(np.unique(result.labels).tolist()) <= {0, 1, 2, 3}
 
 
 def test_tiny_step_refused_by_window_count_before_preprocessing(softmax_model: ModelBundle, tmp_path: Path) -> None:
-    ct = _ct(tmp_path / "ct.nii.gz", np.zeros((40, 96, 96)))
+    ct = _ct(tmp_path / "ct.nii.gz", np.zeros((40, 96, 96)), (12.0, 12.0, 12.0))
     start = time.perf_counter()
     with pytest.raises(InputError, match=r"expected at most 100000 sliding windows, but an image of .* voxels with "
                                           r"patch 16x32x32 and step 1e-05 needs \d+ windows") as err:  # fmt: skip
@@ -93,7 +95,7 @@ def test_tiny_step_refused_by_window_count_before_preprocessing(softmax_model: M
 
 
 def test_window_limit_from_environment(softmax_model: ModelBundle, tmp_path: Path, monkeypatch) -> None:
-    ct = _ct(tmp_path / "ct.nii.gz", np.zeros((40, 96, 96)))
+    ct = _ct(tmp_path / "ct.nii.gz", np.zeros((40, 96, 96)), (12.0, 12.0, 12.0))
     monkeypatch.setenv("GASA_MAX_WINDOWS", "2")
     with pytest.raises(InputError, match="expected at most 2 sliding windows"):
         segment(ct, softmax_model)
@@ -102,21 +104,21 @@ def test_window_limit_from_environment(softmax_model: ModelBundle, tmp_path: Pat
         segment(ct, softmax_model)
 
 
-@pytest.mark.parametrize("spacing", [(1000.0, 1000.0, 1000.0), (0.0001, 0.0001, 0.0001)])
+@pytest.mark.parametrize("spacing", [(900.0, 900.0, 900.0), (0.002, 0.002, 0.002)])
 def test_spacing_bomb_refused_fast_and_small(spacing, softmax_model: ModelBundle, tmp_path: Path) -> None:
-    """An 8^3 image (1 KB) claiming 1000 mm voxels upsamples 80x per axis to the 12 mm model (4e11 voxels); the
-    0.0001 mm one would shrink to nothing, which is refused as 1 voxel wide, not as memory."""
-    ct = _ct(tmp_path / "bomb.nii.gz", np.zeros((8, 8, 8)), spacing)
+    """A 32^3 image (1 KB) claiming 900 mm voxels upsamples 72x per axis to the 12 mm model (1.6e10 voxels); the
+    0.002 mm one would shrink to nothing, which is refused as less than one voxel wide."""
+    ct = _ct(tmp_path / "bomb.nii.gz", np.zeros((32, 32, 32)), spacing)
     assert ct.stat().st_size < 2000
     start, peak = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if spacing[0] > 1:
         with pytest.raises(ImageTooLargeError, match=r"expected a run of at most .* \(the memory limit\), but .* "
-                                                     r"needs about .* TB .*GASA_MAX_RUN_BYTES") as err:  # fmt: skip
+                                                     r"needs about .* GB .*GASA_MAX_RUN_BYTES") as err:  # fmt: skip
             segment(ct, softmax_model)
-        assert "8x8x8 voxels at 1000x1000x1000 mm" in str(err.value)
+        assert "32x32x32 voxels at 900x900x900 mm" in str(err.value)
     else:
-        result = segment(ct, softmax_model, options=SegmentOptions(tta=False, device="cpu"))
-        assert result.labels.shape == (8, 8, 8)
+        with pytest.raises(InputError, match=r"expected an image at least one voxel wide .* resample to 0x0x0"):
+            segment(ct, softmax_model)
     assert time.perf_counter() - start < 5
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
     assert grown_kb < 2 * 1024 * 1024
