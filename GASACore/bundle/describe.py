@@ -64,7 +64,8 @@ def describe(model: ModelBundle) -> dict[str, Any]:
     the label value it paints, that label's name and ``region``, the label values the channel's region unites,
     ``null`` where the model does not record them; ``null`` for softmax models), ``mirror_axes`` (network axes
     allowed for mirroring TTA; ``null`` for nnU-Net folders, whose checkpoint holds them and needs torch to
-    read), ``license``, ``citation``, ``intended_use`` (``null`` when the model does not say).
+    read), ``orientation`` (the orientation code inputs are turned to before inference, ``null``: the array as
+    stored), ``license``, ``citation``, ``intended_use`` (``null`` when the model does not say).
     """
     meta = model.metadata
     architecture = model.architecture
@@ -89,6 +90,7 @@ def describe(model: ModelBundle) -> dict[str, Any]:
         "labels": [describe_label(label) for label in model.labels],
         "regions": _regions(model),
         "mirror_axes": list(model.mirror_axes) if model.mirror_axes is not None else None,
+        "orientation": model.orientation,
         "license": _text(meta.get("license")),
         "citation": _text(meta.get("citation")),
         "intended_use": _text(meta.get("intended_use")),

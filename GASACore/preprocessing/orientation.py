@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import SimpleITK as sitk
 
 from GASACore.errors import UnsupportedGeometryError
 
@@ -48,6 +47,8 @@ def check_orientation_code(code: str) -> str:
 
 def orientation_code(direction: Sequence[float]) -> str:
     """The ITK orientation code of a direction matrix (9 values, row-major, columns = index axes)."""
+    import SimpleITK as sitk  # lazily: bundles check orientation codes without SimpleITK (torch-free describe)
+
     return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines([float(v) for v in direction])
 
 
@@ -100,6 +101,8 @@ def axis_alignment(direction: Sequence[float], target: str) -> AxisAlignment:
         UnsupportedGeometryError: an axis lies halfway between two target axes (45 degrees oblique), so
             no permutation is closest.
     """
+    import SimpleITK as sitk
+
     source = np.reshape(np.asarray(direction, dtype=float), (3, 3))
     wanted = np.reshape(
         sitk.DICOMOrientImageFilter.GetDirectionCosinesFromOrientation(check_orientation_code(target)), (3, 3)

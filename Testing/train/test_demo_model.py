@@ -35,7 +35,7 @@ GOLDEN_DICE = {
     "inferior vena cava": 0.88,
     "portal and splenic veins": 0.80,
     "pancreas": 0.80,
-    "right adrenal gland": 0.75,
+    "right adrenal gland": 0.70,
     "left adrenal gland": 0.75,
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -24,6 +25,7 @@ from GASACore.bundle import load_model, sha256_of, unpack_bundle_zip
 from GASACore.bundle.checkpoint_scan import pickle_globals
 from GASACore.bundle.jsonfile import read_json_file
 from GASACore.errors import ModelError, UnsafeModelError
+from GASACore.io.limits import format_bytes
 from GASACore.models.catalog import CatalogError, read_catalog_file
 
 REPO = Path(__file__).resolve().parents[3]
@@ -76,7 +78,7 @@ def test_the_demo_bundle_still_loads_with_its_weights(tmp_path: Path) -> None:
     bundle = _demo_copy(tmp_path)
     model = load_model(bundle)
     state = model.load_fold(model.folds[0])
-    assert model.patch_size == (48, 40, 48)
+    assert model.patch_size == tuple(model.metadata["architecture"]["plan"]["patch_size"])
     assert len(state) == len(model.build_network().state_dict())
 
 
@@ -104,7 +106,8 @@ def test_oversized_model_json_is_refused_before_reading(tmp_path: Path) -> None:
 def test_json_size_limit_follows_its_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = _demo_copy(tmp_path)
     monkeypatch.setenv("GASA_MAX_MODEL_JSON_BYTES", "10KB")
-    with pytest.raises(ModelError, match=r"at most 10\.0 KB, but .* holds 15\.1 KB; set GASA_MAX_MODEL_JSON_BYTES"):
+    held = re.escape(format_bytes((bundle / "model.json").stat().st_size))
+    with pytest.raises(ModelError, match=rf"at most 10\.0 KB, but .* holds {held}; set GASA_MAX_MODEL_JSON_BYTES"):
         load_model(bundle)
     monkeypatch.setenv("GASA_MAX_MODEL_JSON_BYTES", "lots")
     with pytest.raises(ModelError, match=r"GASA_MAX_MODEL_JSON_BYTES must be a byte size .* got 'lots'"):
@@ -379,8 +382,8 @@ def _set(meta: dict[str, Any], dotted: str, value: Any) -> None:
         ),
         (
             ["architecture.plan.features_per_stage"],
-            [8, 16, 32, 1_000_000],
-            r"architecture\.plan\.features_per_stage must be integers in 1\.\.4096, got \[8, 16, 32, 1000000\]",
+            [8, 16, 32, 64, 1_000_000],
+            r"architecture\.plan\.features_per_stage must be integers in 1\.\.4096, got \[8, 16, 32, 64, 1000000\]",
         ),
         (
             ["preprocessing.intensity_properties.0.mean"],

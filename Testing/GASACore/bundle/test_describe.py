@@ -64,14 +64,14 @@ def test_demo_bundle_folder(tmp_path: Path) -> None:
     assert description["format"] == "bundle-folder" and description["source"] == "bundle"
     assert description["version"] == meta["version"] and description["license"] == meta["license"]
     assert description["intended_use"] == meta["intended_use"]
-    # The demo's pre-processing is 4 mm isotropic, so both axis orders agree; the tiny bundle tests the order.
+    # The demo's pre-processing is 3 mm isotropic, so both axis orders agree; the tiny bundle tests the order.
     assert description["spacing"] == meta["preprocessing"]["spacing"][::-1]
     assert description["patch_size"] == meta["architecture"]["plan"]["patch_size"][::-1]
     assert description["block_options"] == meta["architecture"]["block_options"]
     assert len(description["labels"]) == 13 and description["regions"] is None
     liver = next(label for label in description["labels"] if label["name"] == "liver")
     assert liver["terminology_entry"].split("~")[2] == "SCT^10200004^Liver"
-    assert description["mirror_axes"] == [0, 1, 2]
+    assert description["mirror_axes"] == [] and description["orientation"] == "RAS"  # trained without mirroring
 
 
 def test_zip_of_the_demo_bundle_describes_like_the_folder(tmp_path: Path) -> None:
