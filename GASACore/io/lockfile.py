@@ -24,7 +24,7 @@ from types import TracebackType
 
 from GASACore.errors import OutputError
 
-__all__ = ["OutputLocks", "lock_path"]
+__all__ = ["OutputLocks", "lock_path", "pid_alive", "read_lock_owner"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _owner() -> dict[str, object]:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
-def _read_owner(lock: Path) -> dict[str, object] | None:
+def read_lock_owner(lock: Path) -> dict[str, object] | None:
     """The owner a lock file names, or ``None`` when it is unreadable or not ours (e.g. being written)."""
     try:
         data = json.loads(lock.read_text(encoding="utf-8"))
@@ -48,13 +48,16 @@ def _read_owner(lock: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (another user's live process counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's live process
         return True
+    except OSError:
+        return False
     return True
 
 
@@ -63,7 +66,7 @@ def _is_stale(owner: dict[str, object] | None) -> bool:
     if owner is None or owner.get("host") != socket.gethostname():
         return False
     pid = owner.get("pid")
-    return isinstance(pid, int) and pid > 0 and pid != os.getpid() and not _alive(pid)
+    return isinstance(pid, int) and pid > 0 and pid != os.getpid() and not pid_alive(pid)
 
 
 def _describe(owner: dict[str, object] | None) -> str:
@@ -99,7 +102,7 @@ class OutputLocks:
             if self._create(lock, output):
                 self.held.append(lock)
                 return
-            owner = _read_owner(lock)
+            owner = read_lock_owner(lock)
             if not _is_stale(owner):
                 raise OutputError(
                     f"output {output} is being written by {_describe(owner)}; wait for it to finish, or remove "
@@ -133,7 +136,7 @@ class OutputLocks:
             os.rename(lock, aside)
         except FileNotFoundError:
             return  # another run removed it first
-        if _read_owner(aside) != owner:  # a live run re-created the lock between our read and rename
+        if read_lock_owner(aside) != owner:  # a live run re-created the lock between our read and rename
             os.replace(aside, lock)
             return
         logger.warning("taking over %s, left by process %s that no longer runs", lock, owner and owner.get("pid"))
@@ -142,7 +145,7 @@ class OutputLocks:
     def release(self) -> None:
         """Remove the locks this object holds (only those still naming this process)."""
         for lock in reversed(self.held):
-            if _read_owner(lock) in (None, _owner()):
+            if read_lock_owner(lock) in (None, _owner()):
                 lock.unlink(missing_ok=True)
         self.held.clear()
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from GASACore.errors import Cancelled, ModelError
+from GASACore.io.lockfile import pid_alive, read_lock_owner
 
 __all__ = ["LockTimeout", "file_lock"]
 
@@ -28,28 +29,8 @@ class LockTimeout(ModelError):
     """Another process held the lock for longer than the caller would wait."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def _owner(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _is_stale(path: Path, stale_after: float) -> bool:
-    owner = _owner(path)
+    owner = read_lock_owner(path)
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
@@ -57,7 +38,7 @@ def _is_stale(path: Path, stale_after: float) -> bool:
     if owner is None:
         return age > 5.0  # half-written by its owner a moment ago, or garbage
     if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-        return not _pid_alive(owner["pid"])
+        return not pid_alive(owner["pid"])
     return age > stale_after
 
 
@@ -103,16 +84,16 @@ def file_lock(
     announced = False
     while not _try_create(path):
         if _is_stale(path, stale_after):
-            logger.warning("breaking the stale lock %s (owner %s)", path, _owner(path))
+            logger.warning("breaking the stale lock %s (owner %s)", path, read_lock_owner(path))
             path.unlink(missing_ok=True)
             continue
         if not announced:
-            logger.info("another process (%s) is %s; waiting", _owner(path), what)
+            logger.info("another process (%s) is %s; waiting", read_lock_owner(path), what)
             announced = True
         if cancel is not None and cancel():
             raise Cancelled(f"stopped waiting for another process {what}")
         if time.monotonic() > deadline:
-            owner = _owner(path) or {}
+            owner = read_lock_owner(path) or {}
             raise LockTimeout(
                 f"another process (pid {owner.get('pid', '?')} on {owner.get('host', '?')}) is still {what} after "
                 f"{timeout:g} s; if it died, delete {path}"
@@ -126,5 +107,5 @@ def file_lock(
     try:
         yield refresh
     finally:
-        if (_owner(path) or {}).get("pid") == os.getpid():
+        if (read_lock_owner(path) or {}).get("pid") == os.getpid():
             path.unlink(missing_ok=True)
