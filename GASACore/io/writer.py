@@ -13,6 +13,7 @@ from GASACore.errors import DamagedFileError, InputError
 from GASACore.io.atomic import atomic_output, output_error
 from GASACore.io.formats import LABEL_MAP_SUFFIXES, SEGMENTATION_SUFFIX, label_map_suffix
 from GASACore.io.geometry import Geometry
+from GASACore.io.native_stderr import native_stderr_to_log
 from GASACore.io.segnrrd import segmentation_metadata
 from GASACore.labels import Label
 
@@ -64,7 +65,8 @@ def _write_image(image: sitk.Image, destination: Path, target: Path) -> None:
     writer.SetFileName(str(destination))
     writer.SetUseCompression(True)
     try:
-        writer.Execute(image)
+        with native_stderr_to_log(logger, "SimpleITK"):  # its NIfTI library prints "** ERROR: NWAD" on a full disk
+            writer.Execute(image)
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[-1]
         raise OSError(f"could not write label map {target}: {reason}") from err
@@ -85,7 +87,8 @@ def _verify(written: Path, expected: np.ndarray, geometry: Geometry, target: Pat
     if label_map_suffix(target) in _NIFTI_SUFFIXES:
         _verify_nifti_complete(written, target)
     try:
-        image = sitk.ReadImage(str(written))
+        with native_stderr_to_log(logger, "SimpleITK"):
+            image = sitk.ReadImage(str(written))
     except RuntimeError as err:
         raise OSError(f"the label map written to {target} cannot be read back (incomplete write?)") from err
     if image.GetDimension() != 3 or not np.array_equal(sitk.GetArrayViewFromImage(image), expected):
