@@ -1,9 +1,16 @@
 """Output locks: two runs writing the same output never interleave; the later one refuses.
 
 A lock is a small file next to the output (``out/.ct.nii.gz.lock`` for ``out/ct.nii.gz``), created with
-``O_CREAT | O_EXCL`` (atomic on local file systems) and holding the owner's pid and host as JSON. A lock
-whose owner is a dead process on this host is stale (a run killed with SIGKILL) and is taken over; a lock
-of another host, or of a live process, is refused with one line naming its owner.
+``O_CREAT | O_EXCL`` (atomic on local file systems) and holding the owner's pid, host and start time as JSON
+(:func:`create_lock_file`). A lock whose owner is a dead process on this host is stale (a run killed with
+SIGKILL) and is taken over; a lock of another host, or of a live process, is refused with one line naming
+its owner.
+
+Taking over a stale lock is itself guarded (:func:`break_stale_lock`): only the holder of a second,
+short-lived "breaker" file (``.ct.nii.gz.lock.break``) may remove a lock, and it re-reads the lock under that
+guard. Two runs that both find the same stale lock therefore cannot both remove it and each believe the
+output is theirs: one removes it and creates its own, the other then finds a live owner and refuses.
+The model-install lock (:mod:`GASACore.models.lock`) uses the same primitives with its own staleness rule.
 
 Example::
 
@@ -16,17 +23,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
 from GASACore.errors import OutputError
 
-__all__ = ["OutputLocks", "lock_path", "pid_alive", "read_lock_owner"]
+__all__ = ["OutputLocks", "break_stale_lock", "create_lock_file", "lock_path", "pid_alive", "read_lock_owner"]
 
 logger = logging.getLogger(__name__)
+
+#: A breaker file older than this (s) was left by a process that died while breaking a lock (which takes ms).
+BREAKER_STALE_AFTER_S = 10.0
+#: Attempts (create, or break a stale lock) before a lock that keeps changing is given up.
+_ATTEMPTS = 50
+_RETRY_PAUSE_S = 0.02
 
 
 def lock_path(output: Path) -> Path:
@@ -37,6 +50,73 @@ def lock_path(output: Path) -> Path:
 
 def _owner() -> dict[str, object]:
     return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def create_lock_file(lock: Path) -> bool:
+    """Create ``lock`` naming this process (pid, host, start time); ``False`` when it exists already.
+
+    Raises:
+        OSError: the lock cannot be created or written (e.g. a full disk or a read-only folder); no lock file
+            is left behind then.
+    """
+    descriptor = None
+    try:
+        descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            json.dump({**_owner(), "started": time.time()}, stream)
+    except OSError:
+        lock.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _breaker_path(lock: Path) -> Path:
+    return lock.parent / f"{lock.name}.break"
+
+
+def _clear_abandoned_breaker(breaker: Path) -> None:
+    try:
+        age = time.time() - breaker.stat().st_mtime
+    except FileNotFoundError:
+        return
+    if age > BREAKER_STALE_AFTER_S:
+        logger.warning("removing %s, left %.0f s ago by a process that died while breaking a lock", breaker, age)
+        breaker.unlink(missing_ok=True)
+
+
+def break_stale_lock(lock: Path, is_stale: Callable[[Path], bool]) -> bool:
+    """Remove ``lock`` if ``is_stale(lock)`` holds, deciding and removing under the breaker guard.
+
+    Args:
+        lock: the lock file.
+        is_stale: the caller's rule (reads the lock's owner and age); called while the guard is held, so the
+            lock it judges is the one removed.
+
+    Returns:
+        ``True`` when the lock is gone now (removed here, or already absent); ``False`` when it is not stale,
+        or another process is breaking it at this moment (retry after a short pause).
+    """
+    breaker = _breaker_path(lock)
+    try:
+        taken = create_lock_file(breaker)
+    except OSError:
+        return False
+    if not taken:
+        _clear_abandoned_breaker(breaker)
+        return False
+    try:
+        if not lock.exists():
+            return True
+        if not is_stale(lock):
+            return False
+        logger.warning("taking over %s, left by %s that no longer runs", lock, read_lock_owner(lock))
+        lock.unlink(missing_ok=True)
+        return True
+    finally:
+        breaker.unlink(missing_ok=True)
 
 
 def read_lock_owner(lock: Path) -> dict[str, object] | None:
@@ -98,54 +178,29 @@ class OutputLocks:
 
     def _take(self, output: Path) -> None:
         lock = lock_path(output)
-        for _ in range(3):
-            if self._create(lock, output):
-                self.held.append(lock)
-                return
+        for _ in range(_ATTEMPTS):
+            try:
+                if create_lock_file(lock):
+                    self.held.append(lock)
+                    return
+            except OSError as err:
+                reason = (err.strerror or str(err)).lower()
+                raise OutputError(f"cannot lock output {output}: {reason} ({lock})") from err
             owner = read_lock_owner(lock)
             if not _is_stale(owner):
                 raise OutputError(
                     f"output {output} is being written by {_describe(owner)}; wait for it to finish, or remove "
                     f"{lock} if no such run exists"
                 )
-            self._break(lock, owner)
+            if not break_stale_lock(lock, lambda path: _is_stale(read_lock_owner(path))):
+                time.sleep(_RETRY_PAUSE_S)
         raise OutputError(f"could not lock output {output}: its lock {lock} keeps changing")
-
-    @staticmethod
-    def _create(lock: Path, output: Path) -> bool:
-        """Create ``lock`` holding this process; False when it exists."""
-        try:
-            descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        except OSError as err:
-            raise OutputError(f"cannot lock output {output}: {err.strerror.lower()} ({lock})") from err
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-                json.dump(_owner(), stream)
-        except OSError as err:
-            lock.unlink(missing_ok=True)
-            raise OutputError(f"cannot lock output {output}: {(err.strerror or str(err)).lower()} ({lock})") from err
-        return True
-
-    @staticmethod
-    def _break(lock: Path, owner: dict[str, object] | None) -> None:
-        """Take a stale lock out of the way: moved aside first, so a lock created meanwhile is put back."""
-        aside = lock.parent / f"{lock.name}.stale-{secrets.token_hex(4)}"
-        try:
-            os.rename(lock, aside)
-        except FileNotFoundError:
-            return  # another run removed it first
-        if read_lock_owner(aside) != owner:  # a live run re-created the lock between our read and rename
-            os.replace(aside, lock)
-            return
-        logger.warning("taking over %s, left by process %s that no longer runs", lock, owner and owner.get("pid"))
-        aside.unlink(missing_ok=True)
 
     def release(self) -> None:
         """Remove the locks this object holds (only those still naming this process)."""
         for lock in reversed(self.held):
-            if read_lock_owner(lock) in (None, _owner()):
+            owner = read_lock_owner(lock)
+            if owner is None or (owner.get("pid"), owner.get("host")) == (os.getpid(), socket.gethostname()):
                 lock.unlink(missing_ok=True)
         self.held.clear()
 

@@ -1,14 +1,15 @@
 """An inter-process lock file: one process installs a model, a second waits and reuses its result.
 
 The lock is a file created with ``O_CREAT | O_EXCL`` (atomic on local and NFSv3+ file systems) holding the
-owner's pid, host name and start time. A lock is *stale*, and is broken, when its owner ran on this host
-and that pid no longer runs, or when it has not been refreshed (its modification time) for
-``stale_after`` seconds, the owner being on another host or frozen. Torch-free.
+owner's pid, host name and start time (:func:`GASACore.io.lockfile.create_lock_file`, shared with the output
+locks). A lock is *stale*, and is broken, when its owner ran on this host and that pid no longer runs, or
+when it has not been refreshed (its modification time) for ``stale_after`` seconds, the owner being on
+another host or frozen. Breaking goes through :func:`GASACore.io.lockfile.break_stale_lock`, so two waiters
+that find the same stale lock cannot both remove it. Torch-free.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -18,7 +19,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from GASACore.errors import Cancelled, ModelError
-from GASACore.io.lockfile import pid_alive, read_lock_owner
+from GASACore.io.lockfile import break_stale_lock, create_lock_file, pid_alive, read_lock_owner
 
 __all__ = ["LockTimeout", "file_lock"]
 
@@ -40,16 +41,6 @@ def _is_stale(path: Path, stale_after: float) -> bool:
     if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
         return not pid_alive(owner["pid"])
     return age > stale_after
-
-
-def _try_create(path: Path) -> bool:
-    try:
-        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, stream)
-    return True
 
 
 @contextmanager
@@ -82,10 +73,8 @@ def file_lock(
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     announced = False
-    while not _try_create(path):
-        if _is_stale(path, stale_after):
-            logger.warning("breaking the stale lock %s (owner %s)", path, read_lock_owner(path))
-            path.unlink(missing_ok=True)
+    while not create_lock_file(path):
+        if _is_stale(path, stale_after) and break_stale_lock(path, lambda lock: _is_stale(lock, stale_after)):
             continue
         if not announced:
             logger.info("another process (%s) is %s; waiting", read_lock_owner(path), what)
