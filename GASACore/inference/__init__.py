@@ -40,6 +40,7 @@ from GASACore.inference.windows import (
     pad_to_patch,
     window_slicers,
     window_starts,
+    window_within,
 )
 
 __all__ = [
@@ -76,5 +77,6 @@ __all__ = [
     "unusable_reason",
     "window_slicers",
     "window_starts",
+    "window_within",
     "with_cpu_fallback",
 ]

@@ -40,7 +40,14 @@ from GASACore.inference.cpu_runtime import ForwardRecord
 from GASACore.inference.cpu_session import CpuSession
 from GASACore.inference.device import accumulation_fits, cpu_threads, free_cuda_memory, select_device
 from GASACore.inference.transfer import WindowFeed
-from GASACore.inference.windows import Slicer, gaussian_importance, mirror_combinations, pad_to_patch, window_slicers
+from GASACore.inference.windows import (
+    Slicer,
+    gaussian_importance,
+    mirror_combinations,
+    pad_to_patch,
+    window_slicers,
+    window_within,
+)
 
 __all__ = [
     "SKIPPED_LOGITS",
@@ -317,10 +324,22 @@ def _accumulate_on_device(config: SlidingWindowConfig, device: torch.device, dat
     return fits
 
 
-def _active_windows(data: torch.Tensor, windows: Sequence[Slicer], threshold: float | None) -> list[Slicer]:
+def _active_windows(
+    data: torch.Tensor, windows: Sequence[Slicer], threshold: float | None, image_region: Slicer
+) -> list[Slicer]:
+    """The windows to predict: all, or (``threshold`` set) those whose image voxels are not all below it.
+
+    Only voxels inside ``image_region`` (the un-padded image) count: zero padding is not image, so an image
+    of air smaller than the patch is skipped like any other.
+    """
     if threshold is None:
         return list(windows)
-    return [w for w in windows if not bool(data[w].amax() < threshold)]
+    active = []
+    for window in windows:
+        seen = window_within(window, image_region)
+        if seen is not None and not bool(data[seen].amax() < threshold):
+            active.append(window)
+    return active
 
 
 @contextmanager
@@ -396,7 +415,7 @@ def predict_sliding_window(
     check_cancel = cancel_checker(cancel)
     data, unpad = pad_to_patch(_checked_image(image), config.patch_size)
     windows = window_slicers(data.shape[1:], config.patch_size, config.step_size)
-    active = _active_windows(data, windows, config.skip_threshold)
+    active = _active_windows(data, windows, config.skip_threshold, unpad)
     if len(active) < len(windows):
         logger.info("skipping %d of %d window(s) below %s", len(windows) - len(active), len(windows),
                     config.skip_threshold)  # fmt: skip

@@ -29,6 +29,7 @@ __all__ = [
     "window_count",
     "window_slicers",
     "window_starts",
+    "window_within",
 ]
 
 #: Index of one window (or of the un-padding) in a ``(C, X, Y, Z)`` tensor: ``(slice(None), sx, sy, sz)``.
@@ -163,6 +164,31 @@ def window_slicers(image_size: Sequence[int], patch_size: Sequence[int], step_si
         (slice(None), *(slice(s, s + p) for s, p in zip(combo, patch, strict=True)))
         for combo in itertools.product(*starts)
     ]
+
+
+def window_within(window: Slicer, region: Slicer) -> Slicer | None:
+    """The part of ``window`` that lies inside ``region`` (both index the same padded tensor), or ``None``.
+
+    Used to look only at image voxels of a window that reaches into the zero padding of
+    :func:`pad_to_patch` (``region`` is the un-padding slicer it returns): padding is not image, so it
+    must not decide whether a window holds anything but air.
+
+    Example: a window ``(:, 0:64, 0:64, 0:64)`` over an image padded from 40 to 64 voxels along X
+    (``region`` ``(:, 12:52, :, :)``) is looked at in ``(:, 12:52, 0:64, 0:64)``; a window entirely in the
+    padding gives ``None``.
+
+    Args:
+        window: ``(slice(None), sx, sy, sz)`` with explicit starts and stops (as :func:`window_slicers` gives).
+        region: ``(slice(None), rx, ry, rz)``; a ``slice(None)`` axis means the whole axis.
+    """
+    clipped: list[slice] = [window[0]]
+    for inner, outer in zip(window[1:], region[1:], strict=True):
+        low = max(inner.start or 0, outer.start or 0)
+        high = inner.stop if outer.stop is None else min(inner.stop, outer.stop)
+        if high <= low:
+            return None
+        clipped.append(slice(low, high))
+    return tuple(clipped)
 
 
 def gaussian_importance(

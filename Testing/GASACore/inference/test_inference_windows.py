@@ -9,7 +9,14 @@ import torch
 from acvl_utils.cropping_and_padding.padding import pad_nd_image
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
 
-from GASACore.inference import gaussian_importance, mirror_combinations, pad_to_patch, window_slicers, window_starts
+from GASACore.inference import (
+    gaussian_importance,
+    mirror_combinations,
+    pad_to_patch,
+    window_slicers,
+    window_starts,
+    window_within,
+)
 
 
 @pytest.mark.parametrize(
@@ -150,3 +157,12 @@ def test_mirror_combinations() -> None:
     assert mirror_combinations((0,)) == [(2,)]
     assert mirror_combinations((0, 1, 2)) == [(2,), (3,), (4,), (2, 3), (2, 4), (3, 4), (2, 3, 4)]
     assert len(mirror_combinations((2, 0))) == 3
+
+
+def test_window_within_keeps_only_the_image_part_of_a_window() -> None:
+    _, region = pad_to_patch(torch.zeros(1, 40, 70, 64), (64, 64, 64))  # X padded 40 -> 64: 12 before, 12 after
+    assert region[1:] == (slice(12, 52), slice(0, 70), slice(0, 64))
+    window = (slice(None), slice(0, 64), slice(6, 70), slice(0, 64))
+    assert window_within(window, region) == (slice(None), slice(12, 52), slice(6, 70), slice(0, 64))
+    assert window_within((slice(None), slice(0, 10), slice(0, 64), slice(0, 64)), region) is None
+    assert window_within(window, (slice(None),) * 4) == window

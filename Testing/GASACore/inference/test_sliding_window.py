@@ -175,6 +175,16 @@ def test_everything_skipped_is_background(affine: Affine) -> None:
     assert (logits.argmax(0) == 0).all() and (logits[0] == SKIPPED_LOGITS[0]).all()
 
 
+def test_air_smaller_than_the_patch_is_skipped_although_the_padding_is_not_air(affine: Affine) -> None:
+    small = torch.full((1, 5, 7, 3), -3.0)  # smaller than PATCH on every axis: padded with zeros (> threshold)
+    logits = predict_sliding_window(affine, small, num_classes=3, config=config(skip_threshold=0.0))
+    assert affine.calls == 0 and tuple(logits.shape) == (3, 5, 7, 3)
+    assert (logits[0] == SKIPPED_LOGITS[0]).all() and (logits.argmax(0) == 0).all()
+    small[0, 4, 6, 2] = 1.0  # one image voxel above the threshold: its window is predicted
+    predict_sliding_window(affine, small, num_classes=3, config=config(skip_threshold=0.0, mirror_axes=()))
+    assert affine.calls == 1
+
+
 def test_result_is_a_normal_tensor_and_training_flag_restored(affine: Affine) -> None:
     affine.train()
     logits = predict_sliding_window(affine, _image(1, 5, 7, 3), num_classes=3, config=config())
