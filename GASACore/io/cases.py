@@ -9,6 +9,7 @@ from pathlib import Path
 from GASACore.errors import InputError
 from GASACore.io.dicom import has_dicom_series
 from GASACore.io.formats import IMAGE_SUFFIXES, image_suffix, strip_suffix
+from GASACore.io.pathkind import check_input_path
 
 __all__ = ["Case", "find_cases"]
 
@@ -80,8 +81,7 @@ def find_cases(path: str | Path) -> list[Case]:
         InputError: the path is missing, is a file with an unsupported suffix, or a folder with no case in it.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"expected an image file or a folder of cases, got {path}, which does not exist")
+    check_input_path(path, "an image file or a folder of cases")
     if path.is_file():
         if image_suffix(path) is None:
             raise InputError(f"expected an image file ({', '.join(IMAGE_SUFFIXES)}) or a folder, got {path}")

@@ -24,6 +24,7 @@ from GASACore.io.grid import checked_geometry, spatial_size
 from GASACore.io.headers import metaimage_layout, nrrd_layout
 from GASACore.io.limits import check_data_fits, check_image_size, format_bytes, max_image_bytes
 from GASACore.io.nifti import read_nifti
+from GASACore.io.pathkind import check_input_path
 from GASACore.io.voxels import to_float32
 
 __all__ = ["LoadedImage", "read_image"]
@@ -171,8 +172,7 @@ def read_image(path: str | Path, *, series: str | None = None, max_bytes: int | 
     """
     path = Path(path)
     limit = max_image_bytes(max_bytes)
-    if not path.exists():
-        raise InputError(f"expected an image file or DICOM folder, got {path}, which does not exist")
+    check_input_path(path, "an image file or DICOM folder")
     if path.is_dir():
         if not any(path.iterdir()):
             raise InputError(f"expected a DICOM series folder, got the empty folder {path}")

@@ -185,6 +185,32 @@ def test_bad_input_gives_clear_error_and_no_output(
     assert list(out_dir.iterdir()) == []
 
 
+def _special_input(folder: Path, kind: str) -> Path:
+    if kind == "character device":
+        return Path("/dev/zero")  # reading it never ends
+    if kind == "FIFO (named pipe)":
+        os.mkfifo(folder / "ct.nii.gz")  # reading it blocks for ever
+        return folder / "ct.nii.gz"
+    (folder / "a.nii.gz").symlink_to(folder / "b.nii.gz")
+    (folder / "b.nii.gz").symlink_to(folder / "a.nii.gz")
+    return folder / "a.nii.gz"
+
+
+@pytest.mark.parametrize("kind", ["character device", "FIFO (named pipe)", "symbolic link loop"])
+def test_a_device_pipe_or_link_loop_is_refused_by_name_before_it_is_opened(
+    kind: str, nnunet_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _special_input(tmp_path, kind)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code = main([str(source), "-o", str(out_dir / "seg.nii.gz"), "-m", str(nnunet_model), "--progress", "none"])
+    assert code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"gasa-segment: error: expected an image file or a folder of cases, got {source}, which is a {kind}"
+    ]
+    assert list(out_dir.iterdir()) == []
+
+
 @pytest.fixture
 def tiny_bundle(nnunet_model: Path, tmp_path: Path) -> Path:
     """The nnU-Net test model re-saved as a GASASegmenter bundle."""
