@@ -10,7 +10,6 @@ the input volume (under its study).
 
 from __future__ import annotations
 
-import enum
 import logging
 import shutil
 from collections.abc import Callable, Sequence
@@ -19,11 +18,11 @@ from pathlib import Path
 
 import slicer
 
-from GASACore.events import DoneEvent, DownloadEvent, ErrorEvent, LogEvent, ProgressEvent, parse_event_line
+from GASACore.events import DoneEvent, DownloadEvent, ErrorEvent, ProgressEvent
 from GASACore.labels import Label
 from GASACore.options import SegmentOptions
 
-from .backgroundProcess import BackgroundProcess
+from .engineProcessJob import EngineProcessJob, JobState
 from .processRunner import ProcessRunner
 from .segmentationBuilder import addSegmentsFromLabelMap, ensureConverterRules
 from .volumeIO import CropBox, ijkToRasArray, readLabelMap
@@ -31,16 +30,6 @@ from .volumeIO import CropBox, ijkToRasArray, readLabelMap
 __all__ = ["JobRequest", "JobState", "SegmentationJob", "placeNextTo", "segmentationCommand"]
 
 logger = logging.getLogger(__name__)
-
-
-class JobState(str, enum.Enum):
-    """Where a job is."""
-
-    RUNNING = "running"
-    CANCELLING = "cancelling"  #: Cancel was asked for; the engine's processes are being stopped
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 def segmentationCommand(
@@ -93,18 +82,19 @@ class JobRequest:
     createSurface: bool = True
 
 
-class SegmentationJob:
-    """A running engine process and what to do with its result.
+class SegmentationJob(EngineProcessJob):
+    """A running engine process and what to do with its result (an :class:`EngineProcessJob`).
 
     Attributes:
         request: what the job runs and where the result goes.
-        state: a :class:`JobState`; :attr:`finished` once it is neither running nor cancelling.
         stage: the engine's current stage (``load``, ``preprocess``, ``predict``, ``export``; ``download`` while
             the engine downloads a catalogue model named by id).
         progress: the whole run's fraction done, 0-1.
-        message: a one-line summary once finished (the error for failures).
         segmentationNode: the result once succeeded.
+        (state, message, engineError, stderrTail: as every :class:`EngineProcessJob`.)
     """
+
+    processName = "segmentation engine"
 
     def __init__(
         self,
@@ -113,21 +103,9 @@ class SegmentationJob:
         onLog: Callable[[str], None] | None = None,
         onProgress: Callable[[str, float], None] | None = None,
     ) -> None:
+        super().__init__(runner, request.command, request.env, stage="start", onLog=onLog, onProgress=onProgress)
         self.request = request
-        self.onLog = onLog or (lambda line: None)
-        self.onProgress = onProgress or (lambda stage, fraction: None)
-        self.state = JobState.RUNNING
-        self.stage = "start"
-        self.progress = 0.0
-        self.message = ""
-        self.engineError = ""
-        self.stderrTail: list[str] = []
         self.segmentationNode: slicer.vtkMRMLSegmentationNode | None = None
-        self.process = BackgroundProcess(runner, request.command, request.env)
-
-    @property
-    def runner(self) -> ProcessRunner:
-        return self.process.runner
 
     @property
     def tempDir(self) -> Path:
@@ -137,101 +115,47 @@ class SegmentationJob:
     def inputVolume(self) -> slicer.vtkMRMLScalarVolumeNode:
         return self.request.inputVolume
 
-    @property
-    def finished(self) -> bool:
-        """``True`` once succeeded, failed or cancelled, with no process of the run left."""
-        return self.state not in (JobState.RUNNING, JobState.CANCELLING)
+    def _handleEvent(self, event: object) -> None:
+        if isinstance(event, ProgressEvent):
+            if event.stage != self.stage:
+                self._log(f"stage: {event.stage}")
+            self.stage, self.progress = event.stage.value, event.overall
+            self.onProgress(self.stage, self.progress)
+        elif isinstance(event, DownloadEvent):  # a catalogue id the engine downloads on first use
+            self.stage, self.progress = "download", event.fraction or 0.0
+            self.onProgress(self.stage, self.progress)
+        elif isinstance(event, ErrorEvent):
+            self.engineError = event.message
+            self._log(f"engine error: {event.message}")
+        elif isinstance(event, DoneEvent):
+            self._log(f"engine wrote {event.output}")
+        else:
+            super()._handleEvent(event)
 
-    def _log(self, line: str) -> None:
-        logger.info("%s", line)
-        self.onLog(line)
-
-    def _readOutput(self) -> None:
-        for line in self.process.readLines():
-            event = parse_event_line(line)
-            if isinstance(event, ProgressEvent):
-                if event.stage != self.stage:
-                    self._log(f"stage: {event.stage}")
-                self.stage, self.progress = event.stage.value, event.overall
-                self.onProgress(self.stage, self.progress)
-            elif isinstance(event, DownloadEvent):  # a catalogue id the engine downloads on first use
-                self.stage, self.progress = "download", event.fraction or 0.0
-                self.onProgress(self.stage, self.progress)
-            elif isinstance(event, ErrorEvent):
-                self.engineError = event.message
-                self._log(f"engine error: {event.message}")
-            elif isinstance(event, DoneEvent):
-                self._log(f"engine wrote {event.output}")
-            elif isinstance(event, LogEvent):
-                self._log(event.message)
-        for line in self.process.readErrorLines():
-            self.stderrTail = [*self.stderrTail[-19:], line]
-            self._log(line)
-
-    def poll(self) -> bool:
-        """Read progress; when the engine has ended, load its result. ``True`` once finished. Never blocks."""
-        if self.finished:
-            return True
-        if self.state == JobState.CANCELLING:
-            if self.process.stopped():
-                self.state = JobState.CANCELLED
-                self._cleanUp()
-                self._log(self.message)
-            return self.finished
-        startError = self.process.startError
-        if startError:
-            self._fail(f"could not start the segmentation engine ({self.request.command[0]}): {startError}")
-            return True
-        self._readOutput()
-        code = self.process.exitCode()
-        if code is None:
-            return False
-        self._readOutput()
+    def _onExit(self, code: int) -> None:
+        """Load the result of a successful run; the scene changes only when it is complete."""
         if code != 0:
-            detail = self.engineError or next((s for s in reversed(self.stderrTail) if s.strip()), "no message")
             how = f"engine exit code {code}" if code > 0 else "the engine process was killed or crashed"
-            self._fail(f"segmentation failed ({how}): {detail}")
-            return True
+            self._finish(JobState.FAILED, f"segmentation failed ({how}): {self.failureDetail()}")
+            return
         try:
             self._loadResult()
         except Exception as err:  # the scene is restored by _loadResult; report whatever went wrong
             logger.exception("loading the result failed")
-            self._fail(f"segmentation finished but its result could not be loaded: {err}")
-            return True
-        self.state = JobState.SUCCEEDED
+            self._finish(JobState.FAILED, f"segmentation finished but its result could not be loaded: {err}")
+            return
         self.progress = 1.0
         self.onProgress("done", 1.0)
-        self.message = f"{len(self.request.labels)} segments in {self.segmentationNode.GetName()!r}"
-        self._log(self.message)
-        self._cleanUp()
-        return True
+        self._finish(JobState.SUCCEEDED, f"{len(self.request.labels)} segments in {self.segmentationNode.GetName()!r}")
 
-    def cancel(self) -> None:
-        """Start stopping the engine and everything it started; returns at once.
+    def _cancelText(self) -> tuple[str, str]:
+        return "stopping the engine...", "segmentation cancelled; the scene was not changed"
 
-        The job is :attr:`finished` (``CANCELLED``) once a later :meth:`poll` finds no process of the run left;
-        the scene stays as it was.
-        """
-        if self.state != JobState.RUNNING:
-            return
-        self.state = JobState.CANCELLING
-        self.message = "segmentation cancelled; the scene was not changed"
-        self._log("stopping the engine...")
-        self.process.stop()
-
-    def abandon(self) -> None:
+    def abandon(self, message: str = "segmentation stopped: the module was closed") -> None:
         """Kill the engine at once and remove the temporary files (the module is closing); never waits."""
-        if self.finished:
-            return
-        self.process.killNow()
-        self.state = JobState.CANCELLED
-        self.message = "segmentation stopped: the module was closed"
-        self._cleanUp()
+        super().abandon(message)
 
-    def _fail(self, message: str) -> None:
-        self.state = JobState.FAILED
-        self.message = message
-        self._log(message)
+    def _onFinished(self) -> None:
         self._cleanUp()
 
     def _cleanUp(self) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .catalog import ModelEntry, whyNotRunnable
 from .dependencies import InstallState
-from .job import JobState
+from .engineProcessJob import JobState
 
 __all__ = ["ButtonState", "segmentButtonState"]
 
