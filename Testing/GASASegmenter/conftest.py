@@ -14,47 +14,13 @@ if str(MODULE_DIR) not in sys.path:
 
 import slicer  # noqa: E402 - slicer-core, a test requirement: a missing one must fail, not skip
 from GASASegmenterLib.volumeIO import ijkToRasArray  # noqa: E402
+from sceneHelpers import loadVolume  # noqa: E402
+from tiny_models import write_tiny_bundle  # noqa: E402
 
 
 def tinyBundle(target: Path, *, spacing: float = 12.0, name: str = "tiny-btcv") -> Path:
-    """A real GASA-UNet bundle with random weights, a small plan and the BTCV labels (13 organs)."""
-    import torch
-
-    from GASACore.bundle import ArchitectureSpec, save_bundle
-    from GASACore.labels import LABEL_SETS
-    from GASACore.network import UNetPlan
-    from GASACore.preprocessing import PreprocessingConfig
-    from GASACore.preprocessing.config import IntensityProperties
-
-    labels = LABEL_SETS["btcv"]
-    plan = UNetPlan(
-        patch_size=(16, 32, 32),
-        strides=((1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2)),
-        kernel_sizes=((1, 3, 3), (3, 3, 3), (3, 3, 3), (3, 3, 3)),
-        features_per_stage=(4, 8, 16, 16),
-    )
-    architecture = ArchitectureSpec(name="gasa-unet", plan=plan, num_input_channels=1, num_classes=len(labels) + 1)
-    preprocessing = PreprocessingConfig(
-        spacing=(spacing, spacing, spacing),
-        patch_size=plan.patch_size,
-        intensity_properties=(
-            IntensityProperties(mean=50.0, std=100.0, percentile_00_5=-1000.0, percentile_99_5=1000.0),
-        ),
-    )
-    torch.manual_seed(0)
-    from GASACore.bundle.model import ModelBundle
-
-    probe = ModelBundle(target, {}, architecture, preprocessing.to_json(), labels, (), (), None, "bundle")
-    network = probe.build_network()
-    save_bundle(
-        target,
-        metadata={"name": name, "version": "0.0.1", "description": "test bundle with random weights"},
-        architecture=architecture,
-        preprocessing=preprocessing.to_json(),
-        labels=labels,
-        fold_weights={"fold_0": network.state_dict()},
-    )
-    return target
+    """The tests' tiny GASA-UNet bundle (Testing/tiny_models.py) at an isotropic ``spacing`` in mm."""
+    return write_tiny_bundle(target, spacing=(spacing, spacing, spacing), name=name)
 
 
 @pytest.fixture(scope="session")
@@ -73,25 +39,9 @@ def scene() -> slicer.vtkMRMLScene:
     return slicer.vtkMRMLScene()
 
 
-def loadVolume(scene: slicer.vtkMRMLScene, path: Path, name: str = "CT") -> slicer.vtkMRMLScalarVolumeNode:
-    """Read an image file into a new scalar volume node of ``scene`` with Slicer's own reader."""
-    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
-    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
-    storage.SetFileName(str(path))
-    if not storage.ReadData(volume):
-        raise OSError(f"cannot read {path}")
-    volume.SetAndObserveStorageNodeID(storage.GetID())
-    return volume
-
-
 @pytest.fixture()
 def ct_volume(scene: slicer.vtkMRMLScene, example_ct: Path) -> slicer.vtkMRMLScalarVolumeNode:
     return loadVolume(scene, example_ct)
 
 
-def sceneSnapshot(scene: slicer.vtkMRMLScene) -> list[tuple[str, str]]:
-    """(class, ID) of every node: equal snapshots mean no node was added or removed."""
-    return [(scene.GetNthNode(i).GetClassName(), scene.GetNthNode(i).GetID()) for i in range(scene.GetNumberOfNodes())]
-
-
-__all__ = ["ijkToRasArray", "loadVolume", "sceneSnapshot", "tinyBundle"]
+__all__ = ["ijkToRasArray", "tinyBundle"]

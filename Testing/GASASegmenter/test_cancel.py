@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import pythonQt
-from conftest import sceneSnapshot
 from GASASegmenterLib.job import JobState, SegmentationJob
 from GASASegmenterLib.logic import SegmenterLogic, SegmentOptions
 from GASASegmenterLib.processRunner import SubprocessRunner
 from GASASegmenterLib.processTree import descendants, isProcessAlive, processTable
 from GASASegmenterLib.qtProcessRunner import QProcessRunner
+from sceneHelpers import sceneSnapshot
 
 LAUNCHER = Path(__file__).with_name("fakeLauncher.py")
 FAST = SegmentOptions(device="cpu", tta=False)

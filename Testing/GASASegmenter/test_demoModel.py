@@ -10,10 +10,10 @@ import json
 import math
 from pathlib import Path
 
-from conftest import loadVolume
 from GASASegmenterLib.catalog import catalogModels
 from GASASegmenterLib.logic import SegmenterLogic, SegmentOptions
 from GASASegmenterLib.resultChecks import EXPECTATIONS_PATH, loadExpectations, organVolumeProblems, segmentVolumesMl
+from sceneHelpers import loadVolume
 
 from train.demo.selftest_table import expectation_table
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 import pythonQt
-from conftest import sceneSnapshot
 from GASASegmenterLib.catalog import ModelEntry
 from GASASegmenterLib.job import JobState
 from GASASegmenterLib.logic import SegmenterLogic, SegmentOptions
 from GASASegmenterLib.processRunner import SubprocessRunner
 from GASASegmenterLib.processTree import isProcessAlive
 from GASASegmenterLib.qtProcessRunner import QProcessRunner
+from sceneHelpers import sceneSnapshot
 
 from GASACore.labels import LABEL_SETS, terminology_entry
 from GASACore.models.install import part_path

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import slicer
 import vtk
-from conftest import sceneSnapshot
 from GASASegmenterLib.job import JobState
 from GASASegmenterLib.logic import SegmenterLogic, SegmentOptions
 from GASASegmenterLib.volumeIO import ijkToRasArray
+from sceneHelpers import sceneSnapshot
 from vtk.util.numpy_support import vtk_to_numpy
 
 from GASACore.labels import LABEL_SETS

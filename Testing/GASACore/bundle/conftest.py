@@ -10,40 +10,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 
-from bundle_helpers import TINY_PLAN, TINY_PREPROCESSING, zip_folder
+from bundle_helpers import zip_folder
 from nnunet_fixture import TEST_PLAN, intensity_properties, load_training_case, write_nnunet_results_folder
+from tiny_models import write_tiny_bundle
 
-from GASACore.bundle import ArchitectureSpec, save_bundle
-from GASACore.labels import BTCV_LABELS
 from GASACore.network import build_network
 
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real GASA-UNet bundle (random weights, BTCV labels) with a typed pre-processing configuration."""
-    import torch
-
-    torch.manual_seed(0)
-    architecture = ArchitectureSpec("gasa-unet", TINY_PLAN, 1, len(BTCV_LABELS) + 1, {"dim": 10, "heads": 2})
-    weights = build_network(
-        "gasa-unet", plan=TINY_PLAN, num_input_channels=1, num_classes=14, dim=10, heads=2
-    ).state_dict()
-    target = tmp_path_factory.mktemp("bundles") / "tiny-btcv"
-    save_bundle(
-        target,
-        metadata={
-            "name": "tiny-btcv",
-            "version": "0.0.1",
-            "description": "test bundle with random weights",
-            "license": "Apache-2.0",
-            "intended_use": "tests only",
-        },
-        architecture=architecture,
-        preprocessing=TINY_PREPROCESSING,
-        labels=BTCV_LABELS,
-        fold_weights={"fold_0": weights},
+    return write_tiny_bundle(
+        tmp_path_factory.mktemp("bundles") / "tiny-btcv",
+        block_options={"dim": 10, "heads": 2},
+        metadata={"license": "Apache-2.0", "intended_use": "tests only"},
     )
-    return target
 
 
 @pytest.fixture(scope="session")

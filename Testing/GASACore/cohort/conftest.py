@@ -34,14 +34,3 @@ def ct_crops(tmp_path_factory: pytest.TempPathFactory, example_ct: Path) -> dict
         crops[name] = folder / f"{name}.nii.gz"
         sitk.WriteImage(sitk.Cast(image[x, y, z], sitk.sitkInt16), str(crops[name]))
     return crops
-
-
-def make_cohort(folder: Path, crops: dict[str, Path], *, corrupt: bool = True) -> Path:
-    """``folder`` holding copies of the crops and, with ``corrupt``, ``corrupt.nii.gz``: a real CT cut in half."""
-    folder.mkdir(parents=True)
-    for path in crops.values():
-        (folder / path.name).write_bytes(path.read_bytes())
-    if corrupt:
-        data = crops["case1"].read_bytes()
-        (folder / "corrupt.nii.gz").write_bytes(data[: len(data) // 2])
-    return folder

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import make_cohort
+from cohort_helpers import make_cohort
 
 from GASACore.cli import main
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
 
@@ -52,12 +51,3 @@ def small_ct(tmp_path_factory: pytest.TempPathFactory, example_ct: Path) -> Path
     path = tmp_path_factory.mktemp("ct") / "small_ct.nii.gz"
     sitk.WriteImage(crop, str(path))
     return path
-
-
-def reoriented(source: Path, target: Path, direction: tuple[float, ...]) -> Path:
-    """Copy of ``source`` with the same voxels and another direction matrix (and a moved origin)."""
-    image = sitk.ReadImage(str(source))
-    image.SetDirection(direction)
-    image.SetOrigin(tuple(np.asarray(image.GetOrigin()) + np.array([12.5, -7.25, 3.0])))
-    sitk.WriteImage(image, str(target))
-    return target

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import reoriented
+from engine_images import reoriented
 
 from GASACore.bundle import load_model, save_bundle
 from GASACore.cli import main
