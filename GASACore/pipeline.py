@@ -39,6 +39,8 @@ from GASACore.preprocessing import (
     restore_segmentation,
 )
 from GASACore.preprocessing.orientation import axis_alignment
+from GASACore.preprocessing.totalseg import change_spacing, crop_box, restore_shape
+from GASACore.recipe import RunRecipe, label_dtype, merge_into, remap_labels
 
 __all__ = ["AIR_HU", "SegmentationResult", "segment"]
 
@@ -88,19 +90,144 @@ def _air_threshold(model: ModelBundle, config: PreprocessingConfig) -> float | N
     return threshold
 
 
-def _check_run_size(loaded: LoadedImage, model: ModelBundle, config: PreprocessingConfig, opts: SegmentOptions) -> None:
+def _check_run_size(
+    shape: Sequence[int], spacing_zyx: Sequence[float], model: ModelBundle, opts: SegmentOptions, source: str
+) -> None:
     """Refuse, before resampling, a run whose memory estimate or window count exceeds its limit (from sizes only)."""
     estimate = check_run_memory(
-        loaded.array.shape[-3:],
-        loaded.geometry.spacing_zyx,
-        config,
+        shape,
+        spacing_zyx,
+        model.preprocessing,
         num_classes=model.architecture.num_classes,
         patch_size=model.patch_size,
         batch_size=opts.batch_size,
-        source=loaded.source,
+        source=source,
     )
     padded = [max(s, p) for s, p in zip(estimate.resampled_shape, model.patch_size, strict=True)]
     check_window_count(padded, model.patch_size, opts.window_step)
+
+
+@dataclass
+class _Run:
+    """What every model pass of one segmentation shares: options, device, callbacks, timings."""
+
+    opts: SegmentOptions
+    device: ResolvedDevice | torch.device | str
+    source: str
+    progress: ProgressSink | None
+    cancel: CancelSignal | None
+    timings: dict[str, float] = field(default_factory=dict)
+    forward: ForwardRecord = field(default_factory=ForwardRecord)
+
+    def add_time(self, stage: str, since: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - since
+
+
+def _model_spacing_zyx(config: PreprocessingConfig) -> tuple[float, float, float]:
+    """The model's target spacing in the image's ``(z, y, x)`` order (the plan gives it transposed)."""
+    if len(config.spacing) != 3:
+        raise ModelError(f"a resampling recipe needs a 3D target spacing, the model has {tuple(config.spacing)}")
+    z, y, x = (float(config.spacing[axis]) for axis in config.transpose_backward)
+    return (z, y, x)
+
+
+def _predict(
+    array: np.ndarray, spacing: Sequence[float], direction: Sequence[float], model: ModelBundle, run: _Run
+) -> np.ndarray:
+    """One model pass on a ``(z, y, x)`` image: the pipeline's stages as ``model.recipe`` configures them."""
+    recipe = model.recipe or RunRecipe()
+    opts, config = run.opts, model.preprocessing
+    stage_start = time.perf_counter()
+    _stage(run.progress, Stage.PREPROCESS, 0.0)
+    _check_run_size(array.shape, spacing, model, opts, run.source)  # size is the same in any axis order
+    orientation = recipe.orientation or model.orientation
+    alignment = axis_alignment(direction, orientation) if orientation else None
+    if alignment is not None and not alignment.identity:
+        logger.info("re-orienting the input to the model's %s (%s)", orientation, alignment)
+        array, spacing = np.ascontiguousarray(alignment.apply(array)), alignment.spacing_zyx(spacing)
+    oriented_shape = array.shape
+    if recipe.resample_order is not None:  # the publisher's resampling; nnU-Net's then keeps the grid
+        array, spacing = change_spacing(
+            array, spacing, _model_spacing_zyx(config), order=recipe.resample_order, dtype=recipe.intensity_dtype
+        )
+    data, properties = preprocess(array[None], spacing, config, device=run.device)
+    del array
+    run.add_time("preprocess", stage_start)
+    _stage(run.progress, Stage.PREPROCESS, 1.0)
+
+    stage_start = time.perf_counter()
+    network = model.build_network()
+    mirroring = opts.mirroring and recipe.mirroring is not False
+    window_config = SlidingWindowConfig(
+        patch_size=model.patch_size,
+        step_size=recipe.step_size if recipe.step_size is not None else opts.window_step,
+        mirror_axes=model.mirror_axes if mirroring else (),
+        batch_size=opts.batch_size,
+        device=run.device,
+        skip_threshold=_air_threshold(model, config) if opts.skip_air else None,
+        cpu_backend=opts.cpu_backend,
+        regions=model.regions_class_order is not None,
+    )
+    logits = predict_sliding_window(
+        network,
+        torch.from_numpy(np.ascontiguousarray(data)),
+        num_classes=model.architecture.num_classes,
+        config=window_config,
+        fold_weights=_LazyFolds(model, model.folds[: opts.max_folds], network),
+        progress=run.progress,
+        cancel=run.cancel,
+        record=run.forward,
+    )
+    del data, network
+    run.add_time("predict", stage_start)
+
+    stage_start = time.perf_counter()
+    _stage(run.progress, Stage.EXPORT, 0.0)
+    labels = restore_segmentation(
+        logits, properties, config, device=run.device, regions_class_order=model.regions_class_order
+    )
+    del logits
+    if recipe.resample_order is not None:
+        labels = restore_shape(labels, oriented_shape)
+    if alignment is not None and not alignment.identity:
+        labels = np.ascontiguousarray(alignment.restore(labels))
+    if recipe.value_map is not None:
+        labels = remap_labels(labels, recipe.value_map)
+    run.add_time("restore", stage_start)
+    return labels
+
+
+def _labels(
+    array: np.ndarray, spacing: Sequence[float], direction: Sequence[float], model: ModelBundle, run: _Run
+) -> np.ndarray:
+    """The label map ``(z, y, x)`` of ``model`` on the image: its parts merged, its crop pre-pass, or one pass."""
+    recipe = model.recipe or RunRecipe()
+    if recipe.parts:
+        highest = max((target for part in recipe.parts for _, target in (part.recipe.value_map or ())), default=255)
+        merged = np.zeros(array.shape, dtype=label_dtype(highest))
+        for part in recipe.parts:
+            logger.info("running part %s of %s", part.name, model.name)
+            merge_into(merged, _labels(array, spacing, direction, part, run))
+        return merged
+    if recipe.crop is None:
+        return _predict(array, spacing, direction, model, run)
+    crop = recipe.crop
+    logger.info("crop pre-pass: %s finds labels %s", crop.model.name, list(crop.values))
+    rough = _labels(array, spacing, direction, crop.model, run)
+    box = crop_box(np.isin(rough, crop.values), spacing, crop.margin_mm)
+    highest = max((label.value for label in model.labels), default=0)
+    full = np.zeros(array.shape, dtype=label_dtype(highest))
+    if box is None:
+        logger.warning(
+            "the crop pre-pass (%s) found none of labels %s: empty segmentation", crop.model.name, crop.values
+        )
+        return full
+    window = tuple(slice(lo, hi) for lo, hi in box)
+    logger.info("cropping %s to %s for %s", array.shape, tuple(hi - lo for lo, hi in box), model.name)
+    inner = _predict(np.ascontiguousarray(array[window]), spacing, direction, model, run)
+    full = full.astype(np.result_type(full.dtype, inner.dtype), copy=False)
+    full[window] = inner
+    return full
 
 
 def _load(
@@ -154,7 +281,6 @@ def segment(
         the input. Cancelled: cancelled. GASAError: non-finite network output or device problems.
     """
     opts = options or SegmentOptions()
-    timings: dict[str, float] = {}
     start = time.perf_counter()
     _stage(progress, Stage.LOAD, 0.0)
     folds = opts.folds.names  # empty: every fold
@@ -167,59 +293,11 @@ def segment(
         )
     run_device, reason = resolved_device if resolved_device is not None else select_device(opts.device)
     logger.info("device: %s (%s)", run_device, reason)
-    timings["load"] = time.perf_counter() - start
-
-    stage_start = time.perf_counter()
-    _stage(progress, Stage.PREPROCESS, 0.0)
-    config = bundle.preprocessing
-    _check_run_size(loaded, bundle, config, opts)  # size is the same in any axis order
-    alignment = axis_alignment(loaded.geometry.direction, bundle.orientation) if bundle.orientation else None
-    array, spacing = loaded.array, loaded.geometry.spacing_zyx
-    if alignment is not None and not alignment.identity:
-        logger.info("re-orienting the input to the model's %s (%s)", bundle.orientation, alignment)
-        array, spacing = np.ascontiguousarray(alignment.apply(array)), alignment.spacing_zyx(spacing)
-    data, properties = preprocess(array[None], spacing, config, device=run_device)
-    del array
-    timings["preprocess"] = time.perf_counter() - stage_start
-    _stage(progress, Stage.PREPROCESS, 1.0)
-
-    stage_start = time.perf_counter()
-    network = bundle.build_network()
-    window_config = SlidingWindowConfig(
-        patch_size=bundle.patch_size,
-        step_size=opts.window_step,
-        mirror_axes=bundle.mirror_axes if opts.mirroring else (),
-        batch_size=opts.batch_size,
-        device=run_device,
-        skip_threshold=_air_threshold(bundle, config) if opts.skip_air else None,
-        cpu_backend=opts.cpu_backend,
-        regions=bundle.regions_class_order is not None,
-    )
-    forward = ForwardRecord()
-    logits = predict_sliding_window(
-        network,
-        torch.from_numpy(np.ascontiguousarray(data)),
-        num_classes=bundle.architecture.num_classes,
-        config=window_config,
-        fold_weights=_LazyFolds(bundle, bundle.folds[: opts.max_folds], network),
-        progress=progress,
-        cancel=cancel,
-        record=forward,
-    )
-    del data, network
-    timings["predict"] = time.perf_counter() - stage_start
-
-    stage_start = time.perf_counter()
-    _stage(progress, Stage.EXPORT, 0.0)
-    labels = restore_segmentation(
-        logits, properties, config, device=run_device, regions_class_order=bundle.regions_class_order
-    )
-    del logits
-    if alignment is not None and not alignment.identity:
-        labels = np.ascontiguousarray(alignment.restore(labels))
-    expected_shape = tuple(reversed(loaded.geometry.size))
+    run = _Run(opts, run_device, str(loaded.source), progress, cancel, {"load": time.perf_counter() - start})
+    geometry = loaded.geometry
+    labels = _labels(loaded.array, geometry.spacing_zyx, geometry.direction, bundle, run)
+    expected_shape = tuple(reversed(geometry.size))
     if labels.shape != expected_shape:
         raise InputError(f"internal error: label map shape {labels.shape} differs from the input's {expected_shape}")
-    timings["restore"] = time.perf_counter() - stage_start
-    timings["total"] = time.perf_counter() - start
-    return SegmentationResult(labels, loaded.geometry, bundle, str(run_device), timings, reason, forward)
+    run.timings["total"] = time.perf_counter() - start
+    return SegmentationResult(labels, geometry, bundle, str(run_device), run.timings, reason, run.forward)

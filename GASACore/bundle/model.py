@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from GASACore.recipe import RunRecipe
+
 __all__ = ["SCHEMA_VERSION", "ArchitectureSpec", "FoldWeights", "ModelBundle", "ModelSource", "WeightFormat"]
 
 logger = logging.getLogger(__name__)
@@ -188,6 +190,9 @@ class ModelBundle:
         orientation: ITK orientation code (``"RAS"``) the input is permuted / flipped to before inference (the
             training images' orientation, for models trained without mirroring); ``None``: the voxel array as
             stored, as nnU-Net runs (:mod:`GASACore.preprocessing.orientation`).
+        recipe: how the pipeline's stages run this model where its publisher's recipe differs from plain
+            nnU-Net (:class:`GASACore.recipe.RunRecipe`: orientation, resampling, step, mirroring, crop pre-pass,
+            label renumbering, composite parts); ``None``: plain nnU-Net.
 
     Raises:
         ModelError: malformed pre-processing, or pre-processing that does not fit the network (another
@@ -206,6 +211,7 @@ class ModelBundle:
     source: ModelSource = field(default=ModelSource.BUNDLE)
     regions: tuple[tuple[int, ...], ...] | None = None
     orientation: str | None = None
+    recipe: RunRecipe | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", _enum(ModelSource, self.source, "model source"))
