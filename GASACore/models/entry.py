@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: Recipes the engine runs today; an entry with another one is refused before it runs (or downloads).
-IMPLEMENTED_RECIPES = frozenset({"nnunet"})
+IMPLEMENTED_RECIPES = frozenset({"nnunet", "totalsegmentator"})
 
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+([0-9A-Za-z.-]+))?")
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -364,15 +364,10 @@ class CatalogEntry:
         return self.bundled or self.format is ModelFormat.COMPOSITE or self.sha256 is not None
 
     def unsupported_reason(self) -> str | None:
-        """Why the engine cannot run this entry yet, or ``None`` when it can.
-
-        Examples: ``"recipe 'totalsegmentator' is not implemented yet"``; composite entries (merging the
-        outputs of several models) are not implemented yet either.
-        """
+        """Why the engine cannot run this entry, or ``None`` when it can (every recipe in
+        :data:`IMPLEMENTED_RECIPES`; composites run their parts, see :mod:`GASACore.models.recipes`)."""
         if not self.recipe.implemented:
             return f"recipe {self.recipe.name!r} is not implemented yet"
-        if self.format is ModelFormat.COMPOSITE:
-            return "composite models (several parts merged into one label map) are not implemented yet"
         return None
 
     def to_json(self) -> dict[str, Any]:

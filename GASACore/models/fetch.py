@@ -35,7 +35,7 @@ from GASACore.models.install import (
 )
 from GASACore.models.lock import file_lock
 
-__all__ = ["fetch_entry", "fetch_model", "import_model", "installed_for"]
+__all__ = ["fetch_entry", "fetch_model", "import_model", "installed_for", "needed_entries"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,11 +132,18 @@ def _install_checked(entry: CatalogEntry, archive: Path, digest: str, *, source:
     )
 
 
-def fetch_entry(catalog: Catalog, entry: CatalogEntry, **kwargs) -> list[InstalledModel]:
-    """Fetch an entry, or every part of a composite one; keyword arguments as :func:`fetch_model`."""
+def needed_entries(catalog: Catalog, entry: CatalogEntry) -> list[CatalogEntry]:
+    """The entries that must be installed to run ``entry``: a composite's parts, a crop pre-pass's model first."""
     if entry.format is ModelFormat.COMPOSITE:
-        return [fetch_model(part, **kwargs) for part in catalog.parts_of(entry)]
-    return [fetch_model(entry, **kwargs)]
+        return [needed for part in catalog.parts_of(entry) for needed in needed_entries(catalog, part)]
+    crop_model = (entry.recipe.crop or {}).get("model")
+    before = needed_entries(catalog, catalog.get(str(crop_model))) if crop_model else []
+    return [*before, entry]
+
+
+def fetch_entry(catalog: Catalog, entry: CatalogEntry, **kwargs) -> list[InstalledModel]:
+    """Fetch an entry and what it needs (:func:`needed_entries`); keyword arguments as :func:`fetch_model`."""
+    return [fetch_model(needed, **kwargs) for needed in needed_entries(catalog, entry)]
 
 
 def _archive_entry(catalog: Catalog, archive: Path, digest: str) -> CatalogEntry | None:

@@ -100,7 +100,7 @@ def resolve_model(
         progress: receives :class:`~GASACore.events.DownloadEvent` s while downloading.
         cancel: a ``threading.Event`` or callable that stops a download.
         catalog: the catalogue (default: :func:`load_catalog`).
-        runnable: refuse entries the engine cannot run yet (an unimplemented recipe, composites) before
+        runnable: refuse entries the engine cannot run (an unimplemented recipe) before
             anything is downloaded; ``False`` (descriptions) resolves them anyway.
         policy: download timeouts and retries.
 
@@ -124,7 +124,10 @@ def resolve_model(
     if entry.bundled:
         return bundled_model_path(entry)
     if entry.format is ModelFormat.COMPOSITE:
-        raise ModelError(f"{entry.spec} is composite: resolve its parts ({', '.join(map(str, entry.parts))})")
+        raise ModelError(
+            f"{entry.spec} is composite: it has no folder of its own; resolve its parts "
+            f"({', '.join(map(str, entry.parts))}) or load it with load_model_spec"
+        )
     installed = installed_for(entry)
     if installed is None:
         if offline:
@@ -162,8 +165,20 @@ def load_model_spec(
 ) -> ModelBundle:
     """:func:`resolve_model` then :func:`GASACore.bundle.load_model` (weights verified), with the catalogue's
     label names and terminology when ``spec`` is a catalogue id: what ``gasa-segment -m`` and
-    :func:`GASACore.segment` load. Imports torch only to read an nnU-Net checkpoint's mirror axes.
+    :func:`GASACore.segment` load. An entry with a publisher's recipe (TotalSegmentator's) or parts (a composite)
+    comes with its :class:`~GASACore.recipe.RunRecipe` (:func:`GASACore.models.recipes.load_entry_model`).
+    Imports torch only to read an nnU-Net checkpoint's mirror axes.
     """
+    from GASACore.models.recipes import load_entry_model, needs_recipe
+
+    if not Path(spec).expanduser().exists():
+        catalog = load_catalog()
+        entry = lookup(str(spec), catalog)
+        if entry is not None and needs_recipe(entry):
+            reason = entry.unsupported_reason()
+            if reason is not None:
+                raise ModelError(f"cannot run {entry.spec}: {reason}")
+            return load_entry_model(entry, catalog, folds=folds, offline=offline, progress=progress, cancel=cancel)
     path = resolve_model(spec, offline=offline, progress=progress, cancel=cancel)
     entry = None if Path(spec).expanduser().exists() else lookup(str(spec))
     return with_catalog_labels(load_model(path, folds=folds), entry)

@@ -15,13 +15,16 @@ from GASACore.labels import BTCV_LABELS
 from GASACore.models import (
     CatalogError,
     ModelFormat,
+    OfflineError,
     Version,
     default_catalog_path,
     load_catalog,
+    load_model_spec,
     resolve_model,
     schema_path,
     validate,
 )
+from GASACore.models.fetch import needed_entries
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -73,10 +76,33 @@ def test_the_abdomen_composite_maps_every_btcv_organ_with_its_snomed_code() -> N
     ]
 
 
-@pytest.mark.parametrize("spec", ["totalseg-organs", "totalseg-abdomen", "totalseg-kidney-cysts@2.5.0"])
-def test_entries_with_an_unimplemented_recipe_are_refused_before_any_download(spec: str) -> None:
-    with pytest.raises(Exception, match="is not implemented yet"):
-        resolve_model(spec, offline=False)
+@pytest.mark.parametrize(
+    ("spec", "first_missing"),
+    [
+        ("totalseg-organs", "totalseg-organs@2.0.0"),
+        ("totalseg-abdomen", "totalseg-organs@2.0.0"),
+        ("totalseg-kidney-cysts@2.5.0", "totalseg-kidney-cysts@2.5.0"),
+    ],
+)
+def test_totalsegmentator_entries_run_and_say_plainly_what_is_not_installed(spec: str, first_missing: str) -> None:
+    entry = load_catalog().get(spec)
+    assert entry.unsupported_reason() is None, "TotalSegmentator's recipe and composites are implemented"
+    with pytest.raises(OfflineError, match=f"model {first_missing} is not installed and --offline forbids"):
+        load_model_spec(spec, offline=True)
+
+
+def test_the_kidney_cyst_model_needs_its_crop_model_and_the_abdomen_its_parts() -> None:
+    catalog = load_catalog()
+    cysts = catalog.get("totalseg-kidney-cysts")
+    assert cysts.recipe.crop["model"] == "totalseg-total-6mm" and cysts.recipe.step_size == 0.5
+    six = catalog.get("totalseg-total-6mm")
+    assert six.size == 134_827_240 and six.sha256 is None and six.folder.startswith("Dataset298_TotalSegmentator")
+    assert {label.source_name for label in six.labels} >= set(cysts.recipe.crop["structures"])
+    assert [e.spec for e in needed_entries(catalog, cysts)] == ["totalseg-total-6mm@2.0.0", cysts.spec]
+    assert [e.id for e in needed_entries(catalog, catalog.get("totalseg-abdomen"))] == [
+        "totalseg-organs",
+        "totalseg-cardiac",
+    ]
 
 
 def test_gasa_catalog_merges_and_overrides_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
