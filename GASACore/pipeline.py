@@ -3,6 +3,12 @@
 Data flow (architecture.md): read (SimpleITK, array ``(z, y, x)``) -> nnU-Net pre-processing ->
 sliding-window prediction averaged over folds and mirrors -> back to the input grid -> label map in
 exactly the input geometry.
+
+A model's :class:`~GASACore.recipe.RunRecipe` (TotalSegmentator's, from the catalogue) configures these same
+stages: the orientation the image is turned to, a resampling to the model's spacing before nnU-Net's
+pre-processing (and order-0 back after), step size and mirroring (``--fast`` still wins), the label values
+kept; a crop pre-pass runs another model first and this one on the crop; a composite runs its parts in turn
+and merges them, a later part overwriting an earlier one.
 """
 
 from __future__ import annotations
@@ -160,7 +166,7 @@ def _predict(
     mirroring = opts.mirroring and recipe.mirroring is not False
     window_config = SlidingWindowConfig(
         patch_size=model.patch_size,
-        step_size=recipe.step_size if recipe.step_size is not None else opts.window_step,
+        step_size=opts.window_step if opts.fast or recipe.step_size is None else recipe.step_size,
         mirror_axes=model.mirror_axes if mirroring else (),
         batch_size=opts.batch_size,
         device=run.device,
