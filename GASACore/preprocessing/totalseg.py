@@ -8,8 +8,8 @@ shape it started from. Its crop pre-pass takes the bounding box of a mask plus a
 (``int(margin / spacing)`` voxels per axis). These helpers reproduce that arithmetic; the pipeline
 (:mod:`GASACore.pipeline`) puts them in front of and behind its nnU-Net stages.
 
-``zoom`` interpolates separably, so resampling a ``(z, y, x)`` array gives the transpose of what
-TotalSegmentator computes on nibabel's ``(x, y, z)`` array.
+``zoom`` interpolates separably; it runs here on the ``(x, y, z)`` view of the ``(z, y, x)`` array, the axis
+order TotalSegmentator's nibabel arrays have, so that even the floating-point rounding is the same.
 
 Examples:
     >>> zoom_factors((3.0, 3.0, 3.0), (1.5, 1.5, 1.5)), zoomed_shape((112, 101, 122), (2.0, 2.0, 2.0))
@@ -63,12 +63,17 @@ def zoomed_shape(shape: Sequence[int], zoom: Sequence[float]) -> tuple[int, ...]
 
 
 def _zoom(volume: np.ndarray, zoom: Sequence[float], order: int) -> np.ndarray:
+    """``zoom`` of a ``(z, y, x)`` array computed on its ``(x, y, z)`` view, as TotalSegmentator runs it.
+
+    The axis order changes nothing mathematically but the floating-point rounding of the separable passes:
+    computed in nibabel's order, values that truncate to int32 truncate exactly as TotalSegmentator's do.
+    """
     if not 0 <= int(order) <= 5:
         raise ValueError(f"order must be a spline order 0-5, got {order!r}")
     shape = zoomed_shape(volume.shape, zoom)
     if min(shape) < 1:
         raise ValueError(f"resampling {volume.shape} by {tuple(zoom)} leaves no voxels ({shape})")
-    return ndimage.zoom(volume, zoom, order=int(order), mode="nearest")
+    return ndimage.zoom(volume.T, tuple(reversed(zoom)), order=int(order), mode="nearest").T
 
 
 def change_spacing(
