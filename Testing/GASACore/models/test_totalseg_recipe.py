@@ -8,6 +8,7 @@ computed independently: the demo model run plainly (no recipe) and the crop box 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from totalseg_fixtures import (
     DEMO_BUNDLE,
     DEMO_CLASSES,
     catalog_labels,
+    constant_model_folder,
     constant_model_zip,
     demo_bundle_zip,
     totalseg_recipe,
@@ -29,6 +31,7 @@ from totalseg_fixtures import (
 from GASACore.bundle import load_model
 from GASACore.options import SegmentOptions
 from GASACore.pipeline import segment
+from GASACore.recipe import RunRecipe
 
 CYST_FOLDER = "Dataset789_GASATestCysts/nnUNetTrainer_DASegOrd0_NoMirroring__nnUNetPlans__3d_fullres"
 CYST_CLASSES = ("kidney_cyst_left", "kidney_cyst_right", "kidney_left", "kidney_right")  # 3, 4: auxiliary
@@ -134,3 +137,24 @@ def test_gasa_segment_runs_the_abdomen_composite_once_its_parts_are_installed(
     expected = np.where(cardiac != 0, cardiac, 5)  # the later part wins wherever it paints
     np.testing.assert_array_equal(labels, expected)
     assert {2, 3, 5, 52} <= set(np.unique(labels).tolist())
+
+
+@pytest.mark.parametrize(("painted", "expected"), [("kidney_left", 0), ("kidney_cyst_right", 2)])
+def test_auxiliary_labels_are_dropped_and_a_turned_input_keeps_its_own_grid(
+    tmp_path: Path, example_ct: Path, painted: str, expected: int
+) -> None:
+    """789's auxiliary kidney labels (3, 4) are not in the entry: dropped. An input stored neither RAS nor with
+    (z, y, x) sizes in order is turned to RAS, resampled (3 -> 6 mm), and its labels come back on its own grid."""
+    dataset, trainer = CYST_FOLDER.split("/")[0], "nnUNetTrainer_DASegOrd0_NoMirroring"
+    folder = constant_model_folder(tmp_path, dataset=dataset, trainer=trainer, classes=CYST_CLASSES, painted=painted,
+                                   spacing_zyx=(6.0, 6.0, 6.0))  # fmt: skip
+    recipe = RunRecipe(name="totalsegmentator", orientation="RAS", resample_order=1, step_size=0.8, mirroring=False,
+                       value_map=((1, 1), (2, 2)))  # fmt: skip
+    model = dataclasses.replace(load_model(folder), recipe=recipe)
+    turned = tmp_path / "turned.nii.gz"
+    sitk.WriteImage(sitk.Flip(sitk.PermuteAxes(sitk.ReadImage(str(example_ct)), [1, 2, 0]), [True, False, True]),
+                    str(turned))  # fmt: skip
+    result = segment(turned, model, options=SegmentOptions(device="cpu"))
+    size = sitk.ReadImage(str(turned)).GetSize()
+    assert result.labels.shape == tuple(reversed(size)) and result.geometry.size == size
+    assert (result.labels == expected).all()
