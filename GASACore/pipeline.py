@@ -118,7 +118,7 @@ class _Run:
     """What every model pass of one segmentation shares: options, device, callbacks, timings."""
 
     opts: SegmentOptions
-    device: ResolvedDevice | torch.device | str
+    device: torch.device
     source: str
     progress: ProgressSink | None
     cancel: CancelSignal | None
@@ -135,6 +135,36 @@ def _model_spacing_zyx(config: PreprocessingConfig) -> tuple[float, float, float
         raise ModelError(f"a resampling recipe needs a 3D target spacing, the model has {tuple(config.spacing)}")
     z, y, x = (float(config.spacing[axis]) for axis in config.transpose_backward)
     return (z, y, x)
+
+
+def _logits(data: np.ndarray, model: ModelBundle, recipe: RunRecipe, run: _Run) -> torch.Tensor:
+    """The sliding-window prediction stage: step and mirroring from the recipe where it sets them."""
+    stage_start = time.perf_counter()
+    opts = run.opts
+    network = model.build_network()
+    mirroring = opts.mirroring and recipe.mirroring is not False
+    window_config = SlidingWindowConfig(
+        patch_size=model.patch_size,
+        step_size=opts.window_step if opts.fast or recipe.step_size is None else recipe.step_size,
+        mirror_axes=model.mirror_axes if mirroring else (),
+        batch_size=opts.batch_size,
+        device=run.device,
+        skip_threshold=_air_threshold(model, model.preprocessing) if opts.skip_air else None,
+        cpu_backend=opts.cpu_backend,
+        regions=model.regions_class_order is not None,
+    )
+    logits = predict_sliding_window(
+        network,
+        torch.from_numpy(np.ascontiguousarray(data)),
+        num_classes=model.architecture.num_classes,
+        config=window_config,
+        fold_weights=_LazyFolds(model, model.folds[: opts.max_folds], network),
+        progress=run.progress,
+        cancel=run.cancel,
+        record=run.forward,
+    )
+    run.add_time("predict", stage_start)
+    return logits
 
 
 def _predict(
@@ -161,31 +191,8 @@ def _predict(
     run.add_time("preprocess", stage_start)
     _stage(run.progress, Stage.PREPROCESS, 1.0)
 
-    stage_start = time.perf_counter()
-    network = model.build_network()
-    mirroring = opts.mirroring and recipe.mirroring is not False
-    window_config = SlidingWindowConfig(
-        patch_size=model.patch_size,
-        step_size=opts.window_step if opts.fast or recipe.step_size is None else recipe.step_size,
-        mirror_axes=model.mirror_axes if mirroring else (),
-        batch_size=opts.batch_size,
-        device=run.device,
-        skip_threshold=_air_threshold(model, config) if opts.skip_air else None,
-        cpu_backend=opts.cpu_backend,
-        regions=model.regions_class_order is not None,
-    )
-    logits = predict_sliding_window(
-        network,
-        torch.from_numpy(np.ascontiguousarray(data)),
-        num_classes=model.architecture.num_classes,
-        config=window_config,
-        fold_weights=_LazyFolds(model, model.folds[: opts.max_folds], network),
-        progress=run.progress,
-        cancel=run.cancel,
-        record=run.forward,
-    )
-    del data, network
-    run.add_time("predict", stage_start)
+    logits = _logits(data, model, recipe, run)
+    del data
 
     stage_start = time.perf_counter()
     _stage(run.progress, Stage.EXPORT, 0.0)
