@@ -210,18 +210,26 @@ def _predict(
     return labels
 
 
+def _highest_value(model: ModelBundle) -> int:
+    """The largest label value a model pass paints (after its ``value_map``)."""
+    value_map = model.recipe.value_map if model.recipe is not None else None
+    if value_map is not None:
+        return max((target for _, target in value_map), default=0)
+    return model.architecture.num_classes
+
+
 def _labels(
     array: np.ndarray, spacing: Sequence[float], direction: Sequence[float], model: ModelBundle, run: _Run
 ) -> np.ndarray:
     """The label map ``(z, y, x)`` of ``model`` on the image: its parts merged, its crop pre-pass, or one pass."""
     recipe = model.recipe or RunRecipe()
     if recipe.parts:
-        highest = max((target for part in recipe.parts for _, target in (part.recipe.value_map or ())), default=255)
+        highest = max(_highest_value(part) for part in recipe.parts)
         merged = np.zeros(array.shape, dtype=label_dtype(highest))
         for part in recipe.parts:
             logger.info("running part %s of %s", part.name, model.name)
             merge_into(merged, _labels(array, spacing, direction, part, run))
-        return merged
+        return merged if recipe.value_map is None else remap_labels(merged, recipe.value_map)
     if recipe.crop is None:
         return _predict(array, spacing, direction, model, run)
     crop = recipe.crop
@@ -237,7 +245,9 @@ def _labels(
         return full
     window = tuple(slice(lo, hi) for lo, hi in box)
     logger.info("cropping %s to %s for %s", array.shape, tuple(hi - lo for lo, hi in box), model.name)
-    inner = _predict(np.ascontiguousarray(array[window]), spacing, direction, model, run)
+    cropped = array[window]  # TotalSegmentator crops the image to int32 before anything else
+    cropped = cropped.astype(np.int32) if recipe.intensity_dtype == "int32" else np.ascontiguousarray(cropped)
+    inner = _predict(cropped, spacing, direction, model, run)
     full = full.astype(np.result_type(full.dtype, inner.dtype), copy=False)
     full[window] = inner
     return full

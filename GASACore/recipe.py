@@ -16,7 +16,8 @@ model whose publisher runs it differently from plain nnU-Net; TotalSegmentator's
   not listed dropped (its auxiliary labels);
 * ``parts`` (composite models): other models run in turn on the same image, each through its own
   recipe and ``value_map``, a later part's non-zero labels overwriting an earlier one's
-  (:func:`merge_into`), as TotalSegmentator merges its parts.
+  (:func:`merge_into`), as TotalSegmentator merges its parts; the composite's ``value_map`` then keeps
+  the classes it lists.
 
 Examples:
     >>> import numpy as np
@@ -67,6 +68,7 @@ class RunRecipe:
         mirroring: ``False`` turns mirroring off whatever the options say.
         crop: the crop pre-pass, or ``None``.
         value_map: ``(model value, output value)`` pairs; others become background. ``None``: as the model paints.
+            For a composite: applied to the merged parts.
         parts: composite models: the part models run in order and merged; then this model's own network is
             not run.
     """

@@ -9,8 +9,9 @@ composite entry, into a :class:`~GASACore.bundle.ModelBundle` carrying a :class:
   ``crop`` loads its pre-pass model (another catalogue entry, with its own recipe) and finds the crop's
   structures among that model's class names;
 * ``composite``: every part loaded so, each part's labels renumbered into the composite's by class name
-  (``source_name``), classes the composite does not list dropped; the parts run in order and a later
-  part overwrites an earlier one, as TotalSegmentator merges its parts.
+  (``source_name``); the parts run in order and a later part overwrites an earlier one, as TotalSegmentator
+  merges its parts; classes the composite does not list take part in the merge under spare values (so
+  they overwrite as in TotalSegmentator) and are dropped after it.
 
 Class names are compared as TotalSegmentator writes them (``kidney_left``): the entry's ``source_name``, else
 its ``name``, else the model's own (dataset.json) label name; case and spaces vs underscores do not count.
@@ -19,6 +20,7 @@ its ``name``, else the model's own (dataset.json) label name; case and spaces vs
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 
@@ -104,25 +106,25 @@ def _composite(entry: CatalogEntry, catalog: Catalog, load: Callable[[CatalogEnt
     if not entry.labels:
         raise ModelError(f"composite model {entry.spec} lists no labels: it needs them to merge its parts")
     targets = {_key(label.source_name or label.name): label.value for label in entry.labels}
+    spare = itertools.count(max(targets.values()) + 1)  # classes the composite drops, kept apart until merged
     parts = []
     for part_entry in catalog.parts_of(entry):
         part = load(part_entry)
-        renumber = {value: targets[name] for name, value in class_values(part_entry, part).items() if name in targets}
-        if not renumber:
+        names = class_values(part_entry, part)
+        if not set(names) & set(targets):
             raise ModelError(f"part {part_entry.spec} of {entry.spec} paints none of the composite's classes")
+        renumber = {value: targets[name] if name in targets else next(spare) for name, value in names.items()}
         recipe = part.recipe or RunRecipe(name="nnunet")
-        parts.append(
-            dataclasses.replace(
-                part, recipe=dataclasses.replace(recipe, value_map=_compose(recipe.value_map, renumber))
-            )
-        )
+        value_map = _compose(recipe.value_map, renumber)
+        parts.append(dataclasses.replace(part, recipe=dataclasses.replace(recipe, value_map=value_map)))
     carrier = parts[0]
     metadata = {**carrier.metadata, "name": entry.id, "description": entry.title, "parts": [p.name for p in parts]}
+    kept = tuple((value, value) for value in sorted(targets.values()))
     return dataclasses.replace(
         carrier,
         metadata=metadata,
         labels=tuple(label.to_label() for label in entry.labels),
-        recipe=RunRecipe(name=entry.recipe.name, parts=tuple(parts)),
+        recipe=RunRecipe(name=entry.recipe.name, parts=tuple(parts), value_map=kept),
     )
 
 

@@ -113,7 +113,9 @@ def test_gasa_segment_runs_the_abdomen_composite_once_its_parts_are_installed(
     tmp_path: Path, server: ModelServer, demo_zip: bytes, demo_labels: np.ndarray, example_ct: Path
 ) -> None:
     """A hospital catalogue mirrors the two parts of the bundled ``totalseg-abdomen`` (same ids and versions) with
-    test models: the organ part paints liver everywhere, the cardiac part is the demo model; they overlap."""
+    test models: the organ part paints liver everywhere, the cardiac part is the demo model; they overlap. As in
+    TotalSegmentator, a class the composite does not list (the demo's gallbladder here) overwrites in the merge
+    and is dropped after it."""
     organs = constant_model_zip(tmp_path / "organs", dataset=ORGAN_FOLDER.split("/")[0],
                                 trainer="nnUNetTrainerNoMirroring", classes=("spleen", "kidney_right", "liver"),
                                 painted="liver", spacing_zyx=(6.0, 6.0, 6.0))  # fmt: skip
@@ -122,7 +124,7 @@ def test_gasa_segment_runs_the_abdomen_composite_once_its_parts_are_installed(
         _remote("totalseg-organs", server.url("/organs.zip"), organs, "nnunet", folder=ORGAN_FOLDER,
                 recipe=totalseg_recipe(0.8)),
         _remote("totalseg-cardiac", server.url("/demo.zip"), demo_zip, "bundle", recipe=totalseg_recipe(0.8),
-                labels=catalog_labels(DEMO_CLASSES)),
+                labels=catalog_labels({**DEMO_CLASSES, "demo_gallbladder": 4})),  # not in the composite
     ]  # fmt: skip
     env = _env(tmp_path, write_catalog(tmp_path / "hospital.json", *mirror))
 
@@ -135,6 +137,8 @@ def test_gasa_segment_runs_the_abdomen_composite_once_its_parts_are_installed(
     for btcv, total in total_numbering.items():
         cardiac[demo_labels == btcv] = total
     expected = np.where(cardiac != 0, cardiac, 5)  # the later part wins wherever it paints
+    expected[demo_labels == 4] = 0  # a class the composite does not list still wins the merge, then is dropped
+    assert (demo_labels == 4).sum() > 0
     np.testing.assert_array_equal(labels, expected)
     assert {2, 3, 5, 52} <= set(np.unique(labels).tolist())
 
