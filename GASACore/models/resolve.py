@@ -22,7 +22,7 @@ from GASACore.errors import BundleIntegrityError, ModelError
 from GASACore.models.catalog import Catalog, load_catalog
 from GASACore.models.download import CancelSignal, DownloadPolicy, ProgressCallback
 from GASACore.models.entry import CatalogEntry, ModelFormat, parse_spec
-from GASACore.models.fetch import fetch_model, installed_for
+from GASACore.models.fetch import fetch_model, installed_for, needed_entries
 from GASACore.models.install import InstalledModel, verify_install
 
 __all__ = [
@@ -196,10 +196,15 @@ class ModelStatus:
 
     entry: CatalogEntry
     installed: InstalledModel | None
+    missing: tuple[str, ...] = ()
 
     @property
     def available(self) -> bool:
-        return self.entry.bundled or self.installed is not None
+        """Runnable without a download: bundled, or installed with every model it needs (a composite's parts, a
+        crop pre-pass model; ``missing`` lists those that are not)."""
+        if self.missing:
+            return False
+        return self.entry.bundled or self.installed is not None or self.entry.format is ModelFormat.COMPOSITE
 
     @property
     def state(self) -> str:
@@ -220,7 +225,9 @@ class ModelStatus:
         elif self.entry.import_only:
             head = f"manual download ({self.entry.homepage or 'see its publisher'}), then gasa-models import"
         elif self.entry.format is ModelFormat.COMPOSITE:
-            head = f"download parts {', '.join(map(str, self.entry.parts))}"
+            head = f"download parts {', '.join(self.missing)}"
+        elif self.installed is not None:
+            head = f"download {', '.join(self.missing)} (needed to run it)"
         else:
             head = f"download - {round((self.entry.size or 0) / 1e6):,} MB"
         pin = "" if self.entry.pinned else " (unpinned)"
@@ -233,8 +240,17 @@ class ModelStatus:
             "state": self.state,
             "available": self.available,
             "installed": self.installed.to_json() if self.installed else None,
+            "missing": list(self.missing),
             "summary": self.summary(),
         }
+
+
+def _installed_or_none(entry: CatalogEntry) -> InstalledModel | None:
+    try:
+        return None if entry.bundled or entry.format is ModelFormat.COMPOSITE else installed_for(entry)
+    except ModelError as err:
+        logger.warning("%s", err)
+        return None
 
 
 def list_models(catalog: Catalog | None = None) -> list[ModelStatus]:
@@ -242,10 +258,12 @@ def list_models(catalog: Catalog | None = None) -> list[ModelStatus]:
     catalog = catalog if catalog is not None else load_catalog()
     statuses = []
     for entry in catalog:
+        installed = _installed_or_none(entry)
         try:
-            installed = None if entry.bundled else installed_for(entry)
-        except ModelError as err:
+            needed = [n for n in needed_entries(catalog, entry) if n.spec != entry.spec and not n.bundled]
+        except ModelError as err:  # a part or crop model the catalogue lacks
             logger.warning("%s", err)
-            installed = None
-        statuses.append(ModelStatus(entry, installed))
+            needed = []
+        missing = tuple(n.spec for n in needed if _installed_or_none(n) is None)
+        statuses.append(ModelStatus(entry, installed, missing))
     return statuses

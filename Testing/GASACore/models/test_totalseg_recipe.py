@@ -9,6 +9,7 @@ computed independently: the demo model run plainly (no recipe) and the crop box 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -128,8 +129,13 @@ def test_gasa_segment_runs_the_abdomen_composite_once_its_parts_are_installed(
     ]  # fmt: skip
     env = _env(tmp_path, write_catalog(tmp_path / "hospital.json", *mirror))
 
+    listed = {m["id"]: m for m in json.loads(_run([_script("gasa-models"), "list", "--json"], env).stdout)}
+    assert not listed["totalseg-abdomen"]["available"]
+    assert listed["totalseg-abdomen"]["missing"] == ["totalseg-organs@2.0.0", "totalseg-cardiac@2.0.0"]
     fetched = _run([_script("gasa-models"), "fetch", "totalseg-abdomen", "--progress", "none"], env)
     assert fetched.returncode == 0, fetched.stderr
+    listed = {m["id"]: m for m in json.loads(_run([_script("gasa-models"), "list", "--json"], env).stdout)}
+    assert listed["totalseg-abdomen"]["available"] and listed["totalseg-abdomen"]["missing"] == []
     labels = _segment_offline(example_ct, tmp_path / "abdomen.nii.gz", "totalseg-abdomen", env)
 
     total_numbering = {1: 1, 2: 2, 3: 3, 6: 5, 8: 52}  # the demo's BTCV values -> the composite's (liver 5, aorta 52)
