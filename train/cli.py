@@ -9,6 +9,7 @@ The path, one sub-command per step::
     torchrun --nproc_per_node=4 -m train.cli train 501 --variant gasa-l --fold 0   # multi-GPU DDP
     gasa-train evaluate PRED_DIR REF_DIR --labels btcv                      # Dice / NSD per organ
     gasa-train export RESULTS/Dataset501_BTCV/GASATrainer__nnUNetPlans_gasa-unet__3d_fullres bundle/ --label-set btcv
+    gasa-train reproduce 2 --dataset btcv --dataset-id 501 --out repro/          # a table of the paper
 
 ``gasa-segment INPUT -o OUT -m bundle/`` (or the 3D Slicer module) then runs the bundle.
 """
@@ -362,11 +363,12 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _optional_parsers() -> list[tuple[str, Callable[[Any], Any] | None, str]]:
-    """The convert / evaluate sub-commands, owned by train.datasets / train.evaluation."""
+    """The convert / evaluate / reproduce sub-commands, owned by train.datasets / train.evaluation / train.reproduce."""
     found: list[tuple[str, Callable[[Any], Any] | None, str]] = []
     for step, module_name, function in (
         ("convert", "train.datasets", "add_convert_parser"),
         ("evaluate", "train.evaluation", "add_evaluate_parser"),
+        ("reproduce", "train.reproduce", "add_reproduce_parser"),
     ):
         try:
             module = __import__(module_name, fromlist=[function])
@@ -395,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", _add_train_parser),
         ("evaluate", None),
         ("export", _add_export_parser),
+        ("reproduce", None),
     ):
         if add is not None:
             add(subparsers)
