@@ -46,7 +46,7 @@ def add_reproduce_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", metavar="NETWORK", help="a subset of the table's rows (registry names)")
     parser.add_argument("--folds", nargs="+", help="folds (default: 0 1 2 3 4; with --tiny: all)")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0, the paper's one fixed seed)")
-    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="default cuda")
+    parser.add_argument("--device", choices=["cuda", "cpu"], help="default cuda; with --tiny cpu")
     parser.add_argument(
         "--nproc-per-node", type=int, default=1, help="GPUs per run; above 1 each run starts under torchrun (DDP)"
     )
@@ -76,7 +76,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         networks=args.methods,
         folds=args.folds,
         seeds=args.seeds,
-        device=args.device,
+        device=args.device or ("cpu" if args.tiny else "cuda"),
         nproc_per_node=args.nproc_per_node,
         tiny=args.tiny,
         epochs=args.epochs,

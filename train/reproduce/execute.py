@@ -28,7 +28,7 @@ from typing import Any
 from train.reproduce.plan import RunKey
 from train.reproduce.worker import worker_arguments
 
-__all__ = ["RunContext", "evaluate_run", "train_run"]
+__all__ = ["RunContext", "evaluate_run", "train_run", "worker_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class RunContext:
         return self.folder / kind / run.name
 
 
-def _command(context: RunContext, args: list[str]) -> list[str]:
+def worker_command(context: RunContext, args: list[str]) -> list[str]:
+    """The command of one worker: plain Python, or ``torchrun`` (``torch.distributed.run``) above one process."""
     if context.nproc_per_node > 1:
         launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={context.nproc_per_node}"]
         return [sys.executable, *launcher, "-m", "train.reproduce.worker", *args]
@@ -108,7 +109,7 @@ def train_run(context: RunContext, run: RunKey, *, resume: bool, initial_lr: flo
     repo_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH", "")) if p)
     log_path = log_dir / "train.log"
-    command = _command(context, args)
+    command = worker_command(context, args)
     logger.info("training %s%s: log %s", run.name, " (resuming)" if resume else "", log_path)
     with log_path.open("a", encoding="utf-8") as log:
         log.write(f"$ {' '.join(command)}\n")

@@ -125,7 +125,7 @@ def _rows(table: TableSpec, cells: Mapping[str, Mapping[str, CellValues]]) -> li
     return [m.network for m in table.methods if any(m.network in by_net for by_net in cells.values())]
 
 
-def _cell_text(table: TableSpec, network: str, key: str, metric: str, cells: Mapping[str, CellValues]) -> str:
+def _cell_text(table: TableSpec, network: str, metric: str, cells: Mapping[str, CellValues]) -> str:
     cell = cells.get(network)
     if cell is None or cell.means.get(metric) is None:
         return DASH
@@ -152,7 +152,7 @@ def markdown_table(table: TableSpec, cells: Mapping[str, Mapping[str, CellValues
     lines = [f"Table {table.number} (reproduced): {table.caption}", "", head, rule]
     for network in networks:
         method = table.method(network)
-        values = [_cell_text(table, network, k, m, cells[k]) for k in keys for m, _ in METRICS]
+        values = [_cell_text(table, network, m, cells[k]) for k in keys for m, _ in METRICS]
         lines.append(f"| {method.title} ({network}) | " + " | ".join(values) + " |")
     lines += ["", f"The paper's Table {table.number}:", "", head, rule]
     for network in networks:
@@ -172,9 +172,10 @@ def _notes(table: TableSpec, cells: Mapping[str, Mapping[str, CellValues]]) -> l
     ]
     for key, by_net in cells.items():
         state_notes = []
-        for network, cell in by_net.items():
+        for network in _rows(table, {key: by_net}):
+            cell = by_net[network]
             if cell.skipped:
-                state_notes.append(f"{network}: skipped ({cell.skipped})")
+                state_notes.append(f"{network}: skipped, {cell.skipped}")
             elif cell.runs < cell.recorded:
                 state_notes.append(f"{network}*: {cell.runs} of {cell.recorded} recorded runs finished")
             else:
@@ -237,10 +238,17 @@ def write_tables(table: TableSpec, out: Path) -> dict[str, Path]:
 
     Returns:
         The files written by kind (``markdown``, ``csv``, ``json``, ``plot_<dataset>``).
+
+    Raises:
+        ValueError: ``out`` holds no reproduction of this table.
     """
     from train.reproduce.plots import write_per_organ_plot
 
     cells = {key: aggregate(state) for key, state in read_states(out, table).items()}
+    if not cells:
+        raise ValueError(
+            f"expected a reproduction of table {table.number} in {out} (<dataset>/{STATE_NAME}), found none"
+        )
     stem = Path(out) / f"table{table.number}"
     written = {
         "markdown": _write_text(stem.with_suffix(".md"), markdown_table(table, cells)),

@@ -1,0 +1,75 @@
+"""``gasa-train reproduce 2 --dataset btcv --tiny`` end to end on the tiny real-CT data set, then ``--continue``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from Testing.train.test_pipeline_support import cli_env, planned_tiny, run_cli
+
+__all__ = ["planned_tiny"]  # the session fixture
+
+METHODS = ["nnunet", "gasa-unet"]
+
+
+def test_tiny_table_2_runs_end_to_end_and_continue_redoes_nothing(planned_tiny: Path, tmp_path: Path) -> None:
+    env = cli_env(planned_tiny)
+    out = tmp_path / "repro"
+    args = ["reproduce", "2", "--dataset", "btcv", "--dataset-id", "991", "--tiny", "--methods", *METHODS,
+            "--out", str(out)]  # fmt: skip
+    first = run_cli(args, env, timeout=900)
+    assert "trained 2 run(s); 0 finished before" in first
+
+    state = json.loads((out / "btcv" / "state.json").read_text())
+    assert state["config"]["schedule"]["epochs"] == 1 and state["config"]["dataset"] == "Dataset991_TinyCT"
+    runs = state["runs"]
+    assert sorted(runs) == ["gasa-unet/fold_all/seed_0", "nnunet/fold_all/seed_0"]
+    for name, run in runs.items():
+        assert run["status"] == "done", name
+        fold = Path(run["fold_folder"])
+        assert fold.parent.parent.parent == out / "btcv" / "seed_0"  # the seed's own nnUNet_results
+        assert (fold / "checkpoint_final.pth").is_file()
+        metrics = json.loads(Path(run["metrics"]).read_text())
+        assert [c["case"] for c in metrics["cases"]] == ["tiny_000", "tiny_001"]  # fold all validates every case
+        assert run["dice"] == metrics["mean"]["dice"] and 0.0 <= run["dice"] <= 1.0
+        assert run["nsd"] == metrics["mean"]["nsd"]
+        assert set(run["class_means"]["dice"]) >= {"spleen", "right kidney", "left kidney"}
+    assert state["skipped"] == {}  # rows not asked for are neither run nor skipped
+
+    table = json.loads((out / "table2.json").read_text())
+    rows = table["datasets"]["btcv"]["rows"]
+    assert list(rows) == METHODS  # the paper's row order
+    gasa, base = rows["gasa-unet"], rows["nnunet"]
+    assert gasa["baseline"] == "nnunet" and gasa["paper"] == {"dice": 81.69, "nsd": 76.03}
+    shown = round(float(gasa["dice_percent"]) - float(base["dice_percent"]), 2)
+    assert gasa["dice_difference"] == f"({'-' if shown < 0 else '+'}{abs(shown):.2f})"
+    markdown = (out / "table2.md").read_text()
+    assert "| Models | BTCV Dice | BTCV NSD |" in markdown
+    assert f"| +GASA(Ours) (gasa-unet) | {gasa['dice_percent']} {gasa['dice_difference']} |" in markdown
+    assert "Not run: nnunet-cbam, nnunet-at, nnunet-mat, gasa-l." in markdown
+    with (out / "table2.csv").open(newline="") as handle:
+        rows_csv = list(csv.DictReader(handle))
+    assert [(r["network"], r["metric"]) for r in rows_csv] == [(m, k) for m in METHODS for k in ("dice", "nsd")]
+    assert (out / "btcv" / "table2_per_organ.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    second = run_cli([*args, "--continue"], env, timeout=300)
+    assert "trained 0 run(s); 2 finished before, skipped" in second
+    again = json.loads((out / "btcv" / "state.json").read_text())["runs"]
+    assert {n: r["finished"] for n, r in again.items()} == {n: r["finished"] for n, r in runs.items()}
+    assert json.loads((out / "table2.json").read_text()) == table
+
+    # A run killed after its last epoch (state still "started"): --continue resumes it from its checkpoint.
+    killed = json.loads((out / "btcv" / "state.json").read_text())
+    killed["runs"]["gasa-unet/fold_all/seed_0"]["status"] = "started"
+    (out / "btcv" / "state.json").write_text(json.dumps(killed))
+    third = run_cli([*args, "--continue"], env, timeout=300)
+    assert "trained 1 run(s); 1 finished before, skipped" in third
+    resumed = json.loads((out / "btcv" / "state.json").read_text())["runs"]
+    assert resumed["nnunet/fold_all/seed_0"] == runs["nnunet/fold_all/seed_0"]
+    assert resumed["gasa-unet/fold_all/seed_0"]["status"] == "done"
+    fold = Path(resumed["gasa-unet/fold_all/seed_0"]["fold_folder"])
+    assert len((fold / "epochs.jsonl").read_text().splitlines()) == 1  # resumed, not trained again
+    log = (out / "btcv" / "logs" / "gasa-unet" / "fold_all" / "seed_0" / "train.log").read_text()
+    commands = [line for line in log.splitlines() if line.startswith("$ ")]
+    assert len(commands) == 2 and not commands[0].endswith("--continue") and commands[1].endswith("--continue")
