@@ -23,7 +23,7 @@ def write_per_organ_plot(table: TableSpec, dataset_key: str, cells: Mapping[str,
     """Write the plot of the methods of ``cells`` (network -> ``CellValues``) that have class means.
 
     Returns:
-        ``path``, or ``None`` when nothing was drawn (no method with results, or no matplotlib).
+        ``path``, or ``None`` when nothing was drawn (no method or class with results, or no matplotlib).
     """
     networks = [m.network for m in table.methods if m.network in cells and cells[m.network].class_means]
     if not networks:
@@ -34,7 +34,13 @@ def write_per_organ_plot(table: TableSpec, dataset_key: str, cells: Mapping[str,
     except ImportError as err:
         logger.warning("per-organ plot %s skipped: matplotlib is not installed (%s)", path, err)
         return None
-    organs = list(cells[networks[0]].class_means["dice"])
+    organs = [  # classes no run saw (absent from every case) are left out
+        organ
+        for organ in cells[networks[0]].class_means["dice"]
+        if any(cells[n].class_means[m].get(organ) is not None for n in networks for m, _ in METRICS)
+    ]
+    if not organs:
+        return None
     figure = Figure(figsize=(max(7.0, 0.55 * len(organs) * max(1, len(networks)) / 2 + 3.0), 7.5), layout="constrained")
     FigureCanvasAgg(figure)
     width = 0.8 / len(networks)
