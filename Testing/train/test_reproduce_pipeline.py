@@ -17,7 +17,7 @@ def test_tiny_table_2_runs_end_to_end_and_continue_redoes_nothing(planned_tiny: 
     env = cli_env(planned_tiny)
     out = tmp_path / "repro"
     args = ["reproduce", "2", "--dataset", "btcv", "--dataset-id", "991", "--tiny", "--methods", *METHODS,
-            "--out", str(out)]  # fmt: skip
+            "--out", str(out), "--export"]  # fmt: skip
     first = run_cli(args, env, timeout=900)
     assert "trained 2 run(s); 0 finished before" in first
 
@@ -52,6 +52,13 @@ def test_tiny_table_2_runs_end_to_end_and_continue_redoes_nothing(planned_tiny: 
         rows_csv = list(csv.DictReader(handle))
     assert [(r["network"], r["metric"]) for r in rows_csv] == [(m, k) for m in METHODS for k in ("dice", "nsd")]
     assert (out / "btcv" / "table2_per_organ.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert state["bundles"] == {f"{m}/seed_0": str(out / "btcv" / "bundles" / f"{m}-seed0") for m in METHODS}
+    from GASACore.bundle import load_model
+
+    for network in METHODS:
+        bundle = load_model(out / "btcv" / "bundles" / f"{network}-seed0")
+        assert bundle.architecture.name == network and [f.name for f in bundle.folds] == ["fold_all"]
+        assert [label.name for label in bundle.labels] == ["spleen", "right kidney", "left kidney"]
 
     second = run_cli([*args, "--continue"], env, timeout=300)
     assert "trained 0 run(s); 2 finished before, skipped" in second

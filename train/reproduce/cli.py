@@ -54,6 +54,9 @@ def add_reproduce_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="epochs per run (overrides the schedule)")
     parser.add_argument("--iterations", type=int, help="training iterations per epoch (overrides the schedule)")
     parser.add_argument("--continue", dest="resume", action="store_true", help="skip finished runs, resume others")
+    parser.add_argument(
+        "--export", action="store_true", help="export a model bundle per row and seed (OUT/<dataset>/bundles/)"
+    )
     parser.add_argument("--plans-name", default="nnUNetPlans", help="base plans name (default nnUNetPlans)")
     parser.add_argument("-j", "--num-processes", type=int, default=2, help="planning processes (default 2)")
     for name in ("raw", "preprocessed"):
@@ -82,11 +85,12 @@ def run_reproduce(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         iterations=args.iterations,
         resume=args.resume,
+        export=args.export,
         plans_name=args.plans_name,
         num_processes=args.num_processes,
     )
     result = reproduce(request)
     print(result.written["markdown"].read_text(encoding="utf-8"), end="")
     print(f"trained {len(result.trained)} run(s); {len(result.skipped_done)} finished before, skipped")
-    print("written: " + ", ".join(str(p) for p in result.written.values()))
+    print("written: " + ", ".join(str(p) for p in [*result.written.values(), *result.bundles.values()]))
     return 0

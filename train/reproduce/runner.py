@@ -51,6 +51,7 @@ class ReproduceRequest:
         tiny: the CPU smoke schedule and, when it has to plan, tiny networks.
         epochs, iterations: override the schedule's epochs / iterations per epoch.
         resume: skip the runs the state file records as done; resume started ones.
+        export: export a model bundle per row and seed once its folds are done (:mod:`train.reproduce.bundles`).
         plans_name: the base plans.
         num_processes: planning / pre-processing processes.
     """
@@ -68,6 +69,7 @@ class ReproduceRequest:
     epochs: int | None = None
     iterations: int | None = None
     resume: bool = False
+    export: bool = False
     plans_name: str = "nnUNetPlans"
     num_processes: int = 2
 
@@ -88,6 +90,7 @@ class ReproductionResult:
     trained: list[str] = field(default_factory=list)
     skipped_done: list[str] = field(default_factory=list)
     written: dict[str, Path] = field(default_factory=dict)
+    bundles: dict[str, Path] = field(default_factory=dict)
 
 
 def ensure_plans(
@@ -201,6 +204,10 @@ def reproduce(request: ReproduceRequest) -> ReproductionResult:
         state.mark_done(run.name, {**trained, **metrics})
         result.trained.append(run.name)
         logger.info("%s: Dice %s, NSD %s", run.name, _percent(metrics["dice"]), _percent(metrics["nsd"]))
+    if request.export:
+        from train.reproduce.bundles import export_bundles
+
+        result.bundles = export_bundles(state, plan, folder, table_number=table.number)
     result.written = write_tables(table, Path(request.out))
     return result
 

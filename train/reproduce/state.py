@@ -36,6 +36,7 @@ class ReproductionState:
         runs: run name (``RunKey.name``) -> its record (``status``, ``network``, ``fold``, ``seed``, metrics).
         skipped: network -> why its row was not run in the last call.
         classes: the evaluation classes (name, NSD tolerance) of the finished runs.
+        bundles: ``network/seed_S`` -> the model bundle exported from its folds (``--export``).
     """
 
     path: Path
@@ -43,6 +44,7 @@ class ReproductionState:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     classes: list[dict[str, Any]] = field(default_factory=list)
+    bundles: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(cls, path: Path, config: dict[str, Any], *, resume: bool) -> ReproductionState:
@@ -81,7 +83,14 @@ class ReproductionState:
         if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
             version = data.get("schema_version") if isinstance(data, dict) else type(data).__name__
             raise ValueError(f"{path} must have schema_version {SCHEMA_VERSION}, got {version!r}")
-        return cls(path, data["config"], data.get("runs", {}), data.get("skipped", {}), data.get("classes", []))
+        return cls(
+            path,
+            data["config"],
+            data.get("runs", {}),
+            data.get("skipped", {}),
+            data.get("classes", []),
+            data.get("bundles", {}),
+        )
 
     def is_done(self, name: str) -> bool:
         """Whether the run finished and was evaluated."""
@@ -113,6 +122,7 @@ class ReproductionState:
             "runs": self.runs,
             "skipped": self.skipped,
             "classes": self.classes,
+            "bundles": self.bundles,
         }
 
     def save(self) -> None:
