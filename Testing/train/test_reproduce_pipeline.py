@@ -1,9 +1,14 @@
-"""``gasa-train reproduce 2 --dataset btcv --tiny`` end to end on the tiny real-CT data set, then ``--continue``."""
+"""``gasa-train reproduce 2 --dataset btcv --tiny`` end to end on the tiny real-CT data set, then ``--continue``.
+
+One call covers both evaluations: every run's cross-validation score (its fold's validation cases) and, as a test
+set is given, the paper's protocol that the table then holds (each row's fold ensemble predicting the test case).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 from Testing.train.test_pipeline_support import cli_env, planned_tiny, run_cli
@@ -16,8 +21,16 @@ METHODS = ["nnunet", "gasa-unet"]
 def test_tiny_table_2_runs_end_to_end_and_continue_redoes_nothing(planned_tiny: Path, tmp_path: Path) -> None:
     env = cli_env(planned_tiny)
     out = tmp_path / "repro"
+    raw = planned_tiny / "raw" / "Dataset991_TinyCT"
+    for sub, source in (
+        ("images", raw / "imagesTr" / "tiny_001_0000.nii.gz"),
+        ("labels", raw / "labelsTr" / "tiny_001.nii.gz"),
+    ):
+        (tmp_path / "test" / sub).mkdir(parents=True)
+        shutil.copy(source, tmp_path / "test" / sub)
     args = ["reproduce", "2", "--dataset", "btcv", "--dataset-id", "991", "--tiny", "--methods", *METHODS,
-            "--out", str(out), "--export"]  # fmt: skip
+            "--out", str(out), "--test-images", str(tmp_path / "test" / "images"),
+            "--test-labels", str(tmp_path / "test" / "labels")]  # fmt: skip
     first = run_cli(args, env, timeout=900)
     assert "trained 2 run(s); 0 finished before" in first
 
@@ -52,6 +65,13 @@ def test_tiny_table_2_runs_end_to_end_and_continue_redoes_nothing(planned_tiny: 
         rows_csv = list(csv.DictReader(handle))
     assert [(r["network"], r["metric"]) for r in rows_csv] == [(m, k) for m in METHODS for k in ("dice", "nsd")]
     assert (out / "btcv" / "table2_per_organ.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The paper's protocol with a test set: each row's fold ensemble (its bundle) predicts it; the table holds that.
+    assert state["config"]["protocol"] == "test-set"
+    for network in METHODS:
+        test = state["tests"][f"{network}/seed_0"]
+        assert test["cases"] == 1 and rows[network]["dice"] == test["dice"] and rows[network]["nsd"] == test["nsd"]
+        assert (out / "btcv" / "test" / network / "seed_0" / "predictions" / "tiny_001.nii.gz").is_file()
+    assert "BTCV (held-out test set" in markdown
     assert state["bundles"] == {f"{m}/seed_0": str(out / "btcv" / "bundles" / f"{m}-seed0") for m in METHODS}
     from GASACore.bundle import load_model
 

@@ -105,7 +105,10 @@ def test_markdown_has_the_papers_layout_brackets_and_notes(out: Path) -> None:
     assert "| +GASA(Ours) (gasa-unet) | 81.69 | 76.03 | 89.83 | 85.64 |" in paper
     assert "| +MAT (nnunet-mat) | 81.29 | 75.83 | - | - |" in paper
     assert "nnunet-cbam*: 1 of 2 recorded runs finished" in text
-    assert "AMOS: nnunet: 1 run(s); nnunet-mat: skipped, MAT cannot process asymmetric 3D features (the paper" in text
+    assert (
+        "AMOS (cross-validation, a run is a fold and seed scored on the fold's validation cases): nnunet: 1 run(s); "
+        "nnunet-mat: skipped, MAT cannot process asymmetric 3D features (the paper skips MAT on AMOS)."
+    ) in lines
     assert text.rstrip().endswith("Not run: nnunet-at, gasa-l.")
     rows = [line.split(" | ")[0][2:] for line in lines[4:9]]
     assert rows == ["nnUNet (nnunet)", "+CBAM (nnunet-cbam)", "+MAT (nnunet-mat)", "+GASA(Ours) (gasa-unet)", ""]
@@ -131,3 +134,28 @@ def test_written_csv_json_and_plots_agree(out: Path) -> None:
         assert (out / key / "table2_per_organ.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match=r"expected a reproduction of table 1 in .*, found none"):
         write_tables(table_spec(1), out)
+
+
+def test_test_set_protocol_averages_the_seeds_ensemble_scores(tmp_path: Path) -> None:
+    runs = [_run("nnunet", f, 0.1, 0.1, 0.1) | {"seed": seed} for f in ("0", "1") for seed in (0, 1)]
+    runs += [_run("gasa-unet", "0", 0.1, 0.1, 0.1), _run("gasa-unet", "1", 0.1, 0.1, 0.1, done=False)]
+    state = _state(tmp_path, "btcv", runs)
+    state.runs = {f"{r['network']}/fold_{r['fold']}/seed_{r['seed']}": r for r in runs}
+    state.config["protocol"] = "test-set"
+    scores = {"spleen": 0.9, "liver": None}
+    state.tests = {
+        "nnunet/seed_0": {"network": "nnunet", "seed": 0, "dice": 0.80, "nsd": 0.70,
+                          "class_means": {"dice": scores, "nsd": scores}},
+        "nnunet/seed_1": {"network": "nnunet", "seed": 1, "dice": 0.90, "nsd": 0.72,
+                          "class_means": {"dice": scores, "nsd": scores}},
+    }  # fmt: skip
+    state.save()
+    cells = aggregate(ReproductionState.read(state.path))
+    assert cells["nnunet"].means == pytest.approx({"dice": 0.85, "nsd": 0.71})  # the seeds' ensembles, not the folds
+    assert (cells["nnunet"].runs, cells["nnunet"].recorded) == (2, 2)
+    assert (cells["gasa-unet"].runs, cells["gasa-unet"].recorded, cells["gasa-unet"].means["dice"]) == (0, 1, None)
+    text = write_tables(table_spec(2), tmp_path)["markdown"].read_text()
+    assert "| nnUNet (nnunet) | 85.00 | 71.00 |" in text and "| +GASA(Ours) (gasa-unet) | - | - |" in text
+    assert (
+        "BTCV (held-out test set, a run is a seed whose fold ensemble (mirroring TTA) predicts it): nnunet: 2" in text
+    )

@@ -13,9 +13,10 @@ __all__ = ["add_reproduce_parser", "run_reproduce"]
 _DESCRIPTION = """\
 Reproduce Table 1 (GASA on the nnMamba, UNETR, V-Net and nnU-Net backbones) or Table 2 (CBAM, AT, MAT and GASA
 at the end of nnU-Net's encoder) of the GASA-UNet paper on one data set: plan (when the plans are missing),
-train every row x fold x seed with nnU-Net's trainer, evaluate Dice and NSD of each fold's validation cases, and
-write the table in the paper's layout (OUT/table<N>.md, .csv, .json; differences to the baseline in brackets)
-with per-organ plots (OUT/<dataset>/table<N>_per_organ.png). Run it once per data set into the same OUT; the
+train every row x fold x seed with nnU-Net's trainer, evaluate Dice and NSD of each fold's validation cases
+(or, with a held-out test set, as the paper: the ensemble of each row's folds predicts it), and write the
+table in the paper's layout (OUT/table<N>.md, .csv, .json; differences to the baseline in brackets) with
+per-organ plots (OUT/<dataset>/table<N>_per_organ.png). Run it once per data set into the same OUT; the
 table holds every data set found there.
 
 Schedule: the paper's (1000 epochs x 250 iterations, folds 0-4, one fixed seed); --tiny is a CPU smoke run
@@ -57,6 +58,9 @@ def add_reproduce_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--export", action="store_true", help="export a model bundle per row and seed (OUT/<dataset>/bundles/)"
     )
+    test = parser.add_argument_group("held-out test set (the paper's protocol; default: imagesTs + labelsTs if both)")
+    test.add_argument("--test-images", type=Path, metavar="DIR", help="test images (case_0000.nii.gz)")
+    test.add_argument("--test-labels", type=Path, metavar="DIR", help="their reference label maps (case.nii.gz)")
     parser.add_argument("--plans-name", default="nnUNetPlans", help="base plans name (default nnUNetPlans)")
     parser.add_argument("-j", "--num-processes", type=int, default=2, help="planning processes (default 2)")
     for name in ("raw", "preprocessed"):
@@ -86,6 +90,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         resume=args.resume,
         export=args.export,
+        test_images=args.test_images,
+        test_labels=args.test_labels,
         plans_name=args.plans_name,
         num_processes=args.num_processes,
     )

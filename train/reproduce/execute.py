@@ -28,7 +28,7 @@ from typing import Any
 from train.reproduce.plan import RunKey
 from train.reproduce.worker import worker_arguments
 
-__all__ = ["RunContext", "evaluate_run", "train_run", "worker_command"]
+__all__ = ["RunContext", "evaluate_run", "metrics_record", "reference_subset", "train_run", "worker_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +122,12 @@ def train_run(context: RunContext, run: RunKey, *, resume: bool, initial_lr: flo
     return json.loads(result.read_text(encoding="utf-8"))
 
 
-def _reference_subset(references: Path, predictions: Path, target: Path) -> Path:
-    """A folder linking the references of the cases predicted in ``predictions`` (a fold's validation cases)."""
+def reference_subset(references: Path, predictions: Path, target: Path) -> Path:
+    """A folder linking the references of the cases predicted in ``predictions`` (a fold's validation cases).
+
+    Raises:
+        ValueError: a predicted case has no reference.
+    """
     from train.evaluation.evaluate import list_label_maps
 
     predicted = list_label_maps(predictions)
@@ -149,14 +153,20 @@ def evaluate_run(context: RunContext, run: RunKey, fold_folder: Path) -> dict[st
     Raises:
         ValueError: the fold has no validation predictions, or a reference is missing.
     """
-    from train.evaluation import evaluate_folders, write_reports
-
     predictions = fold_folder / "validation"
     if not predictions.is_dir():
         raise ValueError(f"expected nnU-Net's validation predictions in {predictions}; the training wrote none")
     out = context.run_folder("eval", run)
-    references = _reference_subset(context.preprocessed / "gt_segmentations", predictions, out / "reference")
-    result = evaluate_folders(predictions, references, label_set=context.dataset_key)  # type: ignore[arg-type]
+    references = reference_subset(context.preprocessed / "gt_segmentations", predictions, out / "reference")
+    return metrics_record(predictions, references, out, context.dataset_key)
+
+
+def metrics_record(predictions: Path, references: Path, out: Path, label_set: str) -> dict[str, Any]:
+    """Evaluate ``predictions`` against ``references`` (:func:`train.evaluation.evaluate_folders`), write the
+    reports into ``out`` and return the state record: means, class means, case count, report and classes."""
+    from train.evaluation import evaluate_folders, write_reports
+
+    result = evaluate_folders(predictions, references, label_set=label_set)  # type: ignore[arg-type]
     written = write_reports(result, out, plot=False)
     return {
         "dice": _finite(result.mean("dice")),

@@ -8,7 +8,10 @@ Order of work (each step is an existing ``gasa-train`` stage, called through its
 2. every run of the plan (network x fold x seed, :mod:`train.reproduce.plan`) not yet ``done`` in the
    state file: training in a worker process (:func:`train.reproduce.execute.train_run`), then Dice / NSD of
    the fold's validation predictions (:func:`train.reproduce.execute.evaluate_run`), recorded at once;
-3. the table over every data set of ``--out`` and the per-organ plots (:mod:`train.reproduce.table_writer`).
+3. with a held-out test set (the paper's protocol): a bundle per row and seed (:mod:`train.reproduce.bundles`)
+   that predicts it as the ensemble of its folds (:mod:`train.reproduce.testset`); the table then holds the
+   test-set scores, else the cross-validation ones;
+4. the table over every data set of ``--out`` and the per-organ plots (:mod:`train.reproduce.table_writer`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class ReproduceRequest:
         epochs, iterations: override the schedule's epochs / iterations per epoch.
         resume: skip the runs the state file records as done; resume started ones.
         export: export a model bundle per row and seed once its folds are done (:mod:`train.reproduce.bundles`).
+        test_images, test_labels: a held-out test set (images ``case_0000.nii.gz``, labels ``case.nii.gz``);
+            default: ``imagesTs`` and ``labelsTs`` of the raw data set when both exist, else none.
         plans_name: the base plans.
         num_processes: planning / pre-processing processes.
     """
@@ -70,6 +75,8 @@ class ReproduceRequest:
     iterations: int | None = None
     resume: bool = False
     export: bool = False
+    test_images: Path | None = None
+    test_labels: Path | None = None
     plans_name: str = "nnUNetPlans"
     num_processes: int = 2
 
@@ -80,6 +87,10 @@ class ReproduceRequest:
             raise ValueError(f"device must be 'cuda' or 'cpu', got {self.device!r}")
         if self.nproc_per_node < 1:
             raise ValueError(f"nproc_per_node must be >= 1, got {self.nproc_per_node}")
+        if (self.test_images is None) != (self.test_labels is None):
+            raise ValueError(
+                f"test images and test labels go together, got images {self.test_images} and labels {self.test_labels}"
+            )
 
 
 @dataclass
@@ -126,6 +137,19 @@ def ensure_plans(
     return dict(written)
 
 
+def _test_set(request: ReproduceRequest, raw: Path, dataset: str) -> tuple[Path, Path] | None:
+    """The test set's image and label folders (resolved), or ``None`` for the cross-validation protocol."""
+    if request.test_images is not None and request.test_labels is not None:
+        images, labels = Path(request.test_images).resolve(), Path(request.test_labels).resolve()
+        for folder in (images, labels):
+            if not folder.is_dir():
+                raise ValueError(f"test set folder {folder} must be a directory of images / label maps")
+        return images, labels
+    if raw != Path() and (raw / dataset / "imagesTs").is_dir() and (raw / dataset / "labelsTs").is_dir():
+        return (raw / dataset / "imagesTs").resolve(), (raw / dataset / "labelsTs").resolve()
+    return None
+
+
 def _run_plan(request: ReproduceRequest, table: TableSpec) -> RunPlan:
     import torch
 
@@ -167,12 +191,15 @@ def reproduce(request: ReproduceRequest) -> ReproductionResult:
     for network, reason in plan.skipped.items():
         logger.warning("table %d, %s: skipping %s: %s", table.number, request.dataset_key, network, reason)
     folder = Path(request.out) / request.dataset_key
+    test_set = _test_set(request, paths.raw, dataset)
     config = {
         "table": table.number,
         "dataset_key": request.dataset_key,
         "dataset": dataset,
         "schedule": {k: int(v) for k, v in asdict(schedule).items()},
         "plans_name": request.plans_name,
+        "protocol": "test-set" if test_set else "cross-validation",
+        "test_set": [str(p) for p in test_set] if test_set else None,
     }
     state = ReproductionState.open(folder / STATE_NAME, config, resume=request.resume)
     state.skipped = dict(plan.skipped)
@@ -204,10 +231,15 @@ def reproduce(request: ReproduceRequest) -> ReproductionResult:
         state.mark_done(run.name, {**trained, **metrics})
         result.trained.append(run.name)
         logger.info("%s: Dice %s, NSD %s", run.name, _percent(metrics["dice"]), _percent(metrics["nsd"]))
-    if request.export:
+    if request.export or test_set:
         from train.reproduce.bundles import export_bundles
 
         result.bundles = export_bundles(state, plan, folder, table_number=table.number)
+    if test_set:
+        from train.reproduce.testset import evaluate_test_set
+
+        images, labels = test_set
+        evaluate_test_set(state, folder, images, labels, device=request.device, label_set=request.dataset_key)
     result.written = write_tables(table, Path(request.out))
     return result
 

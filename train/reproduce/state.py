@@ -1,10 +1,11 @@
 """The state file of a reproduction: what was asked for and which runs finished, with their metrics.
 
 ``<out>/<dataset>/state.json`` (versioned JSON, written atomically after every change) holds the
-configuration the runs share (table, data set, schedule, plans) and one entry per run: ``started`` while it
-trains (a killed run stays so and is resumed from its last nnU-Net checkpoint), ``done`` with its evaluation
-(mean and per class Dice / NSD) once finished. ``--continue`` skips the ``done`` runs; a configuration that
-differs from the recorded one (another schedule or data set) is refused, so one table never mixes them.
+configuration the runs share (table, data set, schedule, plans, evaluation protocol) and one entry per run:
+``started`` while it trains (a killed run stays so and is resumed from its last nnU-Net checkpoint), ``done``
+with its evaluation (mean and per class Dice / NSD) once finished; then the exported bundles and their test-set
+metrics. ``--continue`` skips the ``done`` runs; a configuration that differs from the recorded one (another
+schedule, data set or test set) is refused, so one table never mixes them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class ReproductionState:
         runs: run name (``RunKey.name``) -> its record (``status``, ``network``, ``fold``, ``seed``, metrics).
         skipped: network -> why its row was not run in the last call.
         classes: the evaluation classes (name, NSD tolerance) of the finished runs.
-        bundles: ``network/seed_S`` -> the model bundle exported from its folds (``--export``).
+        bundles: ``network/seed_S`` -> the model bundle exported from its folds (``--export``, or a test set).
+        tests: ``network/seed_S`` -> the metrics of its bundle on the held-out test set (:mod:`.testset`).
     """
 
     path: Path
@@ -45,6 +47,7 @@ class ReproductionState:
     skipped: dict[str, str] = field(default_factory=dict)
     classes: list[dict[str, Any]] = field(default_factory=list)
     bundles: dict[str, str] = field(default_factory=dict)
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, path: Path, config: dict[str, Any], *, resume: bool) -> ReproductionState:
@@ -90,6 +93,7 @@ class ReproductionState:
             data.get("skipped", {}),
             data.get("classes", []),
             data.get("bundles", {}),
+            data.get("tests", {}),
         )
 
     def is_done(self, name: str) -> bool:
@@ -123,6 +127,7 @@ class ReproductionState:
             "skipped": self.skipped,
             "classes": self.classes,
             "bundles": self.bundles,
+            "tests": self.tests,
         }
 
     def save(self) -> None:

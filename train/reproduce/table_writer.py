@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -88,23 +89,41 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(finite) / len(finite) if finite else None
 
 
+def _is_test_set(state: ReproductionState) -> bool:
+    return state.config.get("protocol") == "test-set"
+
+
 def aggregate(state: ReproductionState) -> dict[str, CellValues]:
-    """Per network of a state: its means over finished runs (skipped rows carry their reason)."""
+    """Per network of a state: its means over finished runs (skipped rows carry their reason).
+
+    With the test-set protocol a run is a seed: the test-set score of its fold ensemble (``state.tests``);
+    otherwise a run is a fold and seed: its cross-validation score (the fold's validation cases).
+    """
+    runs = list(state.runs.values())
+    if _is_test_set(state):
+        records = list(state.tests.values())
+        recorded = Counter(network for network, _ in {(r["network"], r["seed"]) for r in runs})
+    else:
+        records = [r for r in runs if r.get("status") == "done"]
+        recorded = Counter(r["network"] for r in runs)
     by_network: dict[str, list[dict[str, Any]]] = {}
-    recorded: dict[str, int] = {}
-    for run in state.runs.values():
-        recorded[run["network"]] = recorded.get(run["network"], 0) + 1
-        if run.get("status") == "done":
-            by_network.setdefault(run["network"], []).append(run)
+    for record in records:
+        by_network.setdefault(record["network"], []).append(record)
     cells: dict[str, CellValues] = {network: CellValues(skipped=reason) for network, reason in state.skipped.items()}
-    for network, runs in by_network.items():
-        means = {metric: _mean([r.get(metric) for r in runs]) for metric, _ in METRICS}
-        names = [c["name"] for c in state.classes] or sorted({n for r in runs for n in r["class_means"]["dice"]})
-        class_means = {
-            metric: {name: _mean([r["class_means"][metric].get(name) for r in runs]) for name in names}
-            for metric, _ in METRICS
-        }
-        cells[network] = CellValues(means, class_means, len(runs), recorded[network], state.skipped.get(network))
+    names = [c["name"] for c in state.classes]
+    for network in {**recorded, **by_network}:
+        done = by_network.get(network, [])
+        means = {metric: _mean([r.get(metric) for r in done]) for metric, _ in METRICS}
+        class_means = (
+            {
+                metric: {name: _mean([r["class_means"][metric].get(name) for r in done]) for name in names}
+                for metric, _ in METRICS
+            }
+            if done
+            else {}
+        )
+        count = max(recorded.get(network, 0), len(done))
+        cells[network] = CellValues(means, class_means, len(done), count, state.skipped.get(network))
     return cells
 
 
@@ -138,12 +157,15 @@ def _cell_text(table: TableSpec, network: str, metric: str, cells: Mapping[str, 
     return f"{text}{partial} {difference}".rstrip()
 
 
-def markdown_table(table: TableSpec, cells: Mapping[str, Mapping[str, CellValues]]) -> str:
+def markdown_table(
+    table: TableSpec, cells: Mapping[str, Mapping[str, CellValues]], protocols: Mapping[str, str] | None = None
+) -> str:
     """The reproduced table (rows: methods; per data set Dice and NSD columns), the paper's below it, and notes.
 
     Args:
         table: the table.
         cells: data set key -> network -> values (:func:`aggregate`).
+        protocols: data set key -> ``cross-validation`` (the default) or ``test-set``, for the notes.
     """
     keys = list(cells)
     networks = _rows(table, cells)
@@ -160,15 +182,20 @@ def markdown_table(table: TableSpec, cells: Mapping[str, Mapping[str, CellValues
         paper = [method.paper.get(k) for k in keys]
         values = [DASH if p is None else f"{p[i]:.2f}" for p in paper for i in range(len(METRICS))]
         lines.append(f"| {method.title} ({network}) | " + " | ".join(values) + " |")
-    lines += ["", *_notes(table, cells)]
+    lines += ["", *_notes(table, cells, protocols or {})]
     return "\n".join(lines) + "\n"
 
 
-def _notes(table: TableSpec, cells: Mapping[str, Mapping[str, CellValues]]) -> list[str]:
+_PROTOCOLS = {
+    "cross-validation": "cross-validation, a run is a fold and seed scored on the fold's validation cases",
+    "test-set": "held-out test set, a run is a seed whose fold ensemble (mirroring TTA) predicts it",
+}
+
+
+def _notes(table: TableSpec, cells: Mapping[str, Mapping[str, CellValues]], protocols: Mapping[str, str]) -> list[str]:
     notes = [
-        "Values: percent, mean over the finished runs (folds x seeds) of each run's mean over classes; Dice and "
-        "NSD (Nikolov et al.'s surface Dice, train.evaluation) of each fold's validation cases. Brackets: "
-        "difference to the row's baseline, between the shown values."
+        "Values: percent, mean over the finished runs of each run's mean over classes: Dice and NSD (Nikolov et "
+        "al.'s surface Dice, train.evaluation). Brackets: difference to the row's baseline, between the shown values."
     ]
     for key, by_net in cells.items():
         state_notes = []
@@ -180,7 +207,8 @@ def _notes(table: TableSpec, cells: Mapping[str, Mapping[str, CellValues]]) -> l
                 state_notes.append(f"{network}*: {cell.runs} of {cell.recorded} recorded runs finished")
             else:
                 state_notes.append(f"{network}: {cell.runs} run(s)")
-        notes.append(f"{DATASETS[key].title}: " + "; ".join(state_notes) + ".")
+        protocol = _PROTOCOLS[protocols.get(key, "cross-validation")]
+        notes.append(f"{DATASETS[key].title} ({protocol}): " + "; ".join(state_notes) + ".")
     not_run = [n for n in table.networks if not any(n in by_net for by_net in cells.values())]
     if not_run:
         notes.append(f"Not run: {', '.join(not_run)}.")
@@ -244,14 +272,16 @@ def write_tables(table: TableSpec, out: Path) -> dict[str, Path]:
     """
     from train.reproduce.plots import write_per_organ_plot
 
-    cells = {key: aggregate(state) for key, state in read_states(out, table).items()}
+    states = read_states(out, table)
+    cells = {key: aggregate(state) for key, state in states.items()}
+    protocols = {key: str(state.config.get("protocol", "cross-validation")) for key, state in states.items()}
     if not cells:
         raise ValueError(
             f"expected a reproduction of table {table.number} in {out} (<dataset>/{STATE_NAME}), found none"
         )
     stem = Path(out) / f"table{table.number}"
     written = {
-        "markdown": _write_text(stem.with_suffix(".md"), markdown_table(table, cells)),
+        "markdown": _write_text(stem.with_suffix(".md"), markdown_table(table, cells, protocols)),
         "csv": _write_text(stem.with_suffix(".csv"), _csv_text(table, cells)),
         "json": _write_text(stem.with_suffix(".json"), json.dumps(table_json(table, cells), indent=2) + "\n"),
     }
