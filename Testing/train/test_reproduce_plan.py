@@ -156,3 +156,25 @@ def test_command_line_and_worker_commands() -> None:
     single = RunContext("Dataset017_BTCV", "btcv", Path("out/btcv"), Path("pre"), schedule, "cpu")
     assert worker_command(single, args)[:3] == [sys.executable, "-m", "train.reproduce.worker"]
     assert single.results_root(1) == Path("out/btcv/seed_1")
+
+
+def test_test_images_are_listed_by_case_and_requests_checked(tmp_path: Path) -> None:
+    from train.reproduce.runner import ReproduceRequest
+    from train.reproduce.testset import list_test_images
+
+    images = tmp_path / "imagesTs"
+    images.mkdir()
+    for name in ("case_a_0000.nii.gz", "case_b.nii.gz", "notes.txt"):
+        (images / name).write_bytes(b"")
+    assert list_test_images(images) == {"case_a": images / "case_a_0000.nii.gz", "case_b": images / "case_b.nii.gz"}
+    (images / "case_a_0001.nii.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"must have one channel \(_0000\), got case_a_0001.nii.gz"):
+        list_test_images(images)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=r"expected test images in .*empty, found none"):
+        list_test_images(empty)
+    with pytest.raises(ValueError, match=r"test images and test labels go together, got images .* and labels None"):
+        ReproduceRequest(table=2, dataset_key="btcv", out=tmp_path, test_images=images)
+    with pytest.raises(ValueError, match=r"dataset must be one of \['amos', 'btcv', 'kits23'\], got 'lits'"):
+        ReproduceRequest(table=2, dataset_key="lits", out=tmp_path)

@@ -154,8 +154,11 @@ def _run_plan(request: ReproduceRequest, table: TableSpec) -> RunPlan:
     import torch
 
     from train.planning import TRAIN_VARIANTS
+    from train.training import parse_fold
 
     folds = request.folds or (("all",) if request.tiny else PAPER_FOLDS)
+    for fold in folds:
+        parse_fold(fold)  # raises for anything but 0, 1, ... or all
     return build_run_plan(
         table,
         request.dataset_key,

@@ -13,6 +13,7 @@ continues where it stopped.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,10 @@ def list_test_images(folder: Path) -> dict[str, Path]:
 
     found = {}
     for name, path in list_label_maps(folder).items():
-        if name[-5:-1] == _CHANNEL[:-1] and name[-5:] != _CHANNEL:
+        channel = re.search(r"_\d{4}$", name)
+        if channel is not None and channel.group() != _CHANNEL:
             raise ValueError(f"test images must have one channel ({_CHANNEL}), got {path.name} in {folder}")
-        found[name[: -len(_CHANNEL)] if name.endswith(_CHANNEL) else name] = path
+        found[name[: -len(_CHANNEL)] if channel is not None else name] = path
     if not found:
         raise ValueError(f"expected test images in {folder}, found none")
     return found

@@ -2,9 +2,11 @@
 
 The runner starts it (plainly, or under ``torchrun`` for several GPUs) with ``nnUNet_results`` pointing at
 the seed's results folder, so runs of different seeds never share a fold folder. It seeds Python, NumPy and
-torch, then calls :func:`train.training.run_gasa_training` (nnU-Net's training, its final validation of the
-fold's cases, ``gasa_training.json``) and, on rank 0, writes where the fold went to ``--result``. nnU-Net's
-augmentation worker processes draw their own seeds, as in nnU-Net, so runs are repeatable only up to them.
+torch (rank ``r`` of a torchrun cohort with ``seed + r * RANK_SEED_STRIDE``, so that ranks draw different
+patches; DDP gives every rank rank 0's initial weights), then calls
+:func:`train.training.run_gasa_training` (nnU-Net's training, its final validation of the fold's cases,
+``gasa_training.json``) and, on rank 0, writes where the fold went to ``--result``. nnU-Net's augmentation
+worker processes draw their own seeds, as in nnU-Net, so runs are repeatable only up to them.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main", "seed_everything", "worker_arguments"]
+__all__ = ["RANK_SEED_STRIDE", "main", "seed_everything", "worker_arguments"]
 
 logger = logging.getLogger(__name__)
+
+#: Seed offset between the ranks of one run.
+RANK_SEED_STRIDE = 1_000_003
 
 
 def seed_everything(seed: int) -> None:
@@ -40,7 +46,7 @@ def worker_arguments(
     fold: str,
     seed: int,
     device: str,
-    schedule: object,
+    schedule: Any,
     plans_name: str,
     result: Path,
     resume: bool,
@@ -54,10 +60,10 @@ def worker_arguments(
         "--seed", str(seed),
         "--device", device,
         "--plans-name", plans_name,
-        "--epochs", str(schedule.epochs),  # type: ignore[attr-defined]
-        "--iterations", str(schedule.iterations_per_epoch),  # type: ignore[attr-defined]
-        "--val-iterations", str(schedule.val_iterations_per_epoch),  # type: ignore[attr-defined]
-        "--save-every", str(schedule.save_every),  # type: ignore[attr-defined]
+        "--epochs", str(schedule.epochs),
+        "--iterations", str(schedule.iterations_per_epoch),
+        "--val-iterations", str(schedule.val_iterations_per_epoch),
+        "--save-every", str(schedule.save_every),
         "--result", str(result),
     ]  # fmt: skip
     if initial_lr is not None:
@@ -94,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_nnunet_paths(require=("nnUNet_preprocessed", "nnUNet_results"))
     from train.training import Schedule, TrainingRecipe, run_gasa_training
 
-    seed_everything(args.seed)
+    seed_everything(args.seed + int(os.environ.get("RANK", "0")) * RANK_SEED_STRIDE)
     schedule = Schedule(args.epochs, args.iterations, args.val_iterations, args.save_every)
     run = run_gasa_training(
         args.dataset,
