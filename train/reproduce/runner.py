@@ -221,6 +221,23 @@ def reproduce(request: ReproduceRequest) -> ReproductionResult:
         env={"nnUNet_n_proc_DA": "0"} if request.tiny else None,
     )
     result = ReproductionResult(state)
+    _run_all(table, plan, context, result)
+    if request.export or test_set:
+        from train.reproduce.bundles import export_bundles
+
+        result.bundles = export_bundles(state, plan, folder, table_number=table.number)
+    if test_set:
+        from train.reproduce.testset import evaluate_test_set
+
+        images, labels = test_set
+        evaluate_test_set(state, folder, images, labels, device=request.device, label_set=request.dataset_key)
+    result.written = write_tables(table, Path(request.out))
+    return result
+
+
+def _run_all(table: TableSpec, plan: RunPlan, context: RunContext, result: ReproductionResult) -> None:
+    """Train and evaluate every run of ``plan`` not done yet, recording each in the state as it starts and ends."""
+    state = result.state
     for run in plan.runs:
         if state.is_done(run.name):
             result.skipped_done.append(run.name)
@@ -234,17 +251,6 @@ def reproduce(request: ReproduceRequest) -> ReproductionResult:
         state.mark_done(run.name, {**trained, **metrics})
         result.trained.append(run.name)
         logger.info("%s: Dice %s, NSD %s", run.name, _percent(metrics["dice"]), _percent(metrics["nsd"]))
-    if request.export or test_set:
-        from train.reproduce.bundles import export_bundles
-
-        result.bundles = export_bundles(state, plan, folder, table_number=table.number)
-    if test_set:
-        from train.reproduce.testset import evaluate_test_set
-
-        images, labels = test_set
-        evaluate_test_set(state, folder, images, labels, device=request.device, label_set=request.dataset_key)
-    result.written = write_tables(table, Path(request.out))
-    return result
 
 
 def _percent(value: float | None) -> str:
