@@ -13,7 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from GASACore.network.block_options import BlockOptions, GASABlockOptions, PositionalEmbedding
+from GASACore.network.block_options import (
+    ATBlockOptions,
+    BlockOptions,
+    CBAMBlockOptions,
+    GASABlockOptions,
+    MATBlockOptions,
+    PositionalEmbedding,
+)
 from GASACore.network.nnunet_plans import (
     NNUNetArchitecture,
     architecture_from_nnunet,
@@ -21,8 +28,16 @@ from GASACore.network.nnunet_plans import (
     nnunet_architecture,
     plan_from_arch_kwargs,
 )
-from GASACore.network.plans import PAPER_BTCV, UNetPlan, bottleneck_size
-from GASACore.network.registry import NETWORKS, NetworkSpec, block_networks, network_for_class_name, network_spec
+from GASACore.network.plans import NAMED_PLANS, PAPER_BTCV, UNetPlan, bottleneck_size
+from GASACore.network.registry import (
+    NETWORKS,
+    NetworkSpec,
+    block_networks,
+    network_for_class_name,
+    network_spec,
+    variant_networks,
+)
+from GASACore.network.topology import FixedTopology, Topology
 
 if TYPE_CHECKING:  # torch modules, for type checkers (at run time they are imported on first use)
     from GASACore.network.axial_attention import AxialSelfAttention3d
@@ -62,15 +77,19 @@ _LAZY = {
 
 __all__ = [
     "GASAUNETR",
+    "NAMED_PLANS",
     "NETWORKS",
     "PAPER_BTCV",
     "UNETR",
+    "ATBlockOptions",
     "ATPlainConvUNet",
     "AxialSelfAttention3d",
     "BlockOptions",
     "CBAM3d",
+    "CBAMBlockOptions",
     "CBAMPlainConvUNet",
     "Complexity",
+    "FixedTopology",
     "FixedPatchPlainConvUNet",
     "FixedPatchResidualEncoderUNet",
     "GASABlock",
@@ -80,6 +99,7 @@ __all__ = [
     "GASAPlainConvUNetV1",
     "GASAResidualEncoderUNet",
     "GASAVNet",
+    "MATBlockOptions",
     "MATPlainConvUNet",
     "MedicalAxialBlock3d",
     "NNMamba",
@@ -87,6 +107,7 @@ __all__ = [
     "NetworkSpec",
     "PlainConvUNetV1",
     "PositionalEmbedding",
+    "Topology",
     "UNetPlan",
     "VNet",
     "architecture_from_nnunet",
@@ -101,6 +122,7 @@ __all__ = [
     "nnunet_architecture",
     "plan_from_arch_kwargs",
     "resolve_operations",
+    "variant_networks",
 ]
 
 

@@ -7,7 +7,8 @@ channels and widens the first transposed convolution). State-dict keys are nnU-N
 ``mat.*``.
 
 Constructor: dynamic-network-architectures' ``PlainConvUNet`` keyword arguments, ``patch_size``, and the block's
-options with its prefix, so one registry entry or an nnU-Net plans file (``network_class_name``) builds them.
+options with its prefix (``CBAMBlockOptions`` / ``ATBlockOptions`` / ``MATBlockOptions`` keywords), so one registry
+entry (``nnunet-cbam``, ``nnunet-at``, ``nnunet-mat``) or an nnU-Net plans file (``network_class_name``) builds them.
 
 Parameters at the paper's BTCV plan, added to nnU-Net (v2: 30,758,214; v1, the network Table 4 counted:
 30,978,528 = 29.54 Mi), against Table 4 (units of 2^20):
@@ -36,6 +37,7 @@ from typing import Any
 import torch
 
 from GASACore.network.axial_attention import AxialSelfAttention3d
+from GASACore.network.block_options import ATBlockOptions, CBAMBlockOptions, MATBlockOptions
 from GASACore.network.cbam import CBAM3d
 from GASACore.network.medical_axial import MedicalAxialBlock3d
 from GASACore.network.plans import bottleneck_size
@@ -45,12 +47,15 @@ __all__ = ["ATPlainConvUNet", "CBAMPlainConvUNet", "MATPlainConvUNet"]
 
 
 class CBAMPlainConvUNet(FixedPatchPlainConvUNet):
-    """nnU-Net + CBAM at the bottleneck (``cbam_reduction`` 8, ``cbam_spatial_kernel`` 7)."""
+    """nnU-Net + CBAM at the bottleneck (``cbam_reduction`` 8, ``cbam_spatial_kernel`` 7: ``CBAMBlockOptions``)."""
 
-    def __init__(self, *args: Any, cbam_reduction: int = 8, cbam_spatial_kernel: int = 7, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        options = CBAMBlockOptions.pop_network_kwargs(kwargs)
         super().__init__(*args, **kwargs)
         self.cbam = CBAM3d(
-            channels=self.encoder.output_channels[-1], reduction=cbam_reduction, spatial_kernel=cbam_spatial_kernel
+            channels=self.encoder.output_channels[-1],
+            reduction=options.reduction,
+            spatial_kernel=options.spatial_kernel,
         )
 
     def _bottleneck(self, features: torch.Tensor) -> torch.Tensor:
@@ -60,10 +65,11 @@ class CBAMPlainConvUNet(FixedPatchPlainConvUNet):
 class ATPlainConvUNet(FixedPatchPlainConvUNet):
     """nnU-Net + axial self-attention along X, Y, Z at the bottleneck (``at_heads`` 8, ``at_projections`` False)."""
 
-    def __init__(self, *args: Any, at_heads: int = 8, at_projections: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        options = ATBlockOptions.pop_network_kwargs(kwargs)
         super().__init__(*args, **kwargs)
         self.at = AxialSelfAttention3d(
-            channels=self.encoder.output_channels[-1], heads=at_heads, projections=at_projections
+            channels=self.encoder.output_channels[-1], heads=options.heads, projections=options.projections
         )
 
     def _bottleneck(self, features: torch.Tensor) -> torch.Tensor:
@@ -77,12 +83,13 @@ class MATPlainConvUNet(FixedPatchPlainConvUNet):
         ValueError: The plan's bottleneck is not cubic (MAT cannot take asymmetric features).
     """
 
-    def __init__(self, *args: Any, mat_heads: int = 1, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        options = MATBlockOptions.pop_network_kwargs(kwargs)
         super().__init__(*args, **kwargs)
         self.mat = MedicalAxialBlock3d(
             channels=self.encoder.output_channels[-1],
             spatial_size=bottleneck_size(self.patch_size, self.encoder.strides),
-            heads=mat_heads,
+            heads=options.heads,
         )
 
     def _bottleneck(self, features: torch.Tensor) -> torch.Tensor:

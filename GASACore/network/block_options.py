@@ -1,4 +1,4 @@
-"""Options of the blocks a network adds to its U-Net (the GASA block today), as plain, torch-free data.
+"""Options of the blocks a network adds to its backbone (GASA, and the CBAM / AT / MAT baselines), as plain data.
 
 A block's options are a frozen dataclass whose fields name the network's keyword arguments in their
 metadata (``gasa_dim`` ...). The same object is written into bundles (``to_json``: field names), into
@@ -25,7 +25,14 @@ from typing import Any, TypeVar
 
 from GASACore.enums import StrEnum
 
-__all__ = ["BlockOptions", "GASABlockOptions", "PositionalEmbedding"]
+__all__ = [
+    "ATBlockOptions",
+    "BlockOptions",
+    "CBAMBlockOptions",
+    "GASABlockOptions",
+    "MATBlockOptions",
+    "PositionalEmbedding",
+]
 
 _T = TypeVar("_T", bound="BlockOptions")
 
@@ -98,10 +105,16 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def _integer(name: str, value: Any) -> int:
+def _integer(block: str, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value or value < 1:
-        raise ValueError(f"GASA {name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{block} {name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _boolean(block: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
+        raise ValueError(f"{block} {name} must be true or false, got {value!r}")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,7 @@ class GASABlockOptions(BlockOptions):
     dropout: float = field(default=0.5, metadata={"kwarg": "gasa_dropout"})
 
     def __post_init__(self) -> None:
-        dim, heads = _integer("dim", self.dim), _integer("heads", self.heads)
+        dim, heads = _integer("GASA", "dim", self.dim), _integer("GASA", "heads", self.heads)
         if dim % heads:
             raise ValueError(f"GASA dim must be a positive multiple of heads (dim % heads == 0), got {dim=}, {heads=}")
         try:
@@ -137,11 +150,70 @@ class GASABlockOptions(BlockOptions):
             raise ValueError(
                 f"GASA positional_embedding must be one of {choices}, got {self.positional_embedding!r}"
             ) from None
-        if not isinstance(self.qkv_norm, (bool, numbers.Integral)) or self.qkv_norm not in (0, 1):
-            raise ValueError(f"GASA qkv_norm must be true or false, got {self.qkv_norm!r}")
+        qkv_norm = _boolean("GASA", "qkv_norm", self.qkv_norm)
         dropout = self.dropout
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"GASA dropout must be a probability in [0, 1), got {dropout!r}")
-        values = {"dim": dim, "heads": heads, "positional_embedding": mode, "qkv_norm": bool(self.qkv_norm)}
+        values = {"dim": dim, "heads": heads, "positional_embedding": mode, "qkv_norm": qkv_norm}
         for name, value in {**values, "dropout": float(dropout)}.items():
             object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True)
+class CBAMBlockOptions(BlockOptions):
+    """Options of the CBAM baseline (:class:`~GASACore.network.cbam.CBAM3d`).
+
+    Attributes:
+        reduction: channel-MLP reduction ratio ``r`` (``cbam_reduction``); 8, which matches Table 4's count.
+        spatial_kernel: odd side of the spatial-attention convolution (``cbam_spatial_kernel``); 7, as CBAM.
+
+    Raises:
+        ValueError: a non-positive or non-integer value, or an even kernel.
+    """
+
+    reduction: int = field(default=8, metadata={"kwarg": "cbam_reduction"})
+    spatial_kernel: int = field(default=7, metadata={"kwarg": "cbam_spatial_kernel"})
+
+    def __post_init__(self) -> None:
+        kernel = _integer("CBAM", "spatial_kernel", self.spatial_kernel)
+        if kernel % 2 == 0:
+            raise ValueError(f"CBAM spatial_kernel must be a positive odd size, got {kernel}")
+        object.__setattr__(self, "reduction", _integer("CBAM", "reduction", self.reduction))
+        object.__setattr__(self, "spatial_kernel", kernel)
+
+
+@dataclass(frozen=True)
+class ATBlockOptions(BlockOptions):
+    """Options of the axial-attention baseline (:class:`~GASACore.network.axial_attention.AxialSelfAttention3d`).
+
+    Attributes:
+        heads: attention heads, dividing the bottleneck channels (``at_heads``); 8.
+        projections: learned Q/K/V and output maps per axis (``at_projections``); off, which matches Table 4.
+
+    Raises:
+        ValueError: a non-positive or non-integer ``heads``, a non-boolean ``projections``.
+    """
+
+    heads: int = field(default=8, metadata={"kwarg": "at_heads"})
+    projections: bool = field(default=False, metadata={"kwarg": "at_projections"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", _integer("AT", "heads", self.heads))
+        object.__setattr__(self, "projections", _boolean("AT", "projections", self.projections))
+
+
+@dataclass(frozen=True)
+class MATBlockOptions(BlockOptions):
+    """Options of the medical axial transformer baseline (:class:`~GASACore.network.medical_axial.MedicalAxialBlock3d`).
+
+    Attributes:
+        heads: heads of each gated axial attention (``mat_heads``); 1, which matches Table 4.
+
+    Raises:
+        ValueError: a non-positive or non-integer ``heads``.
+    """
+
+    heads: int = field(default=1, metadata={"kwarg": "mat_heads"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", _integer("MAT", "heads", self.heads))

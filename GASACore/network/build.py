@@ -41,9 +41,14 @@ def build_network(
 ) -> nn.Module:
     """Build a registered network for ``plan``.
 
+    The class gets what its topology takes (``NetworkSpec.topology``): nnU-Net U-Nets the plan's stages as
+    dynamic-network-architectures' keywords, the backbones with a fixed topology (V-Net, UNETR, nnMamba) only
+    ``patch_size``; both the block's keywords.
+
     Args:
         name: a key of ``GASACore.network.NETWORKS``.
-        plan: the topology; the network only accepts inputs of ``plan.patch_size``.
+        plan: the topology (for fixed-topology backbones: theirs, ``Topology.plan_for``); the network only
+            accepts inputs of ``plan.patch_size``.
         num_input_channels: image channels (1 for CT).
         num_classes: output classes including background.
         deep_supervision: return logits of every decoder stage (training) instead of one tensor.
@@ -56,7 +61,10 @@ def build_network(
 
     Raises:
         ValueError: unknown name or option, options for a network without a block, non-positive channel
-            counts, a plan whose bottleneck is under one voxel, or invalid block options.
+            counts, a plan whose bottleneck is under one voxel (or not the backbone's own), invalid block options
+            or (MAT) a bottleneck that is not cubic.
+        ImportError: V-Net / UNETR without MONAI (a ``gasa-train`` dependency).
+        RuntimeError: nnMamba without CUDA and mamba_ssm.
     """
     spec = network_spec(name)
     if num_input_channels < 1 or num_classes < 2:
@@ -68,8 +76,11 @@ def build_network(
         base = block_options.to_json() if isinstance(block_options, BlockOptions) else dict(block_options or {})
         block_options = {**base, **options}
     parsed = spec.parse_block_options(block_options)
-    plan.bottleneck_size  # noqa: B018 - validates the plan before building anything
-    kwargs = resolve_operations(network_arch_kwargs(name, plan, parsed))
+    spec.topology.check_plan(plan, name)  # before building anything
+    if spec.topology.follows_plan:
+        kwargs = resolve_operations(network_arch_kwargs(name, plan, parsed))
+    else:
+        kwargs = parsed.to_network_kwargs() if parsed is not None else {}
     network_class = spec.network_class()
     network = network_class(
         input_channels=num_input_channels,

@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from GASACore.network.backbones import Backbone, SkipDecoder, WithGASA
+from GASACore.network.topology import Topology
 
 __all__ = ["GASAUNETR", "UNETR", "GASAVNet", "VNet"]
-
-_STRIDES_16 = ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2))
 
 
 def _monai_nets() -> ModuleType:
@@ -64,7 +63,7 @@ class _VNetEncoder(nn.Module):
 class VNet(Backbone):
     """MONAI's V-Net with a fixed input size (see the module docstring)."""
 
-    encoder_strides = _STRIDES_16
+    encoder_strides = Topology.MONAI_VNET.fixed.strides
 
     def _build(self, input_channels: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
         if 16 % input_channels:
@@ -108,7 +107,7 @@ class UNETR(Backbone):
     ``unetr_num_heads`` (12).
     """
 
-    encoder_strides = _STRIDES_16
+    encoder_strides = Topology.MONAI_UNETR.fixed.strides
 
     def __init__(
         self,

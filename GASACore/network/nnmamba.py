@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from GASACore.network.backbones import Backbone, SkipDecoder, WithGASA
+from GASACore.network.topology import Topology
 
 __all__ = ["GASANNMamba", "NNMamba", "mamba_mixer"]
 
@@ -168,7 +169,7 @@ class NNMamba(Backbone):
         RuntimeError: No CUDA device or no mamba_ssm, with the default mixer.
     """
 
-    encoder_strides = ((2, 2, 2),) * 4
+    encoder_strides = Topology.NNMAMBA.fixed.strides
 
     def __init__(self, *, nnmamba_channels: int = 32, mixer: Mixer | None = None, **kwargs: Any) -> None:
         if nnmamba_channels < 16:

@@ -58,13 +58,18 @@ def network_arch_kwargs(name: str, plan: UNetPlan, block_options: BlockOptions |
 
     Plain JSON: operations are dotted paths. The residual-encoder networks get ``n_blocks_per_stage`` and
     ``plan.n_conv_per_stage_decoder_resenc``; the plain ones ``n_conv_per_stage`` and
-    ``plan.n_conv_per_stage_decoder``. Block networks add their block's keywords (``gasa_dim`` ...).
+    ``plan.n_conv_per_stage_decoder``. Block networks add their block's keywords (``gasa_dim`` ...). Networks of
+    a fixed topology (V-Net, UNETR, nnMamba) get the plain U-Net keywords of their own plan, which their classes
+    accept and ignore, so that nnU-Net builds them from plans and the plan reads back from the plans file.
 
     Raises:
-        ValueError: unknown name or block options that do not belong to the network.
+        ValueError: unknown name, block options that do not belong to the network, or (fixed topologies) a
+            plan that is not the backbone's own.
     """
     spec = network_spec(name)
     options = spec.parse_block_options(block_options)
+    if not spec.topology.follows_plan:
+        spec.topology.check_plan(plan, name)
     kwargs: dict[str, Any] = {
         "n_stages": plan.n_stages,
         "features_per_stage": list(plan.features_per_stage),
@@ -141,6 +146,8 @@ def architecture_from_nnunet(configuration: Mapping[str, Any]) -> NNUNetArchitec
         plan = plan_from_arch_kwargs(configuration["patch_size"], kwargs, residual_encoder=spec.residual_encoder)
     except KeyError as err:
         raise ValueError(f"{spec.plans_class_path} plans need arch_kwargs {err}, got {sorted(kwargs)}") from None
+    if not spec.topology.follows_plan:
+        spec.topology.check_plan(plan, spec.name)
     options = spec.block_options.from_network_kwargs(kwargs) if spec.block_options else None
     return NNUNetArchitecture(spec.name, plan, options)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["PAPER_BTCV", "UNetPlan", "bottleneck_size"]
+__all__ = ["NAMED_PLANS", "PAPER_BTCV", "UNetPlan", "bottleneck_size"]
 
 Triple = tuple[int, int, int]
 
@@ -175,3 +175,6 @@ PAPER_BTCV = UNetPlan(
     n_blocks_per_stage=(3, 3, 3, 3, 3, 5),
     n_conv_per_stage_decoder_resenc=(1, 1, 1, 1, 1),
 )
+
+#: Plans chosen by name instead of nnU-Net's planner (``gasa-train plan --plan NAME``).
+NAMED_PLANS: Mapping[str, UNetPlan] = {"paper-btcv": PAPER_BTCV}

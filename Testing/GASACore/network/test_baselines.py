@@ -11,7 +11,7 @@ import pytest
 import torch
 from network_helpers import ASYMMETRIC, SMALL, build, count
 
-from GASACore.network import PAPER_BTCV
+from GASACore.network import NETWORKS, PAPER_BTCV, Topology, build_network
 from GASACore.network.axial_attention import AxialSelfAttention3d
 from GASACore.network.baselines import ATPlainConvUNet, CBAMPlainConvUNet, MATPlainConvUNet
 from GASACore.network.cbam import CBAM3d
@@ -35,22 +35,84 @@ def _paper_delta_window(name: str) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize(
-    ("name", "cls", "options", "added", "why"),
+    ("name", "network", "added", "why"),
     [
-        ("cbam", CBAMPlainConvUNet, {}, 26_648, "MLP 320->40->320 (r = 8) 25,960 + 7^3 spatial conv 686 + its BN 2"),
-        ("at", ATPlainConvUNet, {}, 3, "three zero-initialised gates; Q = K = V = the features"),
-        ("mat", MATPlainConvUNet, {}, 849_310, "1x1x1 convs + BNs 206,080 + 3 gated axial attentions 214,410 each"),
+        ("cbam", "nnunet-cbam", 26_648, "MLP 320->40->320 (r = 8) 25,960 + 7^3 spatial conv 686 + its BN 2"),
+        ("at", "nnunet-at", 3, "three zero-initialised gates; Q = K = V = the features"),
+        ("mat", "nnunet-mat", 849_310, "1x1x1 convs + BNs 206,080 + 3 gated axial attentions 214,410 each"),
+        ("gasa", "gasa-unet", 1_058_891, "projections 864,075 + qkv/proj/embedding 2,816 + 75 decoder inputs 192,000"),
     ],
 )
-def test_table_4_parameter_counts(plain_v2: int, name: str, cls: type, options: dict, added: int, why: str) -> None:
-    network = build(cls, PAPER_BTCV, meta=True, **options)
-    assert count(network) - plain_v2 == added, why
+def test_table_4_parameter_counts(plain_v2: int, name: str, network: str, added: int, why: str) -> None:
+    """The registered networks, built as ``gasa-train`` and bundles build them, against Table 4."""
+    with torch.device("meta"):
+        built = build_network(network, plan=PAPER_BTCV, num_input_channels=1, num_classes=14)
+    assert count(built) - plain_v2 == added, why
     low, high = _paper_delta_window(name)
     ours = added / MI
     assert low <= ours < high, (
         f"+{name.upper()}: ours adds {ours:.4f} Mi ({why}); Table 4's {TABLE_4[name]} allows {low:.4f}..{high:.4f}"
     )
     assert round((V1_NNUNET + added) / MI, 2) == TABLE_4[name]
+
+
+class _MambaShapes(torch.nn.Module):
+    """A stand-in with the parameters of ``mamba_ssm.Mamba(d, d_state=16, d_conv=4, expand=2)``, to count nnMamba
+    on a machine without its CUDA kernels: in_proj d -> 4d (no bias), depthwise conv1d over 2d channels (kernel 4,
+    bias), x_proj 2d -> ceil(d / 16) + 32 (no bias), dt_proj ceil(d / 16) -> 2d (bias), A_log 2d x 16, D 2d,
+    out_proj 2d -> d (no bias). Counting only: it is never run."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        inner, rank = 2 * d_model, -(-d_model // 16)
+        self.in_proj = torch.nn.Linear(d_model, 2 * inner, bias=False)
+        self.conv1d = torch.nn.Conv1d(inner, inner, 4, groups=inner, padding=3)
+        self.x_proj = torch.nn.Linear(inner, rank + 32, bias=False)
+        self.dt_proj = torch.nn.Linear(rank, inner)
+        self.A_log = torch.nn.Parameter(torch.empty(inner, 16))
+        self.D = torch.nn.Parameter(torch.empty(inner))
+        self.out_proj = torch.nn.Linear(inner, d_model, bias=False)
+
+
+#: Parameters of every registered network at the paper's BTCV plan (fixed-topology backbones: patch 48x192x192).
+PAPER_PLAN_PARAMETERS = {
+    "nnunet": 30_758_214,
+    "nnunet-resenc": 68_095_430,  # 3, 3, 3, 3, 3, 5 residual blocks (GASA-L's encoder), 1 decoder conv per stage
+    "gasa-unet": 31_817_105,
+    "gasa-l": 69_154_321,
+    "nnunet-cbam": 30_784_862,
+    "nnunet-at": 30_758_217,
+    "nnunet-mat": 31_607_524,
+    "vnet": 45_646_126,
+    "vnet-gasa": 47_108_433,
+    "unetr": 92_968_366,
+    "unetr-gasa": 97_195_473,
+    "nnmamba": 15_956_238,  # Mamba counted with _MambaShapes (its kernels need CUDA)
+    "nnmamba-gasa": 17_600_945,  # + GASA at 256 x 3 x 12 x 12 and 75 more first-decoder inputs: 1,644,707
+}
+_TABLE_4_ROWS = {"nnunet-cbam": "cbam", "nnunet-at": "at", "nnunet-mat": "mat", "gasa-unet": "gasa"}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_every_registered_network_builds_at_the_paper_plan(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = NETWORKS[name]
+    plan = PAPER_BTCV if spec.topology.follows_plan else spec.topology.plan_for(PAPER_BTCV.patch_size)
+    with torch.device("meta"):
+        if spec.topology is Topology.NNMAMBA:  # the registry's build refuses without CUDA kernels: same class
+            network = spec.network_class()(
+                input_channels=1, num_classes=14, patch_size=plan.patch_size, mixer=_MambaShapes
+            )
+        else:
+            network = build_network(name, plan=plan, num_input_channels=1, num_classes=14)
+    parameters = count(network)
+    line = f"{name} ({spec.topology}): {parameters:,} parameters = {parameters / MI:.2f} Mi"
+    if name in _TABLE_4_ROWS:  # Table 4 counted nnU-Net v1 + the block
+        v1 = (V1_NNUNET + parameters - PAPER_PLAN_PARAMETERS["nnunet"]) / MI
+        line += f"; on nnU-Net v1 {v1:.2f} Mi, Table 4: {TABLE_4[_TABLE_4_ROWS[name]]}"
+        assert round(v1, 2) == TABLE_4[_TABLE_4_ROWS[name]]
+    with capsys.disabled():
+        print(f"\n{line}")
+    assert parameters == PAPER_PLAN_PARAMETERS[name]
 
 
 def test_nnunet_v1_and_gasa_v1_are_table_4s_networks(plain_v2: int) -> None:

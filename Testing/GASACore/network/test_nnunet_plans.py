@@ -90,6 +90,6 @@ def test_bad_plans_say_what_is_missing() -> None:
     with pytest.raises(ValueError, match=r"need arch_kwargs 'n_conv_per_stage'"):
         architecture_from_nnunet(config)
     config = _config()
-    config["architecture"]["network_class_name"] = "monai.networks.nets.UNETR"
-    with pytest.raises(ValueError, match="unsupported network class"):
+    config["architecture"]["network_class_name"] = "monai.networks.nets.UNETR"  # MONAI's, not our UNETR backbone
+    with pytest.raises(ValueError, match=r"unsupported network class 'monai.networks.nets.UNETR'"):
         architecture_from_nnunet(config)
