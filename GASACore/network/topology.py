@@ -78,7 +78,7 @@ class Topology(StrEnum):
         return _FIXED[self]
 
     def fit_patch(self, patch_size: Sequence[int]) -> Triple:
-        """The nearest patch the network takes: each side a multiple of the total stride (at least one).
+        """The nearest patch the network takes: each side a multiple of the total stride (halves up, at least one).
 
         ``nnunet-unet`` networks take the plan's patch as it is.
         """
@@ -86,7 +86,7 @@ class Topology(StrEnum):
         if self.follows_plan:
             return (patch[0], patch[1], patch[2])
         total = self.fixed.total_stride
-        fitted = [max(t, t * round(p / t)) for p, t in zip(patch, total, strict=True)]
+        fitted = [max(t, t * ((p + t // 2) // t)) for p, t in zip(patch, total, strict=True)]
         return (fitted[0], fitted[1], fitted[2])
 
     def plan_for(self, patch_size: Sequence[int]) -> UNetPlan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -11,7 +12,17 @@ from network_helpers import SMALL, count
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
-from GASACore.network import PAPER_BTCV, bottleneck_size, network_arch_kwargs
+from GASACore.network import (
+    NETWORKS,
+    PAPER_BTCV,
+    GASABlockOptions,
+    Topology,
+    architecture_from_nnunet,
+    bottleneck_size,
+    build_network,
+    network_arch_kwargs,
+    nnunet_architecture,
+)
 from GASACore.network.monai_backbones import GASAUNETR, UNETR, GASAVNet, VNet
 from GASACore.network.nnmamba import GASANNMamba, NNMamba
 
@@ -159,3 +170,50 @@ def test_bottleneck_size_of_the_paper_plan_and_of_a_bad_patch() -> None:
     assert bottleneck_size((48, 192, 192), [2] * 4) == (3, 12, 12)  # V-Net, UNETR, nnMamba: patch / 16
     with pytest.raises(ValueError, match=r"total stride \(2, 4, 4\).*got \(48, 190, 192\)"):
         bottleneck_size((48, 190, 192), [1, (1, 2, 2), (2, 2, 2)])
+
+
+@pytest.mark.parametrize(("name", "options"), [("vnet", {}), ("vnet-gasa", {}), ("unetr", TINY_UNETR)])
+def test_the_fixed_topology_in_plans_is_the_built_network(name: str, options: dict) -> None:
+    spec = NETWORKS[name]
+    plan = spec.topology.plan_for((16, 32, 48))
+    network = spec.network_class()(input_channels=1, num_classes=3, patch_size=plan.patch_size, **options)
+    assert tuple(network.encoder_strides) == plan.strides and network.bottleneck_size == plan.bottleneck_size
+    if not options:  # the registry's UNETR is MONAI's default (768-wide ViT); TINY_UNETR only narrows it here
+        assert tuple(network.encoder.output_channels) == plan.features_per_stage
+
+
+def test_nnmambas_fixed_topology_is_the_built_network() -> None:
+    plan = Topology.NNMAMBA.plan_for((16, 32, 32))
+    network = NNMamba(input_channels=1, num_classes=3, patch_size=(16, 32, 32), mixer=_TokenLinear)
+    assert tuple(network.encoder.output_channels) == plan.features_per_stage
+    assert tuple(network.encoder_strides) == plan.strides and network.bottleneck_size == (1, 2, 2)
+
+
+def test_build_network_gives_backbones_their_patch_and_the_block_options() -> None:
+    plan = Topology.MONAI_VNET.plan_for((16, 32, 48))
+    torch.manual_seed(0)
+    network = build_network("vnet-gasa", plan=plan, num_input_channels=1, num_classes=3, dim=10, heads=2)
+    assert type(network) is GASAVNet and network.gasa.out_channels == 256 + 30
+    with torch.no_grad():
+        assert network.eval()(torch.randn(1, 1, 16, 32, 48)).shape == (1, 3, 16, 32, 48)
+    architecture = architecture_from_nnunet({"patch_size": [16, 32, 48], **{"architecture": nnunet_architecture(
+        "vnet-gasa", plan, GASABlockOptions(dim=10, heads=2))}})  # fmt: skip
+    assert architecture.name == "vnet-gasa" and architecture.plan == plan and architecture.block_options.dim == 10
+
+
+def test_backbones_refuse_plans_that_are_not_theirs() -> None:
+    with pytest.raises(ValueError, match=r"vnet \(monai-vnet\) has a fixed topology: expected its plan"):
+        build_network("vnet", plan=PAPER_BTCV, num_input_channels=1, num_classes=14)
+    bad_patch = dataclasses.replace(Topology.MONAI_UNETR.plan_for((16, 16, 16)), patch_size=(16, 32, 40))
+    with pytest.raises(ValueError, match=r"multiple of \(16, 16, 16\) per axis, got \(16, 32, 40\) \(nearest: "):
+        build_network("unetr-gasa", plan=bad_patch, num_input_channels=1, num_classes=3)
+    with pytest.raises(ValueError, match="nnunet-unet' has no fixed topology"):
+        Topology.NNUNET_UNET.plan_for((16, 16, 16))
+    assert Topology.MONAI_VNET.fit_patch((28, 28, 40)) == (32, 32, 48) and Topology.NNMAMBA.fit_patch((5, 8, 9)) == (
+        16, 16, 16)  # fmt: skip
+
+
+def test_build_network_refuses_nnmamba_without_cuda_kernels_in_the_one_place() -> None:
+    plan = Topology.NNMAMBA.plan_for((16, 32, 32))
+    with pytest.raises(RuntimeError, match=r"nnMamba needs the CUDA kernels of mamba_ssm.*pip install mamba-ssm"):
+        build_network("nnmamba-gasa", plan=plan, num_input_channels=1, num_classes=3)
