@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from GASACore.network import GASABlockOptions, PositionalEmbedding
-from train.planning.gasa_plans import GASA_VARIANTS, PLAN_VARIANTS, TRAIN_VARIANTS
+from train.planning.gasa_plans import GASA_VARIANTS, PLAN_CHOICES, PLAN_VARIANTS, TRAIN_VARIANTS
 from train.planning.plan import PLANNERS
 
 __all__ = ["build_parser", "gasa_options_from_args", "main"]
@@ -59,7 +59,25 @@ def _add_plan_parser(subparsers: Any) -> None:
         nargs="*",
         default=list(GASA_VARIANTS),
         choices=PLAN_VARIANTS,
-        help=f"plans to write (default: {', '.join(GASA_VARIANTS)}; --gasa-* options apply to GASA variants)",
+        metavar="NETWORK",
+        help=f"networks to write plans for, of: {', '.join(PLAN_VARIANTS)} (default: {', '.join(GASA_VARIANTS)}; "
+        "--gasa-* options apply to GASA variants, the others take their block's defaults)",
+    )
+    parser.add_argument(
+        "--plan",
+        default="nnunet",
+        choices=PLAN_CHOICES,
+        help="network topology: nnunet (nnU-Net's planner decides; default) or paper-btcv (the paper's BTCV plan: "
+        "patch 48x192x192, 6 stages, bottleneck 6^3), written as base plans <plans>_paper-btcv next to nnU-Net's "
+        "(same pre-processing); train them with --plans-name <plans>_paper-btcv",
+    )
+    parser.add_argument(
+        "--patch-size",
+        type=int,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="nnU-Net's topology at this patch (a multiple of its total stride), as base plans <plans>_patchXxYxZ "
+        "(e.g. a cubic bottleneck for nnunet-mat)",
     )
     parser.add_argument(
         "--planner",
@@ -152,8 +170,10 @@ def _run_plan(args: argparse.Namespace) -> int:
         configurations=args.configurations,
         num_processes=args.num_processes,
         verify_integrity=not args.no_integrity_check,
+        plan=args.plan,
+        patch_size=args.patch_size,
     )
-    print(f"plans: {result.base_plans}")
+    print(f"plans: {result.base_plans} (train with --plans-name {result.base_plans.stem})")
     for variant, path in result.gasa_plans.items():
         print(f"{variant}: {path}")
     for plans, count in result.parameters.items():
@@ -186,7 +206,9 @@ def _add_train_parser(subparsers: Any) -> None:
         "--variant",
         default=TRAIN_VARIANTS[0],
         choices=TRAIN_VARIANTS,
-        help=f"network: {', '.join(TRAIN_VARIANTS)} (nnunet: nnU-Net's own plans; default {TRAIN_VARIANTS[0]})",
+        metavar="NETWORK",
+        help=f"network: {', '.join(TRAIN_VARIANTS)} (nnunet: nnU-Net's own plans; default {TRAIN_VARIANTS[0]}). "
+        "V-Net, UNETR and nnMamba train without deep supervision (they have none), nnMamba at lr 1e-4 (the paper's)",
     )
     parser.add_argument("--fold", default="0", help="0-4 (5-fold cross-validation) or all (default 0)")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="default cuda")
@@ -255,11 +277,11 @@ _RECIPE_ARGS = ("optimizer", "initial_lr", "weight_decay", "oversample_foregroun
 
 
 def recipe_from_args(args: argparse.Namespace) -> Any:
-    """A ``TrainingRecipe`` from the options given (nnU-Net's values for the rest); ``None`` when none was."""
-    from train.training.recipe import TrainingRecipe
+    """A ``TrainingRecipe`` from the options given (the network's defaults for the rest); ``None`` when none was."""
+    from train.training.recipe import recipe_for
 
     given = {name: getattr(args, name) for name in _RECIPE_ARGS if getattr(args, name, None) is not None}
-    return TrainingRecipe(**given) if given else None
+    return recipe_for(args.variant, **given) if given else None
 
 
 def _run_train(args: argparse.Namespace) -> int:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
+import torch
 
-from GASACore.network import PAPER_BTCV, GASABlockOptions
+from GASACore.network import NETWORKS, PAPER_BTCV, GASABlockOptions, Topology, nnunet_architecture
 from train.cli import build_parser, gasa_options_from_args
-from train.planning import GASA_VARIANTS, build_network_from_plans, derive_gasa_plans, gasa_l_blocks_per_stage
+from train.planning import (
+    GASA_VARIANTS,
+    PLAN_VARIANTS,
+    build_network_from_plans,
+    derive_base_plans,
+    derive_gasa_plans,
+    gasa_l_blocks_per_stage,
+)
 
 #: GASA block + the 75 extra inputs of the first transposed convolution at the paper's BTCV plan.
 PAPER_GASA_DELTA = 1_058_891
@@ -17,9 +26,8 @@ PAPER_NNUNET_PARAMETERS = 30_758_214
 DATASET_JSON = {"channel_names": {"0": "CT"}, "labels": {"background": 0, **{f"organ{i}": i for i in range(1, 14)}}}
 
 
-def _nnunet_plans() -> dict[str, Any]:
-    """nnU-Net v2 plans (as its ExperimentPlanner writes them) for the paper's BTCV network."""
-    plan = PAPER_BTCV
+def _nnunet_plans(plan: Any = PAPER_BTCV) -> dict[str, Any]:
+    """nnU-Net v2 plans (as its ExperimentPlanner writes them) for the paper's BTCV network (or another plan)."""
     kwargs = {
         "n_stages": plan.n_stages,
         "features_per_stage": list(plan.features_per_stage),
@@ -126,7 +134,7 @@ def test_blocks_per_stage_adapt_to_the_number_of_stages() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"variant": "unetr"}, "variant must be one of"),
+        ({"variant": "swin-unetr"}, "variant must be one of"),
         ({"variant": "gasa-unet", "configuration": "3d_lowres"}, "no configuration"),
         ({"variant": "gasa-unet", "configuration": "2d"}, "3D configuration"),
     ],
@@ -141,3 +149,94 @@ def test_gasa_options_are_validated() -> None:
         derive_gasa_plans(_nnunet_plans(), "gasa-unet", options={"dim": 7, "heads": 2})
     with pytest.raises(ValueError, match=r"derives from a PlainConvUNet plan; got a gasa-unet plan"):
         derive_gasa_plans(derive_gasa_plans(_nnunet_plans(), "gasa-unet"), "gasa-l")
+
+
+#: An nnU-Net plan of another topology (5 stages, patch 40 x 160 x 128) to derive the paper's plan from.
+OTHER_PLAN = dataclasses.replace(
+    PAPER_BTCV,
+    patch_size=(40, 160, 128),
+    strides=((1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)),
+    kernel_sizes=((1, 3, 3),) + ((3, 3, 3),) * 4,
+    features_per_stage=(32, 64, 128, 256, 320),
+    n_conv_per_stage=(2,) * 5,
+    n_conv_per_stage_decoder=(2,) * 4,
+    n_blocks_per_stage=(1,) * 5,
+    n_conv_per_stage_decoder_resenc=(1,) * 4,
+)
+
+
+def test_the_paper_plan_replaces_nnunets_topology_and_is_recorded() -> None:
+    planned = _nnunet_plans(OTHER_PLAN)
+    paper = derive_base_plans(planned, "paper-btcv")
+    assert paper is not None and paper["plans_name"] == "nnUNetPlans_paper-btcv"
+    config = paper["configurations"]["3d_fullres"]
+    assert config["patch_size"] == [48, 192, 192] and config["data_identifier"] == "nnUNetPlans_3d_fullres"
+    assert config["architecture"] == nnunet_architecture("nnunet", PAPER_BTCV)  # the one definition of the plan
+    assert paper["gasa"] == {
+        "plan": "paper-btcv",
+        "derived_from": "nnUNetPlans",
+        "configuration": "3d_fullres",
+        "patch_size": [48, 192, 192],
+        "bottleneck_size": [6, 6, 6],
+    }
+    assert _parameters(paper) == PAPER_NNUNET_PARAMETERS
+    gasa = derive_gasa_plans(paper, "gasa-unet")
+    assert gasa["plans_name"] == "nnUNetPlans_paper-btcv_gasa-unet" and gasa["gasa"]["plan"] == "paper-btcv"
+    assert _parameters(gasa) - PAPER_NNUNET_PARAMETERS == PAPER_GASA_DELTA
+    assert derive_base_plans(planned, "nnunet") is None  # nnU-Net's own plans stay the base
+    assert derive_gasa_plans(planned, "gasa-unet")["gasa"]["plan"] == "nnunet"
+
+
+def test_a_patch_size_keeps_nnunets_topology() -> None:
+    cubic = derive_base_plans(_nnunet_plans(OTHER_PLAN), patch_size=(16, 64, 64))
+    assert cubic is not None and cubic["plans_name"] == "nnUNetPlans_patch16x64x64"
+    assert cubic["gasa"]["plan"] == "patch16x64x64" and cubic["gasa"]["bottleneck_size"] == [4, 4, 4]
+    kwargs = cubic["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
+    assert kwargs["strides"] == [list(s) for s in OTHER_PLAN.strides]
+    network = build_network_from_plans(derive_gasa_plans(cubic, "nnunet-mat"), DATASET_JSON)
+    assert type(network).__name__ == "MATPlainConvUNet" and network.mat.spatial_size == (4, 4, 4)
+    with pytest.raises(ValueError, match=r"multiples of the total stride \(4, 16, 16\).*got \(16, 64, 60\)"):
+        derive_base_plans(_nnunet_plans(OTHER_PLAN), patch_size=(16, 64, 60))
+    with pytest.raises(ValueError, match=r"plan 'paper-btcv' fixes its own patch \[48, 192, 192\]; got a patch"):
+        derive_base_plans(_nnunet_plans(), "paper-btcv", patch_size=(32, 64, 64))
+    with pytest.raises(ValueError, match=r"plan must be one of \['nnunet', 'paper-btcv'\], got 'paper-amos'"):
+        derive_base_plans(_nnunet_plans(), "paper-amos")
+
+
+def test_mat_plans_on_an_asymmetric_bottleneck_are_refused_when_built() -> None:
+    asymmetric = derive_gasa_plans(_nnunet_plans(OTHER_PLAN), "nnunet-mat")  # bottleneck 10 x 10 x 8
+    with pytest.raises(ValueError, match=r"needs a cubic feature map.*\(10, 10, 8\)"):
+        build_network_from_plans(asymmetric, DATASET_JSON)
+
+
+@pytest.mark.parametrize("variant", ["vnet-gasa", "unetr", "nnunet-cbam", "nnunet-at"])
+def test_every_network_derives_from_nnunets_plan(variant: str) -> None:
+    spec = NETWORKS[variant]
+    derived = derive_gasa_plans(_nnunet_plans(OTHER_PLAN), variant)
+    config = derived["configurations"]["3d_fullres"]
+    assert derived["gasa"]["topology"] == spec.topology and derived["gasa"]["variant"] == variant
+    if spec.topology.follows_plan:
+        assert config["patch_size"] == [40, 160, 128]
+    else:  # the backbone's own topology at nnU-Net's patch, fitted to multiples of 16
+        assert config["patch_size"] == [48, 160, 128] == derived["gasa"]["patch_size"]
+        assert config["architecture"] == nnunet_architecture(variant, spec.topology.plan_for((48, 160, 128)))
+    assert config["architecture"]["network_class_name"] == spec.plans_class_path
+    with torch.device("meta"):
+        network = build_network_from_plans(derived, DATASET_JSON, deep_supervision=spec.deep_supervision)
+    assert type(network).__name__ == spec.class_path.rsplit(".", 1)[-1]
+    if not spec.topology.follows_plan:
+        with pytest.raises(ValueError, match=rf"{variant} has its own topology \({spec.topology}\): it cannot keep"):
+            derive_gasa_plans(_nnunet_plans(OTHER_PLAN), variant, keep_backbone=True)
+
+
+def test_cli_choices_come_from_the_registry() -> None:
+    parser = build_parser()
+    assert tuple(name for name in NETWORKS if name not in ("nnunet", "nnunet-resenc")) == PLAN_VARIANTS
+    args = parser.parse_args(["plan", "501", "--variants", *PLAN_VARIANTS, "--plan", "paper-btcv"])
+    assert args.variants == list(PLAN_VARIANTS) and args.plan == "paper-btcv" and args.patch_size is None
+    assert parser.parse_args(["train", "501", "--variant", "unetr-gasa"]).variant == "unetr-gasa"
+    assert parser.parse_args(["plan", "501", "--patch-size", "32", "32", "32"]).patch_size == [32, 32, 32]
+    for argv in (["plan", "501", "--variants", "swin-unetr"], ["plan", "501", "--plan", "paper-amos"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+    assert Topology.MONAI_VNET.fit_patch((40, 160, 128)) == (48, 160, 128)

@@ -19,6 +19,7 @@ from typing import Any
 
 from GASACore.bundle import ModelBundle, load_nnunet_results_folder, save_bundle
 from GASACore.labels import LABEL_SETS, Label, region_labels
+from train.planning.gasa_plans import plan_of
 
 __all__ = ["ExportMetadata", "base_model_record", "export_results_folder", "match_labels", "training_record"]
 
@@ -140,6 +141,7 @@ def training_record(
         recipe = {"trainer": trainer, "plans": plans_name, "configuration": configuration}
     recipe["framework"] = "nnU-Net v2 (augmentation, SGD + poly LR, Dice + CE, deep supervision)"
     recipe["gasa"] = plans.get("gasa")
+    recipe["plan"] = plan_of(plans)  # nnunet (nnU-Net's planner), paper-btcv, patchXxYxZ
     return {
         "dataset": {
             "name": dataset.get("name", results.parent.name),

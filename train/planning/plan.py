@@ -5,8 +5,10 @@ Steps (nnU-Net's Python API, ``nnunetv2.experiment_planning.plan_and_preprocess_
 2. planning (nnU-Net's ``ExperimentPlanner``; optionally smaller networks / patches for CPU work)
    -> ``nnUNet_preprocessed/DatasetXXX/<plans>.json``.
 3. ``preprocess``: resampled, normalised arrays for the chosen configurations.
-4. ``<plans>_gasa-unet.json`` / ``<plans>_gasa-l.json`` derived from ``3d_fullres``; each is checked by
-   building its network through nnU-Net's ``get_network_from_plans``.
+4. with ``plan="paper-btcv"`` (or a patch size): ``<plans>_paper-btcv.json``, nnU-Net's plans with the paper's
+   BTCV topology, from which the variants derive (``train.planning.gasa_plans.derive_base_plans``);
+5. ``<base>_gasa-unet.json`` / ``<base>_gasa-l.json`` (any registered network) derived from ``3d_fullres``; each
+   is checked by building its network through nnU-Net's ``get_network_from_plans`` (nnMamba needs CUDA there).
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from GASACore.network import BlockOptions, network_spec
-from train.planning.gasa_plans import GASA_VARIANTS, build_network_from_plans, derive_gasa_plans, plans_name_for
+from train.planning.gasa_plans import (
+    GASA_VARIANTS,
+    build_network_from_plans,
+    derive_base_plans,
+    derive_gasa_plans,
+    plans_name_for,
+)
 from train.planning.nnunet_env import dataset_folder_name
 
-__all__ = ["PLANNERS", "PlannerSettings", "PlanningResult", "run_planning", "write_gasa_plans"]
+__all__ = ["PLANNERS", "PlannerSettings", "PlanningResult", "run_planning", "write_base_plans", "write_gasa_plans"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ class PlannerSettings:
 
 @dataclass
 class PlanningResult:
-    """Files written by ``run_planning``."""
+    """Files written by ``run_planning``: ``base_plans`` is the one the variants derive from (``--plans-name``)."""
 
     dataset_name: str
     base_plans: Path
@@ -149,6 +157,8 @@ def run_planning(
     num_processes: int = 2,
     verify_integrity: bool = True,
     skip_preprocessing: bool = False,
+    plan: str = "nnunet",
+    patch_size: Sequence[int] | None = None,
 ) -> PlanningResult:
     """Fingerprint, plan and pre-process one raw data set, then write the GASA plans.
 
@@ -164,6 +174,9 @@ def run_planning(
         num_processes: worker processes for fingerprinting and pre-processing.
         verify_integrity: run nnU-Net's data set integrity check first.
         skip_preprocessing: plan only (the arrays already exist).
+        plan: ``nnunet`` (nnU-Net's planner decides the network) or ``paper-btcv`` (the paper's BTCV plan, as
+            base plans ``<plans>_paper-btcv`` next to nnU-Net's; same pre-processing).
+        patch_size: nnU-Net's topology at this patch instead (base plans ``<plans>_patchXxYxZ``).
     """
     from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, preprocess
     from nnunetv2.paths import nnUNet_preprocessed
@@ -178,5 +191,23 @@ def run_planning(
     if not skip_preprocessing:
         preprocess([dataset_id], plans_identifier, configurations=tuple(configurations), num_processes=[num_processes])
     folder = Path(str(nnUNet_preprocessed)) / name
-    gasa, parameters = write_gasa_plans(folder, base_plans_name=plans_identifier, variants=variants, options=options)
-    return PlanningResult(name, folder / f"{plans_identifier}.json", gasa, parameters)
+    base_name = write_base_plans(folder, plans_identifier, plan=plan, patch_size=patch_size)
+    gasa, parameters = write_gasa_plans(folder, base_plans_name=base_name, variants=variants, options=options)
+    return PlanningResult(name, folder / f"{base_name}.json", gasa, parameters)
+
+
+def write_base_plans(
+    preprocessed_dataset: Path, plans_name: str, *, plan: str = "nnunet", patch_size: Sequence[int] | None = None
+) -> str:
+    """Write the base plans of a plan choice next to nnU-Net's (``derive_base_plans``); returns their name.
+
+    ``plans_name`` itself when nnU-Net's plans are kept as they are.
+    """
+    plans = json.loads((preprocessed_dataset / f"{plans_name}.json").read_text(encoding="utf-8"))
+    derived = derive_base_plans(plans, plan, patch_size=patch_size)
+    if derived is None:
+        return plans_name
+    target = preprocessed_dataset / f"{derived['plans_name']}.json"
+    target.write_text(json.dumps(derived, indent=4) + "\n", encoding="utf-8")
+    logger.info("wrote %s", target)
+    return str(derived["plans_name"])

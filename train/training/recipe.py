@@ -20,7 +20,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["OPTIMIZERS", "TrainingRecipe"]
+from GASACore.network import network_spec
+
+__all__ = ["OPTIMIZERS", "TrainingRecipe", "recipe_for"]
 
 #: ``sgd``: nnU-Net's SGD (momentum 0.99, Nesterov); ``adamw``: AdamW (betas 0.9 / 0.999).
 OPTIMIZERS = ("sgd", "adamw")
@@ -106,3 +108,16 @@ class TrainingRecipe:
         record = asdict(self)
         record["scaling"] = list(self.scaling)
         return record
+
+
+def recipe_for(network: str, **given: Any) -> TrainingRecipe:
+    """nnU-Net's recipe with a registered network's own defaults (nnMamba: lr 1e-4), the ``given`` fields over them.
+
+    >>> recipe_for("nnmamba").initial_lr, recipe_for("nnmamba", initial_lr=1e-3).initial_lr
+    (0.0001, 0.001)
+    >>> recipe_for("vnet").initial_lr
+    0.01
+    """
+    spec = network_spec(network)
+    defaults = {"initial_lr": spec.initial_lr} if spec.initial_lr is not None else {}
+    return TrainingRecipe(**{**defaults, **given})

@@ -5,7 +5,9 @@ checkpoints, ``progress.png``) is nnU-Net's own. The subclass adds:
 
 - the schedule (epochs, iterations per epoch, validation iterations) set from the command line;
 - a :class:`~train.training.recipe.TrainingRecipe` (optimiser, learning rate, foreground oversampling,
-  spatial augmentation, mirroring, contrast-phase augmentation); nnU-Net's own when none is given;
+  spatial augmentation, mirroring, contrast-phase augmentation); nnU-Net's own when none is given, with the
+  network's own learning rate where the registry gives one (nnMamba: 1e-4, as the paper);
+- deep supervision off for networks that have none (V-Net, UNETR, nnMamba: ``NetworkSpec.deep_supervision``);
 - ``epochs.jsonl`` in the fold folder: one JSON line per epoch (losses, pseudo-Dice, learning rate,
   epoch time), next to nnU-Net's ``training_log_*.txt`` and ``progress.png``;
 - DDP on CPU with the gloo backend (nnU-Net assumes CUDA devices whenever torch.distributed is up);
@@ -31,9 +33,10 @@ from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch.nn.parallel import DistributedDataParallel
 
+from GASACore.network import network_for_class_name
 from train.training.fov_augmentation import PartialFieldOfViewTransform
 from train.training.phase_augmentation import ContrastPhaseTransform, shifts_by_label
-from train.training.recipe import TrainingRecipe
+from train.training.recipe import TrainingRecipe, recipe_for
 
 __all__ = ["GASATrainer", "Schedule"]
 
@@ -72,11 +75,15 @@ class GASATrainer(nnUNetTrainer):
             self.device = device
             self.grad_scaler = None
         self._cpu_ddp = self.is_ddp and self.device.type != "cuda"
-        self.recipe = TrainingRecipe(
-            initial_lr=self.initial_lr,
+        self.network_spec = network_for_class_name(self.configuration_manager.network_arch_class_name)
+        if not self.network_spec.deep_supervision:  # V-Net, UNETR, nnMamba: one output (nnU-Net's NoDeepSupervision)
+            self.enable_deep_supervision = False
+        self.recipe = recipe_for(
+            self.network_spec.name,
             weight_decay=self.weight_decay,
             oversample_foreground=self.oversample_foreground_percent,
         )
+        self.initial_lr = self.recipe.initial_lr  # nnU-Net's 1e-2, or the network's own (nnMamba: 1e-4)
 
     def apply_recipe(self, recipe: TrainingRecipe) -> None:
         """Set optimiser, sampling and augmentation before ``initialize`` (see :class:`TrainingRecipe`)."""
