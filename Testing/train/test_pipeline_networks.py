@@ -121,6 +121,8 @@ def test_nnmamba_is_refused_at_planning_and_its_trainer_takes_the_registrys_reci
     assert plans["configurations"]["3d_fullres"]["patch_size"] == [32, 32, 32]  # 16-multiples: kept
     dataset = json.loads((folder / "dataset.json").read_text())
     plans["continue_training"] = False  # as train.training.launch passes it
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path))  # nnU-Net reads its folders when it uses them
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
     trainer = GASATrainer(plans, "3d_fullres", 0, dataset, device=torch.device("cpu"))
     assert trainer.initial_lr == 1e-4 and trainer.recipe.initial_lr == 1e-4  # the paper keeps nnMamba's own
     assert trainer.enable_deep_supervision is False and trainer.recipe.optimizer == "sgd"
