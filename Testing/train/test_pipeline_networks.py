@@ -8,6 +8,7 @@ two iterations each. nnMamba is refused on this CPU machine, at planning, by the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -126,3 +127,41 @@ def test_nnmamba_is_refused_at_planning_and_its_trainer_takes_the_registrys_reci
     trainer = GASATrainer(plans, "3d_fullres", 0, dataset, device=torch.device("cpu"))
     assert trainer.initial_lr == 1e-4 and trainer.recipe.initial_lr == 1e-4  # the paper keeps nnMamba's own
     assert trainer.enable_deep_supervision is False and trainer.recipe.optimizer == "sgd"
+
+
+def test_the_paper_plan_is_written_next_to_nnunets(planned: Path, tmp_path: Path) -> None:
+    from GASACore.network import PAPER_BTCV, architecture_from_nnunet
+    from train.planning import write_base_plans, write_gasa_plans
+
+    for name in ("nnUNetPlans.json", "dataset.json"):
+        shutil.copy(planned / "preprocessed" / DATASET / name, tmp_path / name)
+    base = write_base_plans(tmp_path, "nnUNetPlans", plan="paper-btcv")
+    assert base == "nnUNetPlans_paper-btcv"
+    written, parameters = write_gasa_plans(tmp_path, base_plans_name=base, variants=["gasa-unet"])
+    nnunet = json.loads((tmp_path / "nnUNetPlans.json").read_text())["configurations"]["3d_fullres"]
+    for path in (tmp_path / f"{base}.json", written["gasa-unet"]):
+        plans = json.loads(path.read_text())
+        config = plans["configurations"]["3d_fullres"]
+        plan = architecture_from_nnunet(config).plan  # the paper's (its residual-block fields are GASA-L's)
+        assert plan == dataclasses.replace(PAPER_BTCV, n_blocks_per_stage=(), n_conv_per_stage_decoder_resenc=())
+        assert plans["gasa"]["plan"] == "paper-btcv"
+        assert config["spacing"] == nnunet["spacing"] and config["data_identifier"] == nnunet["data_identifier"]
+    # 4 outputs here (background + 3 organs), not the paper's 14: 10 fewer outputs of the five 1x1x1 heads
+    # (nnU-Net builds one per decoder stage: 32 + 64 + 128 + 256 + 320 inputs and a bias each, 805 per output)
+    assert parameters[base] == 30_758_214 - 10 * 805
+    assert parameters[f"{base}_gasa-unet"] - parameters[base] == 1_058_891
+
+
+@pytest.mark.slow
+def test_paper_plan_end_to_end_records_it_in_the_bundle(planned: Path, tmp_path: Path) -> None:
+    """``plan --plan paper-btcv`` -> one iteration at 48x192x192 on CPU (minutes) -> the bundle names the plan."""
+    env = cli_env(planned)
+    run_cli(["plan", "991", "--variants", "gasa-unet", "--plan", "paper-btcv", *SMALL_PLAN], env)
+    run_cli(["train", "991", "--variant", "gasa-unet", "--plans-name", "nnUNetPlans_paper-btcv", "--fold", "all",
+             "--epochs", "1", "--no-validation", "--device", "cpu", "--iterations", "1", "--val-iterations", "1",
+             "--augmentation-workers", "0"], env, timeout=1800)  # fmt: skip
+    results = planned / "results" / DATASET / "GASATrainer__nnUNetPlans_paper-btcv_gasa-unet__3d_fullres"
+    run_cli(["export", str(results), str(tmp_path / "bundle"), "--label-set", "btcv"], env)
+    meta = json.loads((tmp_path / "bundle" / "model.json").read_text())
+    assert meta["training"]["recipe"]["plan"] == "paper-btcv"
+    assert meta["architecture"]["plan"]["patch_size"] == [48, 192, 192]
