@@ -230,7 +230,9 @@ def test_construction_errors() -> None:
     with pytest.raises(ValueError, match="at least 1 voxel"):
         build_network("gasa-unet", plan=tiny, num_input_channels=1, num_classes=2)
     with pytest.raises(ValueError, match="unknown network"):
-        build_network("unetr", plan=SMALL, num_input_channels=1, num_classes=2)
+        build_network("swin-unetr", plan=SMALL, num_input_channels=1, num_classes=2)
+    with pytest.raises(ValueError, match=r"unetr \(monai-unetr\) needs a patch size that is a multiple of"):
+        build_network("unetr", plan=SMALL, num_input_channels=1, num_classes=2)  # a U-Net plan: not UNETR's
     with pytest.raises(ValueError, match="positional_embedding"):
         build_network("gasa-unet", plan=SMALL, num_input_channels=1, num_classes=2, positional_embedding="rope")
     with pytest.raises(ValueError, match="has no block, so it takes no block options"):
