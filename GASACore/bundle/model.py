@@ -88,7 +88,8 @@ class ArchitectureSpec:
             when ``None``; ``None`` for networks without a block.
 
     Raises:
-        ModelError: unknown name, invalid block options or channel / class counts.
+        ModelError: unknown name, invalid block options or channel / class counts, or (backbones of a fixed
+            topology: V-Net, UNETR, nnMamba) a plan that is not the backbone's own.
     """
 
     name: str
@@ -101,6 +102,8 @@ class ArchitectureSpec:
         try:
             spec = network_spec(self.name)
             options = spec.parse_block_options(self.block_options)  # type: ignore[arg-type]
+            if not spec.topology.follows_plan:  # V-Net, UNETR, nnMamba: the plan must be the backbone's own
+                spec.topology.check_plan(self.plan, self.name)
         except ValueError as err:
             raise ModelError(f"model architecture: {err}") from err
         if int(self.num_input_channels) < 1 or int(self.num_classes) < 2:

@@ -14,7 +14,7 @@ import torch
 from GASACore.bundle import ArchitectureSpec, ModelSource, WeightFormat, load_model, save_bundle
 from GASACore.errors import BundleIntegrityError, ModelError, UnsafeModelError
 from GASACore.labels import BTCV_LABELS
-from GASACore.network import GASABlockOptions, UNetPlan, build_network
+from GASACore.network import GASABlockOptions, Topology, UNetPlan, build_network
 from GASACore.preprocessing import IntensityProperties, PreprocessingConfig
 
 PLAN = UNetPlan(
@@ -245,3 +245,16 @@ def test_shipped_demo_bundle_loads() -> None:
     assert demo.architecture.name == "gasa-unet" and demo.patch_size == demo.preprocessing.patch_size
     assert [f.name for f in demo.folds] == ["fold_all"] and len(demo.labels) == 13
     assert demo.build_network().gasa.spatial_size == demo.architecture.plan.bottleneck_size
+
+
+def test_backbone_bundles_need_their_own_topology(tmp_path: Path) -> None:
+    """A V-Net bundle describes the V-Net that is built: its own strides and channels at the bundle's patch."""
+    plan = Topology.MONAI_VNET.plan_for((16, 32, 32))
+    spec = ArchitectureSpec("vnet-gasa", plan, 1, 3, {"dim": 10, "heads": 2})
+    assert spec.build_network().gasa.out_channels == 256 + 30
+    assert ArchitectureSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(ModelError, match=r"model architecture: vnet-gasa \(monai-vnet\) has a fixed topology"):
+        ArchitectureSpec("vnet-gasa", dataclasses.replace(PLAN, patch_size=(16, 32, 32)), 1, 3)  # a U-Net plan
+    with pytest.raises(ModelError, match=r"unetr \(monai-unetr\) needs a patch size that is a multiple of"):
+        ArchitectureSpec.from_json({**spec.to_json(), "name": "unetr", "block_options": {},
+                                    "plan": {**plan.to_dict(), "patch_size": [16, 32, 40]}})  # fmt: skip
