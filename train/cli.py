@@ -4,6 +4,7 @@ The path, one sub-command per step::
 
     gasa-train convert btcv /data/BTCV --dataset-id 501 --nnunet-raw RAW     # public data -> nnU-Net raw
     gasa-train plan 501 --nnunet-raw RAW --nnunet-preprocessed PRE          # fingerprint, plans, GASA plans
+    gasa-train plan 501 --plan paper-btcv --variants gasa-unet nnunet-cbam vnet-gasa  # the paper's BTCV plan
     gasa-train train 501 --variant gasa-unet --fold 0 --device cuda          # nnU-Net training (GASA network)
     gasa-train train 501 --variant gasa-l --init-from NNUNET_RESULTS_FOLDER          # from a published model
     torchrun --nproc_per_node=4 -m train.cli train 501 --variant gasa-l --fold 0   # multi-GPU DDP
@@ -46,9 +47,11 @@ def _add_plan_parser(subparsers: Any) -> None:
         description=(
             "Step 2 of public data set -> bundle. Runs nnU-Net v2's fingerprint extraction, experiment planning "
             "and pre-processing of a converted data set (nnUNet_raw/DatasetXXX_Name), then writes "
-            "<plans>_gasa-unet.json and <plans>_gasa-l.json next to nnU-Net's plans: the same pre-processing and "
-            "3d_fullres network topology, with the GASA block added after the encoder (GASA-L: residual encoder "
-            "with 3,..,3,5 blocks and one decoder conv per stage). Each plan is checked by building its network "
+            "<plans>_gasa-unet.json and <plans>_gasa-l.json (or the networks of --variants) next to nnU-Net's plans: "
+            "the same pre-processing and 3d_fullres network topology, with the GASA block added after the encoder "
+            "(GASA-L: residual encoder with 3,..,3,5 blocks and one decoder conv per stage); V-Net, UNETR and "
+            "nnMamba keep their own topology at nnU-Net's patch rounded to multiples of 16. --plan paper-btcv uses "
+            "the paper's BTCV plan instead of the planner's topology. Each plan is checked by building its network "
             "through nnU-Net's get_network_from_plans. Next step: `gasa-train train`."
         ),
     )

@@ -43,11 +43,15 @@ def planned(planned_tiny: Path) -> Path:
 
 
 def _train(root: Path, variant: str) -> Path:
-    """Train ``variant`` for one epoch of two iterations (once per session); returns its fold folder."""
+    """Train ``variant`` for one epoch of two iterations (once per session); returns its fold folder.
+
+    V-Net + GASA also runs nnU-Net's final validation (sliding window through nnU-Net's predictor).
+    """
     fold = root / "results" / DATASET / f"GASATrainer__{PATCH}_{variant}__3d_fullres" / "fold_all"
     if not (fold / "checkpoint_final.pth").is_file():
+        validation = [] if variant == "vnet-gasa" else ["--no-validation"]
         run_cli(["train", "991", "--variant", variant, "--plans-name", PATCH, "--fold", "all", "--epochs", "1",
-                 "--no-validation", *TRAIN_FAST], cli_env(root))  # fmt: skip
+                 *validation, *TRAIN_FAST], cli_env(root))  # fmt: skip
     return fold
 
 
@@ -95,6 +99,7 @@ def test_a_vnet_gasa_bundle_loads_and_segments_in_gasacore(planned: Path, tmp_pa
     assert bundle.architecture.block_options == GASABlockOptions(dim=8, heads=2)
     training = json.loads((bundle_dir / "model.json").read_text())["training"]
     assert training["recipe"]["plan"] == "patch32x32x32" and training["recipe"]["variant"] == "vnet-gasa"
+    assert training["folds"]["fold_all"]["validation"]["mean_dice"] is not None  # nnU-Net's validation ran
     image = planned / "raw" / DATASET / "imagesTr" / "tiny_000_0000.nii.gz"
     output = tmp_path / "tiny_000.nii.gz"
     run_cli([str(image), "-o", str(output), "-m", str(bundle_dir), "--device", "cpu", "--no-tta"], env,
