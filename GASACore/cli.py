@@ -38,6 +38,7 @@ from typing import Any
 from GASACore.errors import Cancelled, GASAError
 from GASACore.events import ErrorEvent, EventSink
 from GASACore.interrupt import Interrupt, InterruptibleSink, lead_new_session
+from GASACore.malloc_env import apply_malloc_defaults
 from GASACore.openmp_env import apply_openmp_defaults
 from GASACore.options import Device, OptionError, SegmentOptions, add_arguments
 from GASACore.progress import ProgressMode, make_sink
@@ -238,6 +239,7 @@ def _ignore_file_size_signal() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gasa-segment``; returns the process exit code."""
     apply_openmp_defaults()  # first: OpenMP reads its wait policy once, when torch loads it
+    apply_malloc_defaults()  # windows reuse their heap memory instead of faulting it in again
     lead_new_session()
     _ignore_file_size_signal()
     args = parse_args(argv)

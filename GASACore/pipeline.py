@@ -35,6 +35,7 @@ from GASACore.inference import (
 )
 from GASACore.inference.cpu_runtime import ForwardRecord
 from GASACore.io import Geometry, LoadedImage, read_image
+from GASACore.malloc_env import release_free_memory
 from GASACore.options import SegmentOptions
 from GASACore.preprocessing import (
     AIR_HU,
@@ -188,11 +189,13 @@ def _predict(
         )
     data, properties = preprocess(array[None], spacing, config, device=run.device)
     del array
+    release_free_memory()  # what pre-processing freed goes back to the system before the windows run
     run.add_time("preprocess", stage_start)
     _stage(run.progress, Stage.PREPROCESS, 1.0)
 
     logits = _logits(data, model, recipe, run)
     del data
+    release_free_memory()  # the windows' activations and the network, kept for reuse while they ran
 
     stage_start = time.perf_counter()
     _stage(run.progress, Stage.EXPORT, 0.0)

@@ -178,9 +178,11 @@ def run_gasa(case: Path, model: Path, output: Path, skip_air: bool, device: str 
     """What ``gasa-segment CASE -o OUTPUT -m MODEL --device cpu --no-tta`` does, stage by stage."""
     timings: dict[str, float | str] = {}
     start = time.perf_counter()
+    from GASACore.malloc_env import apply_malloc_defaults
     from GASACore.openmp_env import apply_openmp_defaults
 
     apply_openmp_defaults()  # as gasa-segment's main() does, before torch is imported
+    apply_malloc_defaults()
     from GASACore import SegmentOptions, segment
     from GASACore.bundle import load_model
     from GASACore.io import read_image, write_label_map

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from GASACore.inference.instance_norm import instance_norm_channels_last, instance_norm_channels_last_
+from GASACore.inference.lean_unet import lean_unet_forward
 from GASACore.options import CpuBackend, check_cpu_backend
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "ForwardRecord",
     "OneDNNConvolutions",
     "instance_norm_channels_last",
+    "instance_norm_channels_last_",
+    "pointwise_conv_planar",
     "prepare_cpu_forward",
     "resolve_cpu_backend",
 ]
@@ -72,8 +76,6 @@ def _routable(x: Any, weight: Any) -> bool:
 
 _NORM_ARGS = (("input", None), ("running_mean", None), ("running_var", None), ("weight", None), ("bias", None),
               ("use_input_stats", True), ("momentum", 0.1), ("eps", 1e-5))  # fmt: skip
-#: Elements of one temporary block of the variance pass of :func:`instance_norm_channels_last`.
-_VARIANCE_BLOCK = 1 << 22
 
 
 def _channels_last(x: torch.Tensor) -> bool:
@@ -81,32 +83,32 @@ def _channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 5 and x.is_contiguous(memory_format=CHANNELS_LAST) and not x.is_contiguous()
 
 
-def instance_norm_channels_last(
-    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
-) -> torch.Tensor:
-    """``F.instance_norm`` (batch statistics, no running stats) of a channels-last ``(N, C, D, H, W)`` tensor.
+def _pointwise(weight: torch.Tensor, stride: Any, padding: Any, dilation: Any, groups: Any) -> bool:
+    """A 1x1x1 convolution with stride 1, no padding and no groups: a matrix product over the channels."""
+    plain = (_triple(stride), _triple(padding), _triple(dilation)) == ([1] * 3, [0] * 3, [1] * 3)
+    return weight.dim() == 5 and tuple(weight.shape[2:]) == (1, 1, 1) and plain and int(groups) == 1
 
-    PyTorch's own instance norm converts a channels-last input to contiguous and back (two copies), and its
-    channels-last batch/group-norm kernels sum squares in float32 in one pass, which loses 1e-2 on windows of
-    a million voxels. Here: the mean by a (cascade) sum, then the variance of the centred values in blocks
-    (two passes, no cancellation): within ~2e-6 of a float64 reference on 128x112x128 windows. The result is
-    channels-last.
 
-    Example: for ``x = torch.randn(1, 16, 64, 64, 64).contiguous(memory_format=torch.channels_last_3d)``,
-    ``instance_norm_channels_last(x, None, None, 1e-5)`` equals ``F.instance_norm(x, eps=1e-5)`` to ~1e-6.
+def pointwise_conv_planar(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A 1x1x1 ``conv3d`` as one matrix product per batch element, written in the plain (contiguous) layout.
+
+    For a network's final segmentation layer on channels-last features: the logits come out in the layout
+    the sliding window indexes, without oneDNN's channels-last output and a second, converted copy of it.
+
+    Example: ``pointwise_conv_planar(x, w, b)`` equals ``F.conv3d(x, w, b)`` to float32 rounding for
+    ``x`` ``(N, C, D, H, W)`` (any layout), ``w`` ``(K, C, 1, 1, 1)``; the result is contiguous.
     """
-    spatial = x.shape[2] * x.shape[3] * x.shape[4]
-    centred = x - x.sum(dim=(2, 3, 4), keepdim=True).div_(spatial)
-    variance = torch.zeros((x.shape[0], x.shape[1], 1, 1, 1), dtype=x.dtype)
-    step = max(1, _VARIANCE_BLOCK // max(1, x.shape[0] * x.shape[1] * x.shape[3] * x.shape[4]))
-    for start in range(0, x.shape[2], step):
-        block = centred[:, :, start : start + step]
-        variance += (block * block).sum(dim=(2, 3, 4), keepdim=True)
-    scale = variance.div_(spatial).add_(eps).rsqrt_()
-    if weight is not None:
-        scale = scale * weight.view(1, -1, 1, 1, 1)
-    centred.mul_(scale)
-    return centred if bias is None else centred.add_(bias.view(1, -1, 1, 1, 1))
+    n, channels = x.shape[:2]
+    classes = weight.shape[0]
+    matrix = weight.reshape(classes, channels)
+    out = torch.empty((n, classes, *x.shape[2:]), dtype=x.dtype, device=x.device)
+    for i in range(n):
+        source, target = x[i].reshape(channels, -1), out[i].view(classes, -1)  # views for both layouts
+        if bias is None:
+            torch.mm(matrix, source, out=target)
+        else:
+            torch.addmm(bias.view(classes, 1), matrix, source, out=target)
+    return out
 
 
 def _normalisable(x: Any) -> bool:
@@ -157,6 +159,8 @@ class OneDNNConvolutions(TorchFunctionMode):
             x, weight, bias, stride, padding, dilation, groups = _bind(_CONV_ARGS, args, kwargs)
             if _routable(x, weight) and not isinstance(padding, str):
                 self.routed += 1
+                if _pointwise(weight, stride, padding, dilation, groups):
+                    return pointwise_conv_planar(x, weight, bias)
                 y = torch.mkldnn_convolution(
                     x, weight, bias, _triple(padding), _triple(stride), _triple(dilation), int(groups)
                 )
@@ -259,9 +263,11 @@ _AUTO_REASONS = {
 
 
 def _onednn_call(network: nn.Module) -> Callable[[torch.Tensor], Any]:
+    forward = lean_unet_forward(network) or network  # nnU-Net's U-Nets: same modules, less memory held
+
     def call(x: torch.Tensor) -> Any:
         with OneDNNConvolutions():
-            output = network(x)
+            output = forward(x)
         # channels-last logits back to the plain layout callers index and view (a copy of K x window only)
         return output.contiguous() if isinstance(output, torch.Tensor) else output
 
