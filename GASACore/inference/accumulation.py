@@ -95,15 +95,19 @@ def add_window(
 
     ``divisor`` ``None``: ``sums[slicer] += logits * gaussian`` (divided by the weight sums later). Else the
     pre-normalised share ``logits * gaussian / divisor[window]`` (``window_logits`` is scaled in place: it must
-    be a fresh prediction nobody else holds).
+    be a fresh prediction nobody else holds). Added one class channel at a time: the same sums, with
+    temporaries of one channel (a float16 ``+=`` of a float32 window converts it whole: twice its size).
     """
+    target = sums[slicer]
     if divisor is None:
-        sums[slicer] += window_logits if gaussian is None else window_logits * gaussian
+        for channel, logits in zip(target, window_logits, strict=True):  # one channel's temporary at a time
+            channel += logits if gaussian is None else logits * gaussian
         return
     share = divisor[slicer[1:]].reciprocal()
     if gaussian is not None:
         share.mul_(gaussian)
-    sums[slicer] += window_logits.mul_(share)
+    for channel, logits in zip(target, window_logits, strict=True):  # a float16 += float32 sum converts the
+        channel += logits.mul_(share)  # whole right side at once: per channel that is 1/K of the memory
 
 
 def background_logits(num_classes: int, *, regions: bool) -> tuple[float, ...]:
