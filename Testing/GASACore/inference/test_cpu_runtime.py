@@ -243,3 +243,12 @@ def test_openvino_on_a_real_ct_window_and_its_cache(demo_and_window, tmp_path: P
     with torch.inference_mode():
         assert torch.equal(again(window), got)
     assert list(tmp_path.glob("*.xml")) == cached
+
+
+def test_onednn_lean_forward_of_the_trained_demo_model_on_a_real_ct_window(demo_and_window) -> None:
+    network, window, reference = demo_and_window
+    got = prepare_cpu_forward(network, input_shape=window.shape, backend=CpuBackend.ONEDNN)
+    with torch.inference_mode():
+        logits = got(window)
+    assert logits.is_contiguous() and float((logits - reference).abs().max()) < LOGIT_ATOL
+    assert float((logits.argmax(1) == reference.argmax(1)).double().mean()) >= 0.999
