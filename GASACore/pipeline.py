@@ -326,4 +326,6 @@ def segment(
     if labels.shape != expected_shape:
         raise InputError(f"internal error: label map shape {labels.shape} differs from the input's {expected_shape}")
     run.timings["total"] = time.perf_counter() - start
+    if run.forward.device and run.forward.device != str(run_device):  # CUDA out of memory: the CPU predicted
+        run_device, reason = torch.device(run.forward.device), run.forward.reason
     return SegmentationResult(labels, geometry, bundle, str(run_device), run.timings, reason, run.forward)

@@ -122,9 +122,14 @@ def retry_on_cuda_oom(
     return resort()
 
 
-def _on_cpu(run: _Run) -> torch.Tensor:
-    """The last resort after CUDA out-of-memory: the whole prediction again, network and logits on the CPU."""
+def _on_cpu(run: _Run, record: ForwardRecord) -> torch.Tensor:
+    """The last resort after CUDA out-of-memory: the whole prediction again, network and logits on the CPU.
+
+    ``record`` then says ``cpu``, with the reason, so that the run's report names the device that did the work.
+    """
     cpu = torch.device("cpu")
+    record.reason = f"CUDA out of memory on {record.device or run.device} with 1 window per batch: predicted on the CPU"
+    record.device = "cpu"
     run.network.to(cpu)
     return _accumulate(replace(run, device=cpu), False, run.config.batch_size)
 
@@ -434,7 +439,8 @@ def predict_sliding_window(
             on_device = _accumulate_on_device(config, device, data, num_classes)
             logits = retry_on_cuda_oom(
                 lambda on_gpu, batch: _accumulate(run, on_gpu, batch),
-                device=device, on_device=on_device, batch_size=config.batch_size, last_resort=lambda: _on_cpu(run),
+                device=device, on_device=on_device, batch_size=config.batch_size,
+                last_resort=lambda: _on_cpu(run, record),
             )  # fmt: skip
     finally:
         network.train(was_training)

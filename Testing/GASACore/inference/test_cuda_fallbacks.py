@@ -71,3 +71,29 @@ def test_window_feed_off_cuda_is_a_plain_stack() -> None:
     slicers = window_slicers(image.shape[1:], config().patch_size, 0.5)[:3]
     windows = WindowFeed()(image, slicers, torch.device("cpu"))
     assert torch.equal(windows, torch.stack([image[s] for s in slicers]))
+
+
+def test_the_cpu_last_resort_reports_the_cpu() -> None:
+    """Through the real retry helper and last resort: after CUDA out of memory the record says ``cpu``."""
+    from inference_helpers import Affine
+
+    from GASACore.inference.callbacks import ProgressCounter
+    from GASACore.inference.cpu_runtime import ForwardRecord
+    from GASACore.inference.sliding_window import _on_cpu, _Run
+
+    network = Affine()
+    image, _ = pad_to_patch(torch.randn(1, 10, 14, 11), PATCH)
+    windows = window_slicers(image.shape[1:], PATCH, 0.5)
+    record = ForwardRecord(device=str(CUDA))
+    run = _Run(network, image, windows, [None], 3, config(), CUDA, ProgressCounter(None, len(windows)), lambda: None)
+
+    def attempt(on_device: bool, batch: int) -> torch.Tensor:
+        raise _out_of_memory()
+
+    def last_resort() -> torch.Tensor:
+        return _on_cpu(run, record)
+
+    logits = retry_on_cuda_oom(attempt, device=CUDA, on_device=False, batch_size=1, last_resort=last_resort)
+    assert logits.device.type == "cpu" and logits.shape == (3, *image.shape[1:])
+    assert torch.allclose(logits, network.expected(image), atol=1e-5)
+    assert record.device == "cpu" and "CUDA out of memory on cuda:0" in record.reason
