@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from GASACore.cohort.launcher_watch import die_with_parent, under_torchrun
 from GASACore.cohort.ranks import RankGroup, RankInfo, select_rank_device, shard
 from GASACore.cohort.summary import (
     SUMMARY_CSV,
@@ -364,6 +365,8 @@ def run_cases(
     from GASACore.io.outputs import make_output_folders
 
     info = info or RankInfo.from_environ()
+    if under_torchrun():
+        die_with_parent()  # torchrun's workers lead their own sessions: stop them with the agent
     with RankGroup(info) as group:
         plan = _plan(request)
         _agree(group, output_paths_error(request, plan))
