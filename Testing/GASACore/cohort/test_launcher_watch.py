@@ -16,10 +16,12 @@ from GASACore.cohort.launcher_watch import die_with_parent, under_torchrun
 ROOT = Path(__file__).resolve().parents[3]
 
 WORKER = """
-import signal, sys, time
+import os, signal, sys, time
 from GASACore.cohort.launcher_watch import die_with_parent
 def stop(signum, frame):
-    open(sys.argv[1], "w").write(f"signal {signum}")
+    with open(sys.argv[1] + ".part", "w") as f:
+        f.write(f"signal {signum}")
+    os.replace(sys.argv[1] + ".part", sys.argv[1])  # whole, so the test never reads it half written
     sys.exit(0)
 signal.signal(signal.SIGTERM, stop)
 print(die_with_parent(), flush=True)
