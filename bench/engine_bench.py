@@ -119,6 +119,17 @@ def make_model(root: Path, model: str) -> Path:
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak resident memory (``VmHWM``; ``ru_maxrss`` where there is no /proc).
+
+    Not ``ru_maxrss`` on Linux: it keeps the peak of the forked copy of the parent from before ``exec``, so
+    every tool run from this (large, model-training) parent read at least the parent's size; the gasa figures
+    of 2026-12-02 08:18 (923 MB on both CTs) were that artefact.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
