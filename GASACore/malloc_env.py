@@ -6,7 +6,7 @@ with a fresh ``mmap`` and returns it on ``free``, raises that threshold after su
 trims the heap top when much is free. A sliding-window prediction allocates and frees the same 4-50 MB
 activations in every window, so some of them are faulted in again, 4 KiB page by page, in every window,
 while the heap keeps others at their largest: on the small nnU-Net model (``bench/window_forward_bench.py``)
-the process peak is ~90 MB above the memory actually in use, and page faults cost ~15% of the CPU time.
+one window's forward pass peaks ~120 MB above the memory it uses, and page faults cost 10-15% of its CPU time.
 
 :func:`apply_malloc_defaults` maps every block from 4 MiB up on its own (``mallopt(M_MMAP_THRESHOLD)``, fixed:
 a freed activation goes back to the system at once, so the peak follows what is in use) and sets PyTorch's
