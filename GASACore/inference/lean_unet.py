@@ -31,14 +31,16 @@ from torch import nn
 
 from GASACore.inference.instance_norm import instance_norm_channels_last_
 from GASACore.network.gasa_block import check_spatial_size
-from GASACore.network.unets import _FixedPatchMixin
+from GASACore.network.unets import FixedPatchPlainConvUNet
 
 __all__ = ["lean_unet_forward"]
 
 logger = logging.getLogger(__name__)
 
+#: GASACore's fixed-patch forward (input-size check, optional bottleneck block), shared by its U-Net classes.
+_FIXED_PATCH_FORWARD = FixedPatchPlainConvUNet.forward
 #: Network forwards whose structure (encoder -> [bottleneck block] -> decoder) the lean pass reproduces.
-_KNOWN_FORWARDS = (PlainConvUNet.forward, ResidualEncoderUNet.forward, _FixedPatchMixin.forward)
+_KNOWN_FORWARDS = (PlainConvUNet.forward, ResidualEncoderUNet.forward, _FIXED_PATCH_FORWARD)
 
 
 def _is_in_place_norm(module: nn.Module) -> bool:
@@ -151,7 +153,7 @@ def lean_unet_forward(network: nn.Module) -> Callable[[torch.Tensor], Any] | Non
     """
     if type(network).forward not in _KNOWN_FORWARDS or type(network.decoder).forward is not UNetDecoder.forward:
         return None
-    fixed = type(network).forward is _FixedPatchMixin.forward
+    fixed = type(network).forward is _FIXED_PATCH_FORWARD
 
     def forward(x: torch.Tensor) -> Any:
         if torch.is_grad_enabled():
