@@ -102,6 +102,11 @@ class NetworkSpec:
         return self.topology.deep_supervision
 
     @property
+    def requires_cuda(self) -> bool:
+        """Whether the network runs on CUDA only (its topology's kernels; nnMamba)."""
+        return self.topology.requires_cuda
+
+    @property
     def plans_take_patch_size(self) -> bool:
         """Whether the class named in plans takes ``patch_size`` (GASACore's classes do, nnU-Net's do not)."""
         return self.plans_class_path.startswith("GASACore.")

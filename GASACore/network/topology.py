@@ -62,6 +62,11 @@ class Topology(StrEnum):
         return self is Topology.NNUNET_UNET
 
     @property
+    def requires_cuda(self) -> bool:
+        """Whether the network's kernels exist on CUDA only (nnMamba's Mamba layers: mamba_ssm)."""
+        return self is Topology.NNMAMBA
+
+    @property
     def deep_supervision(self) -> bool:
         """Whether the network has deep-supervision outputs (train the others with deep supervision off)."""
         return self is Topology.NNUNET_UNET

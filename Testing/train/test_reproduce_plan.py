@@ -15,7 +15,7 @@ from train.reproduce.execute import RunContext, worker_command
 from train.reproduce.table_writer import format_difference
 from train.reproduce.worker import worker_arguments
 
-TODAY = ("nnunet", "gasa-unet", "gasa-l")  # trainable before the other backbones and blocks are registered
+TODAY = ("nnunet", "gasa-unet", "gasa-l", "nnmamba")  # a subset of the trainable networks
 
 #: The paper's bracketed differences, (Dice, NSD) per data set, as printed in its Tables 1 and 2.
 PAPER_BRACKETS = {
@@ -37,7 +37,6 @@ def test_tables_hold_the_papers_rows_in_order() -> None:
     one = table_spec(1)
     assert [one.method(n).baseline for n in ("nnmamba-gasa", "unetr-gasa", "vnet-gasa", "gasa-l")] == [
         "nnmamba", "unetr", "vnet", "nnunet"]  # fmt: skip
-    assert one.method("nnmamba").initial_lr == 1e-4 and one.method("nnmamba-gasa").needs_cuda
     assert table_spec(2).method("nnunet-mat").skips["amos"].startswith("MAT cannot process asymmetric 3D features")
     with pytest.raises(ValueError, match=r"table must be one of \[1, 2\], got 3"):
         table_spec(3)
@@ -75,7 +74,7 @@ def test_plan_runs_rows_in_order_seeds_then_folds_and_skips_with_reasons() -> No
             Method("nnunet", "nnUNet"),
             Method("no-such-network", "+X", baseline="nnunet"),
             Method("nnunet-resenc", "+R", baseline="nnunet"),  # registered, not a gasa-train variant
-            Method("gasa-l", "+M", baseline="nnunet", needs_cuda=True),
+            Method("nnmamba", "+M", baseline="nnunet"),
             Method("gasa-unet", "+G", baseline="nnunet", skips={"amos": "the paper has none"}),
         ),
     )
@@ -94,8 +93,8 @@ def test_plan_runs_rows_in_order_seeds_then_folds_and_skips_with_reasons() -> No
         plan.skipped["nnunet-resenc"]
         == "network 'nnunet-resenc' is registered but `gasa-train train` cannot train it yet"
     )
-    assert plan.skipped["gasa-l"] == "gasa-l needs CUDA (its Mamba kernels exist on CUDA only); this run uses cpu"
-    assert "gasa-l" not in _plan(table, device="cuda", cuda_available=True).skipped
+    assert plan.skipped["nnmamba"] == "nnmamba needs CUDA (its Mamba kernels exist on CUDA only); this run uses cpu"
+    assert "nnmamba" not in _plan(table, device="cuda", cuda_available=True).skipped
     assert _plan(table, "amos", networks=["nnunet", "gasa-unet"]).skipped == {"gasa-unet": "the paper has none"}
 
 
@@ -147,9 +146,9 @@ def test_command_line_and_worker_commands() -> None:
     assert (schedule.epochs, schedule.iterations_per_epoch, schedule.val_iterations_per_epoch) == (3, 2, 1)
     assert schedule_for(tiny=False).epochs == 1000 and schedule_for(tiny=False).iterations_per_epoch == 250
     args = worker_arguments("Dataset017_BTCV", network="gasa-unet", fold="0", seed=1, device="cuda", schedule=schedule,
-                            plans_name="nnUNetPlans", result=Path("r.json"), resume=True, initial_lr=1e-4)  # fmt: skip
+                            plans_name="nnUNetPlans", result=Path("r.json"), resume=True)  # fmt: skip
     assert args[:9] == ["Dataset017_BTCV", "--variant", "gasa-unet", "--fold", "0", "--seed", "1", "--device", "cuda"]
-    assert args[-3:] == ["--lr", "0.0001", "--continue"]
+    assert args[-1] == "--continue" and "--lr" not in args  # the network's own rate comes from the registry
     context = RunContext("Dataset017_BTCV", "btcv", Path("out/btcv"), Path("pre"), schedule, "cuda", nproc_per_node=4)
     assert worker_command(context, args)[:7] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                                  "--nproc_per_node=4", "-m", "train.reproduce.worker"]  # fmt: skip

@@ -83,7 +83,7 @@ def _tail(path: Path) -> str:
     return "\n".join(lines[-_LOG_TAIL_LINES:])
 
 
-def train_run(context: RunContext, run: RunKey, *, resume: bool, initial_lr: float | None = None) -> dict[str, Any]:
+def train_run(context: RunContext, run: RunKey, *, resume: bool) -> dict[str, Any]:
     """Train one run in a worker process; returns the worker's record (``fold_folder``, ``wall_time_s`` ...).
 
     Raises:
@@ -103,7 +103,6 @@ def train_run(context: RunContext, run: RunKey, *, resume: bool, initial_lr: flo
         plans_name=context.plans_name,
         result=result,
         resume=resume,
-        initial_lr=initial_lr,
     )
     env = {**os.environ, **(context.env or {}), "nnUNet_results": str(context.results_root(run.seed))}
     repo_root = str(Path(__file__).resolve().parents[2])

@@ -85,7 +85,7 @@ def unavailable_reason(method: Method, *, trainable: Sequence[str], device: str,
         return f"network {method.network!r} is not in this installation's registry (known: {', '.join(NETWORKS)})"
     if method.network not in trainable:
         return f"network {method.network!r} is registered but `gasa-train train` cannot train it yet"
-    if method.needs_cuda and (device != "cuda" or not cuda_available):
+    if NETWORKS[method.network].requires_cuda and (device != "cuda" or not cuda_available):
         return f"{method.network} needs CUDA (its Mamba kernels exist on CUDA only); this run uses {device}"
     return None
 

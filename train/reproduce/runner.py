@@ -245,7 +245,7 @@ def _run_all(table: TableSpec, plan: RunPlan, context: RunContext, result: Repro
             continue
         resume = state.was_started(run.name)
         state.mark_started(run.name, {"network": run.network, "fold": run.fold, "seed": run.seed})
-        trained = train_run(context, run, resume=resume, initial_lr=table.method(run.network).initial_lr)
+        trained = train_run(context, run, resume=resume)
         metrics = evaluate_run(context, run, Path(trained["fold_folder"]))
         state.classes = metrics.pop("classes")
         state.mark_done(run.name, {**trained, **metrics})

@@ -51,8 +51,9 @@ class Method:
         baseline: the network of the row its differences are taken against; ``None`` for a baseline row.
         paper: the paper's values per data set key: ``{"btcv": (dice, nsd)}`` in percent; ``None`` for a skip.
         skips: data set key -> why the paper has no result there (written into the table, nothing is run).
-        initial_lr: the learning rate the paper trained this row with when it is not nnU-Net's 1e-2.
-        needs_cuda: the network's kernels exist on CUDA only.
+
+    A row's learning rate and whether it needs CUDA are its network's (the registry's ``initial_lr`` and
+    ``requires_cuda``: nnMamba 1e-4, CUDA only), not the table's.
     """
 
     network: str
@@ -60,8 +61,6 @@ class Method:
     baseline: str | None = None
     paper: Mapping[str, tuple[float, float] | None] = field(default_factory=dict)
     skips: Mapping[str, str] = field(default_factory=dict)
-    initial_lr: float | None = None
-    needs_cuda: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,6 @@ class TableSpec:
 _NNUNET_PAPER = {"btcv": (81.52, 76.10), "amos": (89.75, 85.58), "kits23": (74.99, 64.83)}
 _GASA_PAPER = {"btcv": (81.69, 76.03), "amos": (89.83, 85.64), "kits23": (75.97, 66.05)}
 _GASA_L_PAPER = {"btcv": (82.41, 77.04), "amos": (89.87, 85.93), "kits23": (76.49, 67.21)}
-_NNMAMBA_LR = 1e-4  # "for the model nnMamba, the original learning rate of 0.0001 from the paper was preserved"
 _MAT_AMOS = "MAT cannot process asymmetric 3D features (the paper skips MAT on AMOS)"
 
 _TABLE_1 = TableSpec(
@@ -103,16 +101,12 @@ _TABLE_1 = TableSpec(
             "nnmamba",
             "nnMamba",
             paper={"btcv": (75.47, 67.05), "amos": (83.16, 73.00), "kits23": (64.39, 52.55)},
-            initial_lr=_NNMAMBA_LR,
-            needs_cuda=True,
         ),
         Method(
             "nnmamba-gasa",
             "+GASA(Ours)",
             baseline="nnmamba",
             paper={"btcv": (76.27, 67.52), "amos": (84.31, 75.17), "kits23": (68.25, 56.01)},
-            initial_lr=_NNMAMBA_LR,
-            needs_cuda=True,
         ),
         Method("unetr", "UNETR", paper={"btcv": (69.65, 59.18), "amos": (68.62, 51.65), "kits23": (59.38, 46.28)}),
         Method(

@@ -50,7 +50,6 @@ def worker_arguments(
     plans_name: str,
     result: Path,
     resume: bool,
-    initial_lr: float | None = None,
 ) -> list[str]:
     """The command-line arguments of one worker (after ``-m train.reproduce.worker``)."""
     args = [
@@ -66,8 +65,6 @@ def worker_arguments(
         "--save-every", str(schedule.save_every),
         "--result", str(result),
     ]  # fmt: skip
-    if initial_lr is not None:
-        args += ["--lr", repr(float(initial_lr))]
     if resume:
         args.append("--continue")
     return args
