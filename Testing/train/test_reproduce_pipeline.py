@@ -11,8 +11,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from Testing.train.test_pipeline_support import cli_env, planned_tiny, run_cli
 
 __all__ = ["planned_tiny"]  # the session fixture
@@ -102,23 +100,3 @@ def test_tiny_table_2_runs_end_to_end_and_continue_redoes_nothing(planned_tiny: 
     log = (out / "btcv" / "logs" / "gasa-unet" / "fold_all" / "seed_0" / "train.log").read_text()
     commands = [line for line in log.splitlines() if line.startswith("$ ")]
     assert len(commands) == 2 and not commands[0].endswith("--continue") and commands[1].endswith("--continue")
-
-
-@pytest.mark.slow
-def test_tiny_table_2_with_every_row_completes_and_writes_the_table(planned_tiny: Path, tmp_path: Path) -> None:
-    """Issue 14's acceptance: ``gasa-train reproduce 2 --dataset btcv --tiny``, all six rows (about 5 minutes)."""
-    from train.reproduce.tables import table_spec
-
-    out = tmp_path / "repro"
-    args = ["reproduce", "2", "--dataset", "btcv", "--dataset-id", "991", "--tiny", "--out", str(out)]
-    log = run_cli(args, cli_env(planned_tiny), timeout=3000)
-    networks = list(table_spec(2).networks)
-    assert f"trained {len(networks)} run(s); 0 finished before" in log
-    state = json.loads((out / "btcv" / "state.json").read_text())
-    assert state["skipped"] == {} and {r["status"] for r in state["runs"].values()} == {"done"}
-    rows = json.loads((out / "table2.json").read_text())["datasets"]["btcv"]["rows"]
-    assert list(rows) == networks
-    for network in networks[1:]:
-        assert rows[network]["baseline"] == "nnunet" and rows[network]["dice_difference"].startswith("(")
-    markdown = (out / "table2.md").read_text()
-    assert all(f"({network})" in markdown for network in networks) and "Not run" not in markdown
