@@ -27,7 +27,7 @@ from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 from nibabel.spatialimages import HeaderDataError
 
-from GASACore.errors import DamagedFileError, ImageTooLargeError, InputError
+from GASACore.errors import DamagedFileError, ImageTooLargeError, InputError, UnsupportedGeometryError
 from GASACore.io.formats import describe_content
 from GASACore.io.geometry import Geometry
 from GASACore.io.grid import geometry_from_affine, spatial_size
@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _HEADER_SIZES = {348: Nifti1Header, 540: Nifti2Header}
+#: NIfTI intents whose voxels are labels of another image, not intensities to segment (NIFTI_INTENT_LABEL, _NEURONAME).
+_LABEL_INTENTS = {1002: "NIFTI_INTENT_LABEL", 1003: "NIFTI_INTENT_NEURONAME"}
+#: NIfTI datatypes nibabel reads as something other than numbers (DT_BINARY: 1 bit per voxel).
+_NON_NUMERIC_TYPES = {1: "DT_BINARY (1 bit per voxel)"}
 
 
 class NiftiImage:
@@ -94,7 +98,17 @@ def _dimensions(header: Nifti1Header, path: Path) -> tuple[tuple[int, ...], np.d
     if dtype.kind == "c":
         raise InputError(f"expected real-valued voxels, got complex ({dtype.name}) voxels in {path}")
     if dtype.kind not in "biuf" or dtype.itemsize > 8:
-        raise InputError(f"expected integer or float voxels (up to 64-bit), got {dtype.name} in {path}")
+        code = int(header["datatype"])
+        stored = _NON_NUMERIC_TYPES.get(code, dtype.name)
+        raise InputError(
+            f"expected integer or float voxels (up to 64-bit), got {stored} (datatype code {code}) in {path}"
+        )
+    intent = int(header["intent_code"])
+    if intent in _LABEL_INTENTS:
+        raise InputError(
+            f"expected an image to segment, got a label map: the NIfTI header of {path} has intent_code {intent} "
+            f"({_LABEL_INTENTS[intent]}); pass the CT it was made from"
+        )
     return size, dtype
 
 
@@ -104,10 +118,55 @@ def _form(header: Nifti1Header) -> str:
     return "qform" if int(header["qform_code"]) != 0 else "voxel sizes (no sform or qform)"
 
 
+def _check_units(header: Nifti1Header, path: Path) -> None:
+    """Refuse spatial units other than millimetres: ITK (3D Slicer) scales the grid by them, nibabel does not."""
+    unit = header.get_xyzt_units()[0]
+    if unit in ("meter", "micron"):
+        factor = "1000" if unit == "meter" else "1/1000"
+        raise UnsupportedGeometryError(
+            f"expected spatial units of millimetres (or unknown) in the NIfTI header of {path}, got {unit}s "
+            f"(xyzt_units {int(header['xyzt_units'])}): ITK and 3D Slicer scale such a grid by {factor}, nibabel and "
+            "nnU-Net do not, so the label map would not overlay the image in both; rewrite the header in mm"
+        )
+
+
+def _checked_qform(header: Nifti1Header, path: Path) -> Nifti1Header:
+    """The header whose qform nibabel is asked for, with what ITK and nibabel both read the same way made explicit.
+
+    ``pixdim[0]`` (qfac) of 0, left by old writers, is +1 for ITK and for nibabel's loader: set so. What the
+    two read differently (negative voxel sizes: ITK flips the axis, nibabel takes the absolute value; quaternion
+    parameters b, c, d that are not part of a unit quaternion: ITK rescales them, nibabel refuses) is refused.
+    """
+    pixdim = [float(v) for v in header["pixdim"][:4]]
+    where = f"the qform of the NIfTI header of {path} (used because sform_code is 0)"
+    if pixdim[0] not in (0.0, 1.0, -1.0):
+        raise UnsupportedGeometryError(f"expected qfac (pixdim[0]) of 1 or -1 in {where}, got {pixdim[0]!r}")
+    if not all(math.isfinite(v) for v in pixdim[1:]):
+        raise UnsupportedGeometryError(f"expected finite voxel sizes pixdim[1..3] in {where}, got {tuple(pixdim[1:])}")
+    if any(v < 0 for v in pixdim[1:]):
+        raise UnsupportedGeometryError(
+            f"expected positive voxel sizes pixdim[1..3] in {where}, got {tuple(pixdim[1:])}: ITK and 3D Slicer "
+            "flip an axis of negative size, nibabel and nnU-Net do not, so its orientation is ambiguous"
+        )
+    quaternion = [float(header[f"quatern_{name}"]) for name in "bcd"]
+    norm = sum(v * v for v in quaternion)
+    if not math.isfinite(norm) or 1.0 - norm < -abs(header.quaternion_threshold):  # nibabel's rounding allowance
+        raise UnsupportedGeometryError(
+            f"expected the quaternion parameters (b, c, d) of a rotation, b^2 + c^2 + d^2 <= 1, in {where}, got "
+            f"({', '.join(f'{v:.6g}' for v in quaternion)}) (b^2 + c^2 + d^2 = {norm:.6g}): the qform is damaged"
+        )
+    if pixdim[0] == 0.0:
+        header = header.copy()
+        header["pixdim"][0] = 1.0
+    return header
+
+
 def _geometry(header: Nifti1Header, size: tuple[int, int, int], path: Path) -> Geometry:
     form = _form(header)
+    _check_units(header, path)
+    chosen = _checked_qform(header, path) if form == "qform" else header
     try:
-        affine = header.get_best_affine()  # nibabel's (and so nnU-Net's NibabelIO's) choice, in RAS
+        affine = chosen.get_best_affine()  # nibabel's (and so nnU-Net's NibabelIO's) choice, in RAS
     except (HeaderDataError, ValueError) as err:
         raise InputError(f"expected a valid {form} in the NIfTI header of {path}: {err}") from err
     if form.startswith("voxel"):

@@ -150,6 +150,38 @@ NIFTI_CASES = {
     "vox_offset inside the header": _case(nifti.low_offset_nii, DamagedFileError, r"vox_offset >= 352 .* got 100"),
     "vox_offset beyond the file": _case(nifti.far_offset_nii, DamagedFileError, rf"found 0 bytes in the file: {CUT}"),
     "dim[0] = 0": _case(nifti.no_dimensions_nii, DamagedFileError, r"1 to 7 dimensions .* dim\[0\] = 0"),
+    "qform-only, pixdim NaN": _case(
+        nifti.qform_nan_pixdim_nii, UnsupportedGeometryError, r"finite voxel sizes pixdim\[1\.\.3\] .*\(1.5, nan, 2.0\)"
+    ),
+    "qform-only, pixdim inf": _case(
+        nifti.qform_inf_pixdim_nii, UnsupportedGeometryError, r"finite voxel sizes .*got \(1.5, 1.5, inf\)"
+    ),
+    "qform-only, pixdim negative": _case(
+        nifti.qform_negative_pixdim_nii,
+        UnsupportedGeometryError,
+        r"positive voxel sizes pixdim\[1\.\.3\] in the qform .*got \(1.5, -1.5, 2.0\): ITK .* flip an axis",
+    ),
+    "qform-only, pixdim zero": _case(
+        nifti.qform_zero_pixdim_nii, UnsupportedGeometryError, r"between 0.001 and 1000 mm .*got \(0.0, 1.5, 2.0\) mm"
+    ),
+    "qform-only, qfac -0.5": _case(
+        nifti.qform_bad_qfac_nii, UnsupportedGeometryError, r"expected qfac \(pixdim\[0\]\) of 1 or -1 .*got -0.5"
+    ),
+    "qform of a non-unit quaternion": _case(
+        nifti.qform_non_unit_quaternion_nii,
+        UnsupportedGeometryError,
+        r"b\^2 \+ c\^2 \+ d\^2 <= 1, .*got \(0.9, 0.9, 0\) \(b\^2 \+ c\^2 \+ d\^2 = 1.62\): the qform is damaged",
+    ),
+    "units metres": _case(
+        nifti.units_meter_nii, UnsupportedGeometryError, r"millimetres .*got meters \(xyzt_units 1\): ITK .* by 1000"
+    ),
+    "units microns": _case(nifti.units_micron_nii, UnsupportedGeometryError, r"got microns \(xyzt_units 11\)"),
+    "label-map intent": _case(
+        nifti.label_intent_nii, InputError, r"got a label map: .* intent_code 1002 \(NIFTI_INTENT_LABEL\)"
+    ),
+    "DT_BINARY voxels": _case(
+        nifti.binary_datatype_nii, InputError, r"got DT_BINARY \(1 bit per voxel\) \(datatype code 1\)"
+    ),
     "more slices than the header says": _case(
         nifti.trailing_slices_nii, DamagedFileError, r"5x4x3 int16\), found at least one slice \(40 bytes\) more"
     ),

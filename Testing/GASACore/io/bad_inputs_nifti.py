@@ -294,3 +294,63 @@ def nrrd_as_nii_gz(folder: Path) -> Path:
     return write(
         folder / "ct.nii.gz", b"NRRD0004\ntype: short\ndimension: 3\nsizes: 2 2 2\n\n" + bytes(16), compress=False
     )
+
+
+def _qform_only(changes: dict[str, object]) -> bytes:
+    """A qform-only NIfTI (sform_code 0) of 7x6x5 voxels, 1.5 x 1.5 x 2 mm, with header fields changed."""
+    return nifti_bytes(ct_values((5, 6, 7)), np.diag([1.5, 1.5, 2.0, 1.0]), sform=False, changes=changes)
+
+
+def _pixdim(index: int, value: float) -> dict[str, object]:
+    pixdim = np.array([1.0, 1.5, 1.5, 2.0, 0, 0, 0, 0], np.float32)
+    pixdim[index] = value
+    return {"pixdim": pixdim}
+
+
+def qform_nan_pixdim_nii(folder: Path) -> Path:
+    return write(folder / "nan_pixdim.nii.gz", _qform_only(_pixdim(2, np.nan)))
+
+
+def qform_inf_pixdim_nii(folder: Path) -> Path:
+    return write(folder / "inf_pixdim.nii.gz", _qform_only(_pixdim(3, np.inf)))
+
+
+def qform_negative_pixdim_nii(folder: Path) -> Path:
+    """ITK flips the y axis of a negative pixdim[2], nibabel takes its absolute value: ambiguous."""
+    return write(folder / "negative_pixdim.nii.gz", _qform_only(_pixdim(2, -1.5)))
+
+
+def qform_zero_pixdim_nii(folder: Path) -> Path:
+    return write(folder / "zero_pixdim.nii.gz", _qform_only(_pixdim(1, 0.0)))
+
+
+def qform_bad_qfac_nii(folder: Path) -> Path:
+    return write(folder / "qfac.nii.gz", _qform_only(_pixdim(0, -0.5)))
+
+
+def qform_non_unit_quaternion_nii(folder: Path) -> Path:
+    """b^2 + c^2 + d^2 = 1.62: ITK rescales the quaternion, nibabel refuses it."""
+    return write(folder / "quaternion.nii.gz", _qform_only({"quatern_b": 0.9, "quatern_c": 0.9, "quatern_d": 0.0}))
+
+
+def units_meter_nii(folder: Path) -> Path:
+    """xyzt_units metres: ITK scales the grid by 1000, nibabel does not."""
+    affine = np.diag([0.0015, 0.0015, 0.002, 1.0])
+    return write(folder / "metres.nii.gz", nifti_bytes(ct_values((5, 6, 7)), affine, changes={"xyzt_units": 1}))
+
+
+def units_micron_nii(folder: Path) -> Path:
+    return write(folder / "microns.nii.gz", nifti_bytes(ct_values((5, 6, 7)), changes={"xyzt_units": 3 | 8}))
+
+
+def label_intent_nii(folder: Path) -> Path:
+    content = nifti_bytes(ct_values((5, 6, 7)) % 14, changes={"intent_code": 1002})
+    return write(folder / "labels.nii.gz", content)
+
+
+def binary_datatype_nii(folder: Path) -> Path:
+    """DT_BINARY (1 bit per voxel), which nibabel reads as opaque bytes."""
+    content = nifti_bytes(np.zeros((4, 6, 8), np.uint8))
+    header = Nifti1Header(binaryblock=content[:348], check=False)
+    header["datatype"], header["bitpix"] = 1, 1
+    return write(folder / "bits.nii.gz", header.binaryblock + content[348 : 352 + 4 * 6 * 8 // 8])

@@ -100,6 +100,23 @@ def sform_over_qform(folder: Path, slices: list[str]) -> Built:
     return path, geometry, values
 
 
+def qform_zero_qfac(folder: Path, slices: list[str]) -> Built:
+    """pixdim[0] (qfac) 0, as old writers leave it: +1 for ITK and for nibabel's loader alike."""
+    geometry = Geometry((5, 6, 7), (0.7, 0.7, 3.0), (10.0, 20.0, 30.0), FLIPPED)
+    path, _, values = _nifti(folder, "qfac0.nii.gz", geometry, ct_values((7, 6, 5)), sform=False)
+    content = bytearray(gzip.decompress(path.read_bytes()))
+    content[76:80] = np.float32(0.0).tobytes()  # pixdim[0]
+    return write(path, bytes(content)), geometry, values
+
+
+def garbage_beyond_dim0(folder: Path, slices: list[str]) -> Built:
+    """dim[0] = 3 and dim[4..7] holding leftovers: only the first dim[0] entries count."""
+    path, geometry, values = _nifti(folder, "dims.nii.gz", _GEOMETRY, ct_values((7, 6, 5)))
+    content = bytearray(gzip.decompress(path.read_bytes()))
+    content[48:56] = np.array([5, 6, 7, 8], "<i2").tobytes()  # dim[4..7]
+    return write(path, bytes(content)), geometry, values
+
+
 def four_d_one_volume(folder: Path, slices: list[str]) -> Built:
     return _nifti(folder, "one_volume.nii.gz", _GEOMETRY, ct_values((7, 6, 5)), dims=(5, 6, 7, 1))
 
@@ -245,6 +262,8 @@ ODD_INPUTS: dict[str, Callable[[Path, list[str]], Built]] = {
     "NIfTI qform only (coronal)": qform_only_nifti,
     "NIfTI sform over a different qform": sform_over_qform,
     "NIfTI 4D with one volume": four_d_one_volume,
+    "NIfTI qform with qfac 0": qform_zero_qfac,
+    "NIfTI garbage in dim[4..7] beyond dim[0] = 3": garbage_beyond_dim0,
     "NIfTI uncompressed named .nii.gz": uncompressed_named_gz,
     "NIfTI multi-member gzip": multi_member_gzip,
     "NIfTI extension and padding": with_extension_and_padding,
