@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 DUPLICATE_MM = 1e-3
 #: A step between slices may differ from the median step by this fraction (or 0.01 mm) before it is a gap.
 STEP_TOLERANCE = 0.05
+#: Tags without which GDCM places a slice at an assumed position or orientation (origin 0, identity).
+_GEOMETRY_TAGS = {"0020|0032": "ImagePositionPatient (0020,0032)", "0020|0037": "ImageOrientationPatient (0020,0037)"}
 #: A slice may lie this fraction of a pixel sideways of the slice normal before the stack counts as tilted.
 TILT_TOLERANCE_PIXELS = 0.1
 
@@ -46,6 +48,7 @@ class SliceInfo:
         image_type: ImageType (0008,0008), e.g. ``ORIGINAL\\PRIMARY\\AXIAL``.
         kind: the name of a non-image object (SEG, RTSTRUCT...) from its SOP class or modality, else ``""``.
         instance: SOPInstanceUID (``""`` when absent).
+        missing: the geometry tags the header lacks (GDCM then assumes a position or orientation), by name.
     """
 
     file: str
@@ -56,6 +59,7 @@ class SliceInfo:
     image_type: str
     kind: str
     instance: str
+    missing: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -95,6 +99,7 @@ def read_slice_info(file: str) -> SliceInfo:
         image_type=tag("0008|0008"),
         kind=non_image_kind(tag("0008|0016"), tag("0008|0060")) or "",
         instance=tag("0008|0018"),
+        missing=tuple(name for key, name in _GEOMETRY_TAGS.items() if not tag(key)),
     )
 
 
@@ -115,6 +120,14 @@ def _drop_non_slices(slices: list[SliceInfo], folder: Path) -> list[SliceInfo]:
         raise InputError(
             f"expected single-frame DICOM slices, got the multi-frame file {multi[0].file} ({multi[0].size[2]} "
             "frames): its frame positions cannot be checked; export the series as single-frame (classic) images"
+        )
+    unplaced = [info for info in kept if info.missing]
+    if unplaced:
+        names = ", ".join(info.name for info in unplaced[:5]) + (" ..." if len(unplaced) > 5 else "")
+        raise UnsupportedGeometryError(
+            f"expected every slice of the DICOM series of {folder} to hold {' and '.join(_GEOMETRY_TAGS.values())}, "
+            f"got {len(unplaced)} of {len(kept)} slices without {' and '.join(unplaced[0].missing)} ({names}): "
+            "where they lie in the patient is unknown"
         )
     first = kept[0]
     for info in kept[1:]:

@@ -285,6 +285,14 @@ DICOM_CASES = {
     "DICOM slices of two orientations": BadInput(
         dicom.two_orientations, UnsupportedGeometryError, r"slices of one orientation .* turned_006.dcm"
     ),
+    "DICOM without ImagePositionPatient": BadInput(
+        dicom.without_position,
+        UnsupportedGeometryError,
+        r"got 4 of 4 slices without ImagePositionPatient \(0020,0032\) \(slice_001.dcm, .*where they lie .* unknown",
+    ),
+    "DICOM without ImageOrientationPatient": BadInput(
+        dicom.without_orientation, UnsupportedGeometryError, r"4 of 4 slices without ImageOrientationPatient"
+    ),
     "DICOM over the memory limit": BadInput(
         dicom.whole_series,
         ImageTooLargeError,

@@ -181,3 +181,29 @@ def whole_series(folder: Path, slices: list[str]) -> Path:
 
 def single_slice(folder: Path, slices: list[str]) -> Path:
     return copy_slices(slices[:1], folder / "one")
+
+
+def _without_element(folder: Path, group: int, element: int) -> Path:
+    """Remove one data element from every file (explicit or implicit VR little endian, as SimpleITK writes them)."""
+    tag = struct.pack("<HH", group, element)
+    for path in folder.iterdir():
+        content = path.read_bytes()
+        at = content.find(tag, 132)
+        if at < 0:
+            continue
+        if content[at + 4 : at + 6].isalpha():
+            end = at + 8 + struct.unpack_from("<H", content, at + 6)[0]
+        else:
+            end = at + 8 + struct.unpack_from("<I", content, at + 4)[0]
+        path.write_bytes(content[:at] + content[end:])
+    return folder
+
+
+def without_position(folder: Path, slices: list[str]) -> Path:
+    """ImagePositionPatient removed: GDCM would put every slice at (0, 0, 0)."""
+    return _without_element(rewrite_slices(slices[:4], folder / "series"), 0x0020, 0x0032)
+
+
+def without_orientation(folder: Path, slices: list[str]) -> Path:
+    """ImageOrientationPatient removed: GDCM would assume an axial identity orientation and segment it."""
+    return _without_element(rewrite_slices(slices[:4], folder / "series"), 0x0020, 0x0037)
