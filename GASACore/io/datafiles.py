@@ -10,12 +10,15 @@ compressed and text data, so that short data is refused before SimpleITK allocat
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from GASACore.errors import DamagedFileError, UnsafePathError
 from GASACore.io.limits import DEFLATE_MAX_RATIO
+from GASACore.io.pathkind import special_path_kind
 from GASACore.io.stream import StreamError, VoxelStream
 
 __all__ = ["MAX_DATA_FILES", "DataLayout", "DataPiece", "confined"]
@@ -71,13 +74,20 @@ class DataPiece:
 
 
 def _file_size(piece: DataPiece, source: Path) -> int:
+    """The size of a data file, refused unless it is a regular file (a folder, FIFO or device never is data)."""
     try:
-        return piece.path.stat().st_size
+        mode = os.stat(piece.path).st_mode
     except OSError as err:
         raise DamagedFileError(
             f"expected the data file {piece.path} that the header of {source} names, but it cannot be read: "
             f"{err.strerror or err}"
         ) from err
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else special_path_kind(piece.path) or "not a regular file"
+        raise DamagedFileError(
+            f"expected the data file that the header of {source} names to be a file, got {piece.path}, which is {kind}"
+        )
+    return piece.path.stat().st_size
 
 
 def _skip_lines(handle, count: int) -> None:  # type: ignore[no-untyped-def]

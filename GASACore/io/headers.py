@@ -7,6 +7,7 @@ are stored, as a :class:`~GASACore.io.datafiles.DataLayout`.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -19,6 +20,24 @@ __all__ = ["MAX_HEADER_BYTES", "metaimage_layout", "nrrd_layout"]
 #: Longest text header read (bytes); a longer one is refused as damaged.
 MAX_HEADER_BYTES = 1 << 20
 
+#: MetaImage ElementType values (MetaIO's MET_*; ``_ARRAY`` variants are the same types).
+_MET_TYPES = frozenset(
+    f"MET_{name}"
+    for name in [
+        "CHAR",
+        "UCHAR",
+        "SHORT",
+        "USHORT",
+        "INT",
+        "UINT",
+        "LONG",
+        "ULONG",
+        "LONG_LONG",
+        "ULONG_LONG",
+        "FLOAT",
+        "DOUBLE",
+    ]
+)
 _NRRD_ENCODINGS = {
     "raw": "raw",
     "txt": "text",
@@ -102,9 +121,49 @@ def metaimage_layout(path: Path) -> DataLayout:
         key, value = key.strip().lower(), value.strip()
         fields[key] = value
         if key == "elementdatafile":
+            _check_metaimage_grid(path, fields)
             return _metaimage_pieces(path, fields, end, [text for text, _ in lines[index + 1 :]])
     where = f"in its first {MAX_HEADER_BYTES} bytes" if len(head) > MAX_HEADER_BYTES else "at all"
     raise DamagedFileError(f"expected an ElementDataFile line in the MetaImage header {path}, found none {where}")
+
+
+def _check_metaimage_grid(path: Path, fields: dict[str, str]) -> None:
+    """Refuse a DimSize or ElementSpacing that MetaIO would misread (text as 0, -14 as 4294967282, nan as 0).
+
+    Raises:
+        DamagedFileError: NDims is not a whole number from 1 to 7, DimSize not NDims whole numbers, or
+            ElementSpacing / ElementSize not NDims finite numbers.
+    """
+    ndims_text = fields.get("ndims", "")
+    if not re.fullmatch(r"\s*[1-7]\s*", ndims_text):
+        raise DamagedFileError(f"expected NDims = 1 to 7 in the MetaImage header {path}, got {ndims_text!r}")
+    ndims = int(ndims_text)
+    dims = fields.get("dimsize", "").split()
+    if len(dims) != ndims or not all(re.fullmatch(r"\+?[0-9]+", v) for v in dims):
+        raise DamagedFileError(
+            f"expected DimSize = {ndims} whole numbers (NDims = {ndims}) in the MetaImage header {path}, "
+            f"got {fields.get('dimsize', '')!r}"
+        )
+    element_type = fields.get("elementtype", "").strip()
+    if element_type.upper().removesuffix("_ARRAY") not in _MET_TYPES:
+        raise DamagedFileError(
+            f"expected ElementType = one of {', '.join(sorted(_MET_TYPES))} in the MetaImage header {path}, "
+            f"got {element_type!r}"
+        )
+    for key in ("elementspacing", "elementsize"):
+        values = fields.get(key, "").split()
+        if values and (len(values) != ndims or not all(_finite(v) for v in values)):
+            name = "ElementSpacing" if key == "elementspacing" else "ElementSize"
+            raise DamagedFileError(
+                f"expected {name} = {ndims} finite numbers (mm) in the MetaImage header {path}, got {fields[key]!r}"
+            )
+
+
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _int_field(fields: dict[str, str], key: str, source: Path, default: int) -> int:

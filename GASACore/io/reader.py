@@ -9,6 +9,7 @@ against what its data files hold and against the memory limit (:mod:`GASACore.io
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from GASACore.io.geometry import Geometry
 from GASACore.io.grid import checked_geometry, spatial_size
 from GASACore.io.headers import metaimage_layout, nrrd_layout
 from GASACore.io.limits import check_data_fits, check_image_size, format_bytes, max_image_bytes
+from GASACore.io.native_stderr import native_stderr_to_log
 from GASACore.io.nifti import read_nifti
 from GASACore.io.pathkind import check_input_path
 from GASACore.io.voxels import to_float32
@@ -36,6 +38,14 @@ _COMPLEX_PIXEL_IDS = {sitk.sitkComplexFloat32, sitk.sitkComplexFloat64}
 _IMAGE_IO = {".nrrd": ("NrrdImageIO", nrrd_layout), ".mha": ("MetaImageIO", metaimage_layout)}
 _IMAGE_IO[".mhd"] = _IMAGE_IO[".mha"]
 _IMAGE_IO[".nhdr"] = _IMAGE_IO[".nrrd"]  # a NRRD header whose voxels are in its 'data file'
+#: What ITK puts before its reason (``ITK ERROR: NrrdImageIO(0x55d1...): ``, ``sitk::ERROR: ``): not for users.
+_ITK_PREFIX = re.compile(r"^(?:.*?ITK ERROR: \w+\(0x[0-9a-fA-F]+\): |sitk::ERROR: )")
+
+
+def _itk_reason(err: RuntimeError, lines: int = 1) -> str:
+    """The last ``lines`` of an ITK error, without its object address and prefixes."""
+    text = " ".join(line.strip() for line in str(err).strip().splitlines()[-lines:])
+    return _ITK_PREFIX.sub("", text)
 
 
 @dataclass
@@ -119,10 +129,10 @@ def _read_file(path: Path, suffix: str, limit: int) -> tuple[sitk.Image, Geometr
     reader.SetImageIO(io_name)
     reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
+        with native_stderr_to_log(logger, "SimpleITK"):  # MetaIO prints its own lines about a bad header
+            reader.ReadImageInformation()
     except RuntimeError as err:
-        reason = str(err).strip().splitlines()[-1]
-        raise InputError(f"expected a readable {suffix} image header in {path}: {reason}") from err
+        raise InputError(f"expected a readable {suffix} image header in {path}: {_itk_reason(err)}") from err
     size = tuple(int(v) for v in reader.GetSize())
     _check_pixels(path, size, reader.GetNumberOfComponents(), reader.GetPixelID())
     size3 = spatial_size(path, size)
@@ -136,7 +146,7 @@ def _read_file(path: Path, suffix: str, limit: int) -> tuple[sitk.Image, Geometr
     except MemoryError as err:
         raise ImageTooLargeError(f"could not allocate the {format_bytes(np.prod(size) * 4)} image {path}") from err
     except RuntimeError as err:
-        reason = " ".join(str(err).strip().splitlines()[-2:])
+        reason = _itk_reason(err, lines=2)
         raise InputError(f"expected a readable image file, could not read the voxels of {path}: {reason}") from err
     if image.GetDimension() == 4:
         image = sitk.Extract(image, [*size3, 0], [0, 0, 0, 0])

@@ -244,6 +244,28 @@ ITK_CASES = {
     "mha zero spacing": _case(itk.mha_zero_spacing, UnsupportedGeometryError, r"got \(0.8, 0.0, 2.5\) mm"),
     "mha sheared": _case(itk.mha_sheared, UnsupportedGeometryError, rf"header of .* holds a shear of .*{SHEAR}"),
     "mha 2D": _case(itk.mha_2d, InputError, r"expected a 3D volume, got a 2D image of size \(40, 30\)"),
+    "mha DimSize of text": _case(
+        itk.mha_dims_text, DamagedFileError, r"expected DimSize = 3 whole numbers .*got '40 abc 20'"
+    ),
+    "mha DimSize negative": _case(itk.mha_dims_negative, DamagedFileError, r"DimSize = 3 whole .*got '40 -30 20'"),
+    "mha ElementSpacing NaN": _case(
+        itk.mha_nan_spacing, DamagedFileError, r"expected ElementSpacing = 3 finite numbers .*got '0.8 nan 2.5'"
+    ),
+    "mha ElementType MET_HALF": _case(
+        itk.mha_unknown_type, DamagedFileError, r"expected ElementType = one of MET_CHAR, .*got 'MET_HALF'"
+    ),
+    "mhd data file a folder": _case(
+        itk.mhd_data_file_folder, DamagedFileError, r"names to be a file, got .*ct.raw, which is a folder"
+    ),
+    "mhd data file '.'": _case(itk.mhd_data_file_dot, DamagedFileError, r"to be a file, got .*, which is a folder"),
+    "nrrd data file a FIFO": _case(
+        itk.nrrd_data_file_fifo, DamagedFileError, r"to be a file, got .*ct.raw, which is a FIFO \(named pipe\)"
+    ),
+    "nrrd kinds with a list axis": _case(
+        itk.nrrd_two_domain_axes,
+        InputError,
+        r"readable \.nrrd image header in .*kinds.nrrd: ReadImageInformation: number of domain axes .* \(2\)",
+    ),
     "text named .mha": _case(itk.text_as_mha, InputError, r"expected a MetaImage header .* got text"),
 }
 

@@ -243,3 +243,42 @@ def mha_2d(folder: Path) -> Path:
 
 def text_as_mha(folder: Path) -> Path:
     return _write(folder / "notes.mha", "Some notes about the patient\n")
+
+
+def mha_dims_text(folder: Path) -> Path:
+    """MetaIO reads 'abc' as nothing and fails with 'Reason: Success' (and prints to stderr)."""
+    return _write(folder / "text_dims.mha", mha_header(dims="40 abc 20"), _DATA)
+
+
+def mha_dims_negative(folder: Path) -> Path:
+    """MetaIO reads -30 as 4294967266."""
+    return _write(folder / "negative_dims.mha", mha_header(dims="40 -30 20"), _DATA)
+
+
+def mha_nan_spacing(folder: Path) -> Path:
+    """MetaIO reads 'nan' and what follows it as 0."""
+    return _write(folder / "nan_spacing.mha", mha_header(spacing="0.8 nan 2.5"), _DATA)
+
+
+def mha_unknown_type(folder: Path) -> Path:
+    return _write(folder / "type.mha", mha_header().replace("MET_SHORT", "MET_HALF"), _DATA)
+
+
+def mhd_data_file_folder(folder: Path) -> Path:
+    (folder / "ct.raw").mkdir()
+    return _write(folder / "ct.mhd", mha_header(data_file="ct.raw"))
+
+
+def mhd_data_file_dot(folder: Path) -> Path:
+    return _write(folder / "ct.mhd", mha_header(data_file="."))
+
+
+def nrrd_data_file_fifo(folder: Path) -> Path:
+    """A named pipe as data file would block the reader forever."""
+    os.mkfifo(folder / "ct.raw")
+    return _write(folder / "ct.nrrd", nrrd_header(extra="data file: ct.raw"))
+
+
+def nrrd_two_domain_axes(folder: Path) -> Path:
+    """kinds make one of 3 axes a list: ITK's message names its own object address."""
+    return _write(folder / "kinds.nrrd", nrrd_header(extra="kinds: domain domain list") + "\n", _DATA)
