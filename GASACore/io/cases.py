@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from GASACore.errors import InputError
-from GASACore.io.dicom import has_dicom_series
+from GASACore.io.dicom import find_series_folders, has_dicom_series
 from GASACore.io.formats import IMAGE_SUFFIXES, image_suffix, strip_suffix
 from GASACore.io.pathkind import check_input_path
 
@@ -88,8 +88,11 @@ def find_cases(path: str | Path) -> list[Case]:
         return [Case(strip_suffix(path), path, False)]
     cases = _cases_in_folder(path)
     if not cases:
+        deeper = find_series_folders(path)
+        hint = f"; DICOM series lie deeper, in {deeper}: pass one of those folders" if deeper else ""
         raise InputError(
-            f"expected image files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series in folder {path}, found none"
+            f"expected image files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series in folder {path} or its "
+            f"sub-folders, found none{hint}"
         )
     logger.info("found %d case(s) in %s", len(cases), path)
     return _unique_names(cases)

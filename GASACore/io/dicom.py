@@ -21,7 +21,14 @@ from GASACore.io.dicomtags import non_image_kind, read_file_meta
 from GASACore.io.formats import image_suffix
 from GASACore.io.limits import check_image_size
 
-__all__ = ["DicomSeries", "has_dicom_series", "list_dicom_series", "read_dicom_series", "select_dicom_series"]
+__all__ = [
+    "DicomSeries",
+    "find_series_folders",
+    "has_dicom_series",
+    "list_dicom_series",
+    "read_dicom_series",
+    "select_dicom_series",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +130,46 @@ def has_dicom_series(folder: Path) -> bool:
         return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
 
 
+#: How deep :func:`find_series_folders` looks below a folder, and how many folders it visits at most.
+SEARCH_DEPTH = 4
+SEARCH_FOLDERS = 2000
+
+
+def find_series_folders(folder: Path, *, most: int = 5) -> list[str]:
+    """Up to ``most`` folders below ``folder`` (at most :data:`SEARCH_DEPTH` levels) that hold a DICOM series.
+
+    For messages about a folder that holds none itself (a PACS export tree: patient / study / series); the
+    paths are relative to ``folder``, breadth first, hidden folders and links skipped, at most
+    :data:`SEARCH_FOLDERS` folders visited.
+    """
+    found: list[str] = []
+    level, visited = [folder], 0
+    for _ in range(SEARCH_DEPTH):
+        below: list[Path] = []
+        for parent in level:
+            try:
+                children = sorted(p for p in parent.iterdir() if p.is_dir() and not p.is_symlink())
+            except OSError:
+                continue
+            for child in children:
+                if child.name.startswith(".") or visited >= SEARCH_FOLDERS:
+                    continue
+                visited += 1
+                if has_dicom_series(child):
+                    found.append(child.relative_to(folder).as_posix())
+                    if len(found) >= most:
+                        return found
+                below.append(child)
+        level = below
+    return found
+
+
 def _where_else(folder: Path) -> str:
-    """Hint for a folder without a series: its sub-folders that hold one, or its image files."""
+    """Hint for a folder without a series: the folders below it that hold one, or its image files."""
     entries = sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
-    with_series = [entry.name for entry in entries if entry.is_dir() and has_dicom_series(entry)]
+    with_series = find_series_folders(folder)
     if with_series:
-        return f"; its sub-folders {with_series[:5]} hold DICOM series: pass one of them"
+        return f"; DICOM series lie in the folders {with_series} below it: pass one of them"
     images = [entry.name for entry in entries if entry.is_file() and image_suffix(entry) is not None]
     if images:
         return f"; it holds image files {images[:5]}: pass one of them"

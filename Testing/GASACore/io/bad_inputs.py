@@ -315,6 +315,9 @@ DICOM_CASES = {
     "DICOM without ImageOrientationPatient": BadInput(
         dicom.without_orientation, UnsupportedGeometryError, r"4 of 4 slices without ImageOrientationPatient"
     ),
+    "DICOM export tree": BadInput(
+        dicom.export_tree, InputError, r"DICOM series lie in the folders \[.patient/study/series.\] below it"
+    ),
     "DICOM over the memory limit": BadInput(
         dicom.whole_series,
         ImageTooLargeError,

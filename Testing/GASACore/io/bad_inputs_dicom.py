@@ -207,3 +207,9 @@ def without_position(folder: Path, slices: list[str]) -> Path:
 def without_orientation(folder: Path, slices: list[str]) -> Path:
     """ImageOrientationPatient removed: GDCM would assume an axial identity orientation and segment it."""
     return _without_element(rewrite_slices(slices[:4], folder / "series"), 0x0020, 0x0037)
+
+
+def export_tree(folder: Path, slices: list[str]) -> Path:
+    """A PACS export tree: the series lies three levels below the folder passed."""
+    copy_slices(slices[:3], folder / "export" / "patient" / "study" / "series")
+    return folder / "export"

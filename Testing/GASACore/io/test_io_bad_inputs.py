@@ -139,8 +139,9 @@ def test_series_is_refused_for_a_file(tmp_path: Path) -> None:
 def test_a_folder_without_a_series_points_to_what_it_holds(tmp_path: Path, dicom_slices: list[str]) -> None:
     (tmp_path / "scans" / "series_1").mkdir(parents=True)
     shutil.copy(dicom_slices[0], tmp_path / "scans" / "series_1")
-    with pytest.raises(InputError, match=r"found none; its sub-folders \['series_1'\] hold DICOM series"):
+    with pytest.raises(InputError, match=r"found none; DICOM series lie in the folders \['series_1'\] below it"):
         read_image(tmp_path / "scans")
-    _write(_volume(np.zeros((3, 3, 3), np.int16)), tmp_path / "ct.nii.gz")
+    (tmp_path / "images").mkdir()
+    _write(_volume(np.zeros((3, 3, 3), np.int16)), tmp_path / "images" / "ct.nii.gz")
     with pytest.raises(InputError, match=r"found none; it holds image files \['ct.nii.gz'\]: pass one of them"):
-        read_image(tmp_path)
+        read_image(tmp_path / "images")

@@ -86,3 +86,18 @@ def test_a_folder_with_only_other_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     with pytest.raises(InputError, match=r"found none"):
         find_cases(tmp_path)
+
+
+def test_a_dicom_export_tree_is_refused_naming_its_series_folders(tmp_path: Path, dicom_slices: list[str]) -> None:
+    """patient / study / series: deeper than the one level a batch looks, so the message says where they are."""
+    for series in ("series_1", "series_2"):
+        target = tmp_path / "export" / "patient" / "study" / series
+        target.mkdir(parents=True)
+        for source in dicom_slices[:2]:
+            shutil.copy(source, target)
+    with pytest.raises(
+        InputError,
+        match=r"or its sub-folders, found none; DICOM series lie deeper, in \['patient/study/series_1', "
+        r"'patient/study/series_2'\]: pass one of those folders",
+    ):
+        find_cases(tmp_path / "export")
