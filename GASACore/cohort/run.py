@@ -202,7 +202,14 @@ def _write_outputs(ctx: _Context, output: Path, result: Any, image: Any, volumes
     with ctx.interrupt.deferred():
         written.append(output)
         labels = ctx.model.labels
-        write_label_map(result.labels, result.geometry, output, label_info=labels, overwrite=request.overwrite)
+        write_label_map(
+            result.labels,
+            result.geometry,
+            output,
+            label_info=labels,
+            overwrite=request.overwrite,
+            unplaced=image.unplaced,
+        )
         if single and request.volumes:
             written.append(request.volumes)
             write_volumes(volumes, request.volumes)

@@ -48,12 +48,16 @@ _NON_NUMERIC_TYPES = {1: "DT_BINARY (1 bit per voxel)"}
 
 
 class NiftiImage:
-    """What :func:`read_nifti` returns: float32 (z, y, x) voxels, LPS geometry and the stored type's name."""
+    """What :func:`read_nifti` returns: float32 (z, y, x) voxels, LPS geometry and the stored type's name.
 
-    __slots__ = ("array", "geometry", "pixel_type")
+    ``unplaced`` is True when the header has neither an sform nor a qform (both codes 0): the geometry is
+    nibabel's fallback from the voxel sizes, and ITK places the same file elsewhere (origin 0, LPS axes).
+    """
 
-    def __init__(self, array: np.ndarray, geometry: Geometry, pixel_type: str) -> None:
-        self.array, self.geometry, self.pixel_type = array, geometry, pixel_type
+    __slots__ = ("array", "geometry", "pixel_type", "unplaced")
+
+    def __init__(self, array: np.ndarray, geometry: Geometry, pixel_type: str, unplaced: bool = False) -> None:
+        self.array, self.geometry, self.pixel_type, self.unplaced = array, geometry, pixel_type, unplaced
 
 
 def _header(stream: VoxelStream, path: Path) -> Nifti1Header:
@@ -169,12 +173,6 @@ def _geometry(header: Nifti1Header, size: tuple[int, int, int], path: Path) -> G
         affine = chosen.get_best_affine()  # nibabel's (and so nnU-Net's NibabelIO's) choice, in RAS
     except (HeaderDataError, ValueError) as err:
         raise InputError(f"expected a valid {form} in the NIfTI header of {path}: {err}") from err
-    if form.startswith("voxel"):
-        logger.warning(
-            "%s has neither an sform nor a qform (both codes 0): it is placed as nibabel and nnU-Net place it, "
-            "centred with x flipped (Analyze convention); its world position is unknown",
-            path,
-        )
     geometry = geometry_from_affine(path, size, _LPS_FROM_RAS @ affine, what=f"{form} affine (RAS)", shown=affine)
     zooms = np.abs(np.asarray(header["pixdim"][1:4], dtype=np.float64))
     if form == "sform" and not np.allclose(zooms, geometry.spacing, rtol=1e-4, atol=1e-6):
@@ -294,4 +292,5 @@ def read_nifti(path: Path, *, limit: int) -> NiftiImage:
         raw = _read_voxels(stream, path, offset, (size, dtype))
     values = raw.view(dtype).reshape(size3[::-1])
     array = to_float32(values, path, slope=slope, inter=inter, reuse=True)
-    return NiftiImage(array, geometry, pixel_type_name(dtype))
+    unplaced = _form(header).startswith("voxel")
+    return NiftiImage(array, geometry, pixel_type_name(dtype), unplaced)

@@ -58,12 +58,15 @@ class LoadedImage:
         geometry: size, spacing (mm), origin and direction (LPS) of the grid.
         source: the file or DICOM folder it was read from.
         pixel_type: the pixel type stored in the file, as SimpleITK names it (e.g. ``"32-bit signed integer"``).
+        unplaced: a NIfTI file with neither sform nor qform (both codes 0): ``geometry`` is nibabel's fallback,
+            and a label map for it is best written the same way (``write_label_map(..., unplaced=True)``).
     """
 
     array: np.ndarray
     geometry: Geometry
     source: str
     pixel_type: str
+    unplaced: bool = False
 
     def __post_init__(self) -> None:
         if self.array.dtype != np.float32 or self.array.shape != self.geometry.shape_zyx:
@@ -199,7 +202,14 @@ def read_image(path: str | Path, *, series: str | None = None, max_bytes: int | 
         suffix = _check_file_name(path)
         if suffix in (".nii", ".nii.gz"):
             nifti = read_nifti(path, limit=limit)
-            loaded = LoadedImage(nifti.array, nifti.geometry, str(path), nifti.pixel_type)
+            loaded = LoadedImage(nifti.array, nifti.geometry, str(path), nifti.pixel_type, nifti.unplaced)
+            if nifti.unplaced:
+                logger.warning(
+                    "%s has neither an sform nor a qform (both codes 0): it is placed as nibabel and nnU-Net place "
+                    "it, centred with x flipped (Analyze convention); its world position is unknown, and a NIfTI "
+                    "label map is written without them too, so that every reader places it as it places the image",
+                    path,
+                )
         else:
             image, geometry = _read_file(path, suffix, limit)
             array = to_float32(sitk.GetArrayViewFromImage(image), path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,20 +73,44 @@ def _write_image(image: sitk.Image, destination: Path, target: Path) -> None:
         raise OSError(f"could not write label map {target}: {reason}") from err
 
 
-def _verify_nifti_complete(written: Path, target: Path) -> None:
-    """SimpleITK reads a NIfTI file cut short as if zeros followed: the strict reader must find every voxel."""
+def _verify_nifti_complete(written: Path, target: Path) -> Geometry:
+    """SimpleITK reads a NIfTI file cut short as if zeros followed: the strict reader must find every voxel.
+
+    Returns the geometry nibabel reads (the one that counts for a file without sform and qform).
+    """
     from GASACore.io.nifti import read_nifti
 
     try:
-        read_nifti(written, limit=2**62)
+        return read_nifti(written, limit=2**62).geometry
     except DamagedFileError as err:
         raise OSError(f"the label map written to {target} is incomplete: {err}") from err
 
 
-def _verify(written: Path, expected: np.ndarray, geometry: Geometry, target: Path) -> None:
+def _unplace_nifti(written: Path) -> None:
+    """Set both sform_code and qform_code of a NIfTI file SimpleITK wrote to 0 (pixdim, the voxel sizes, stays).
+
+    For an input without either: nibabel then places the label map exactly as it places the image (from the
+    voxel sizes), and so does ITK (origin 0, LPS axes), instead of each reader placing one of them elsewhere.
+    """
+    from nibabel.nifti1 import Nifti1Header
+
+    raw = written.read_bytes()
+    compressed = raw[:2] == b"\x1f\x8b"
+    content = gzip.decompress(raw) if compressed else raw
+    header = Nifti1Header(binaryblock=content[:348], check=False)
+    header["qform_code"], header["sform_code"] = 0, 0
+    content = header.binaryblock + content[348:]
+    written.write_bytes(gzip.compress(content, compresslevel=6, mtime=0) if compressed else content)
+
+
+def _verify(written: Path, expected: np.ndarray, geometry: Geometry, target: Path, *, unplaced: bool = False) -> None:
     """Read the file back: same voxels and geometry, else raise (catches silent short writes, e.g. disk full)."""
     if label_map_suffix(target) in _NIFTI_SUFFIXES:
-        _verify_nifti_complete(written, target)
+        read_back = _verify_nifti_complete(written, target)
+        if unplaced and not read_back.is_close(geometry, atol=_VERIFY_ATOL):
+            raise ValueError(
+                f"{target.name} cannot store geometry {geometry} without an sform: it would hold {read_back}"
+            )
     try:
         with native_stderr_to_log(logger, "SimpleITK"):
             image = sitk.ReadImage(str(written))
@@ -94,7 +119,7 @@ def _verify(written: Path, expected: np.ndarray, geometry: Geometry, target: Pat
     if image.GetDimension() != 3 or not np.array_equal(sitk.GetArrayViewFromImage(image), expected):
         raise OSError(f"the label map written to {target} does not hold the labels written (incomplete write?)")
     stored = Geometry.from_sitk(image)
-    if not stored.is_close(geometry, atol=_VERIFY_ATOL):
+    if not unplaced and not stored.is_close(geometry, atol=_VERIFY_ATOL):
         raise ValueError(f"{target.name} cannot store geometry {geometry} exactly: it would hold {stored}")
 
 
@@ -105,6 +130,7 @@ def write_label_map(
     *,
     label_info: Sequence[Label] | None = None,
     overwrite: bool = False,
+    unplaced: bool = False,
 ) -> Path:
     """Write a label map on the grid ``geometry``.
 
@@ -117,6 +143,9 @@ def write_label_map(
         label_info: segment names, colours and terminology, used by ``.seg.nrrd`` (other formats hold only
             the values).
         overwrite: replace an existing file at ``path``.
+        unplaced: the input was a NIfTI file with neither sform nor qform (:attr:`LoadedImage.unplaced`): a
+            NIfTI label map is written without them too, so that nibabel and ITK each place it exactly where
+            they place the image (``geometry`` is nibabel's placement); other formats get ``geometry``.
 
     Returns:
         ``path``. The file appears complete or not at all: it is written to a temporary file in the same
@@ -142,7 +171,10 @@ def write_label_map(
     try:
         with atomic_output(path, overwrite=overwrite, need_bytes=need) as temporary:
             _write_image(image, temporary, path)
-            _verify(temporary, array, geometry, path)
+            unplaced = unplaced and suffix in _NIFTI_SUFFIXES
+            if unplaced:
+                _unplace_nifti(temporary)
+            _verify(temporary, array, geometry, path, unplaced=unplaced)
     except FileExistsError as err:  # appeared while we were writing
         raise InputError(_EXISTS.format(path=path)) from err
     except OSError as err:  # the temporary is gone: say why the place could not hold the file

@@ -134,3 +134,22 @@ def test_the_affine_is_chosen_as_nnunet_chooses_it(
         geometry = read_image(path).geometry
     np.testing.assert_allclose(_geometry_affine(geometry), _nnunet_affine_lps(path), atol=1e-5)
     assert ("neither an sform nor a qform" in caplog.text) is (not sform and not qform)
+
+
+@pytest.mark.parametrize("name", ["labels.nii.gz", "labels.nii"])
+def test_a_label_map_for_a_file_without_sform_and_qform_is_placed_where_each_reader_places_it(
+    tmp_path: Path, name: str
+) -> None:
+    """Both codes 0: nibabel centres the grid (x flipped), ITK puts it at 0 on LPS axes; the output does the same."""
+    image_path = write(tmp_path / "ct.nii.gz", nifti_bytes(ct_values((5, 6, 7)), np.diag([0.8, 0.9, 2.5, 1.0]),
+                                                           sform=False, qform=False))  # fmt: skip
+    image = read_image(image_path)
+    assert image.unplaced
+    labels = (np.arange(210).reshape(5, 6, 7) % 3).astype(np.uint8)
+    output = write_label_map(labels, image.geometry, tmp_path / name, unplaced=image.unplaced)
+    written = nib.load(output)
+    assert (int(written.header["sform_code"]), int(written.header["qform_code"])) == (0, 0)
+    np.testing.assert_allclose(written.affine, nib.load(image_path).affine, atol=1e-6)
+    by_itk = [sitk.ReadImage(str(path)) for path in (image_path, output)]
+    assert Geometry.from_sitk(by_itk[1]).is_close(Geometry.from_sitk(by_itk[0]), atol=1e-6)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(by_itk[1]), labels)
