@@ -29,8 +29,12 @@ logger = logging.getLogger(__name__)
 DUPLICATE_MM = 1e-3
 #: A step between slices may differ from the median step by this fraction (or 0.01 mm) before it is a gap.
 STEP_TOLERANCE = 0.05
-#: Tags without which GDCM places a slice at an assumed position or orientation (origin 0, identity).
-_GEOMETRY_TAGS = {"0020|0032": "ImagePositionPatient (0020,0032)", "0020|0037": "ImageOrientationPatient (0020,0037)"}
+#: Tags without which GDCM places a slice at an assumed position, orientation or pixel size (0, identity, 1 mm).
+_GEOMETRY_TAGS = {
+    "0020|0032": "ImagePositionPatient (0020,0032)",
+    "0020|0037": "ImageOrientationPatient (0020,0037)",
+    "0028|0030": "PixelSpacing (0028,0030)",
+}
 #: A slice may lie this fraction of a pixel sideways of the slice normal before the stack counts as tilted.
 TILT_TOLERANCE_PIXELS = 0.1
 
@@ -48,7 +52,7 @@ class SliceInfo:
         image_type: ImageType (0008,0008), e.g. ``ORIGINAL\\PRIMARY\\AXIAL``.
         kind: the name of a non-image object (SEG, RTSTRUCT...) from its SOP class or modality, else ``""``.
         instance: SOPInstanceUID (``""`` when absent).
-        missing: the geometry tags the header lacks (GDCM then assumes a position or orientation), by name.
+        missing: the geometry tags the header lacks (GDCM then assumes a position, orientation or pixel size).
     """
 
     file: str
@@ -125,9 +129,9 @@ def _drop_non_slices(slices: list[SliceInfo], folder: Path) -> list[SliceInfo]:
     if unplaced:
         names = ", ".join(info.name for info in unplaced[:5]) + (" ..." if len(unplaced) > 5 else "")
         raise UnsupportedGeometryError(
-            f"expected every slice of the DICOM series of {folder} to hold {' and '.join(_GEOMETRY_TAGS.values())}, "
+            f"expected every slice of the DICOM series of {folder} to hold {', '.join(_GEOMETRY_TAGS.values())}, "
             f"got {len(unplaced)} of {len(kept)} slices without {' and '.join(unplaced[0].missing)} ({names}): "
-            "where they lie in the patient is unknown"
+            "where and how large they are in the patient is unknown"
         )
     first = kept[0]
     for info in kept[1:]:

@@ -184,6 +184,11 @@ def _metaimage_pieces(path: Path, fields: dict[str, str], data_start: int, follo
     length = _int_field(fields, "CompressedDataSize", path, 0) if compressed else 0
     value = fields["elementdatafile"]
     if value.upper() == "LOCAL":
+        if compressed and not length:
+            raise DamagedFileError(
+                f"expected a CompressedDataSize line in the MetaImage header {path} (CompressedData = True with "
+                "the data in the same file), found none: MetaIO then misreads the compressed voxels as other values"
+            )
         start = -1 if header_size == -1 else data_start + max(0, header_size)
         return DataLayout((DataPiece(path, start, encoding, length or None),), path)
     files = _named_files(path, "ElementDataFile", value, following)

@@ -78,9 +78,18 @@ def _header(stream: VoxelStream, path: Path) -> Nifti1Header:
             raise DamagedFileError(f"expected a 540-byte NIfTI-2 header in {path}, found {len(head)} bytes")
     header = klass(binaryblock=head, check=False)
     magic = bytes(header["magic"]).rstrip(b"\0")
-    if magic not in (b"n+1", b"n+2"):
-        what = "a NIfTI header for a separate .img file" if magic in (b"ni1", b"ni2") else "no NIfTI magic"
-        raise InputError(f"expected a single-file NIfTI image (magic 'n+1' or 'n+2') in {path}, got {what} ({magic!r})")
+    expected = b"n+1" if known[0] == 348 else b"n+2"
+    if magic != expected:
+        if magic in (b"ni1", b"ni2"):
+            what = "a NIfTI header for a separate .img file"
+        elif magic in (b"n+1", b"n+2"):
+            what = f"the magic of the other NIfTI version in a {known[0]}-byte header: the header is damaged"
+        else:
+            what = "no NIfTI magic"
+        raise InputError(
+            f"expected a single-file NIfTI image (magic {expected.decode()!r} after a {known[0]}-byte header) in "
+            f"{path}, got {what} ({magic!r})"
+        )
     return header
 
 

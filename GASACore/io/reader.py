@@ -145,7 +145,8 @@ def _read_file(path: Path, suffix: str, limit: int) -> tuple[sitk.Image, Geometr
     geometry = checked_geometry(path, size3, spacing, origin, direction, what="header")
     _check_data(path, layout, size, reader.GetPixelID(), limit)
     try:
-        image = reader.Execute()
+        with native_stderr_to_log(logger, "SimpleITK"):
+            image = reader.Execute()
     except MemoryError as err:
         raise ImageTooLargeError(f"could not allocate the {format_bytes(np.prod(size) * 4)} image {path}") from err
     except RuntimeError as err:

@@ -76,6 +76,9 @@ NIFTI_CASES = {
     "gzipped text named .nii.gz": _case(nifti.gzipped_text_as_nii_gz, InputError, r"got text \('just some text"),
     "NRRD named .nii.gz": _case(nifti.nrrd_as_nii_gz, InputError, r"got a NRRD image \(name it \.nrrd\)"),
     "NIfTI pair header as .nii": _case(nifti.pair_header_as_nii, InputError, r"a NIfTI header for a separate \.img"),
+    "NIfTI-2 magic in a NIfTI-1 header": _case(
+        nifti.nifti2_magic_in_nifti1_nii, InputError, r"magic 'n\+1' after a 348-byte header.*other NIfTI version"
+    ),
     "NaN float32 voxels": _case(
         nifti.nan_float32_nii,
         InputError,
@@ -266,6 +269,11 @@ ITK_CASES = {
         InputError,
         r"readable \.nrrd image header in .*kinds.nrrd: ReadImageInformation: number of domain axes .* \(2\)",
     ),
+    "mha compressed inline without CompressedDataSize": _case(
+        itk.mha_compressed_no_size,
+        DamagedFileError,
+        r"expected a CompressedDataSize line in the MetaImage header .*found none: MetaIO then misreads",
+    ),
     "text named .mha": _case(itk.text_as_mha, InputError, r"expected a MetaImage header .* got text"),
 }
 
@@ -310,13 +318,16 @@ DICOM_CASES = {
     "DICOM without ImagePositionPatient": BadInput(
         dicom.without_position,
         UnsupportedGeometryError,
-        r"got 4 of 4 slices without ImagePositionPatient \(0020,0032\) \(slice_001.dcm, .*where they lie .* unknown",
+        r"got 4 of 4 slices without ImagePositionPatient \(0020,0032\) \(slice_001.dcm, .*how large .* unknown",
     ),
     "DICOM without ImageOrientationPatient": BadInput(
         dicom.without_orientation, UnsupportedGeometryError, r"4 of 4 slices without ImageOrientationPatient"
     ),
     "DICOM export tree": BadInput(
         dicom.export_tree, InputError, r"DICOM series lie in the folders \[.patient/study/series.\] below it"
+    ),
+    "DICOM without PixelSpacing": BadInput(
+        dicom.without_pixel_spacing, UnsupportedGeometryError, r"4 of 4 slices without PixelSpacing \(0028,0030\)"
     ),
     "DICOM over the memory limit": BadInput(
         dicom.whole_series,

@@ -213,3 +213,8 @@ def export_tree(folder: Path, slices: list[str]) -> Path:
     """A PACS export tree: the series lies three levels below the folder passed."""
     copy_slices(slices[:3], folder / "export" / "patient" / "study" / "series")
     return folder / "export"
+
+
+def without_pixel_spacing(folder: Path, slices: list[str]) -> Path:
+    """PixelSpacing removed: GDCM would read 1 x 1 mm pixels (0.98 mm in the real series) and segment them."""
+    return _without_element(rewrite_slices(slices[:4], folder / "series"), 0x0028, 0x0030)

@@ -282,3 +282,8 @@ def nrrd_data_file_fifo(folder: Path) -> Path:
 def nrrd_two_domain_axes(folder: Path) -> Path:
     """kinds make one of 3 axes a list: ITK's message names its own object address."""
     return _write(folder / "kinds.nrrd", nrrd_header(extra="kinds: domain domain list") + "\n", _DATA)
+
+
+def mha_compressed_no_size(folder: Path) -> Path:
+    """Inline zlib data without CompressedDataSize: MetaIO prints 'Uncompress failed' and returns other values."""
+    return _write(folder / "no_size.mha", mha_header(extra="CompressedData = True"), zlib.compress(_DATA))

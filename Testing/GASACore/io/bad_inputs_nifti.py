@@ -354,3 +354,7 @@ def binary_datatype_nii(folder: Path) -> Path:
     header = Nifti1Header(binaryblock=content[:348], check=False)
     header["datatype"], header["bitpix"] = 1, 1
     return write(folder / "bits.nii.gz", header.binaryblock + content[348 : 352 + 4 * 6 * 8 // 8])
+
+
+def nifti2_magic_in_nifti1_nii(folder: Path) -> Path:
+    return write(folder / "magic.nii", nifti_bytes(ct_values((3, 4, 5)), changes={"magic": b"n+2"}))

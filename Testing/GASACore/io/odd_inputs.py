@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import math
 import shutil
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,6 +180,18 @@ def mhd_pattern_of_slices(folder: Path, slices: list[str]) -> Built:
     )
 
 
+def mhd_compressed_without_size(folder: Path, slices: list[str]) -> Built:
+    """A detached .zraw without CompressedDataSize: MetaIO takes the file's size (unlike inline data)."""
+    values = ct_values((20, 30, 40))
+    (folder / "ct.zraw").write_bytes(zlib.compress(values.tobytes()))
+    (folder / "ct.mhd").write_text(mha_header(data_file="ct.zraw", extra="CompressedData = True"))
+    return (
+        folder / "ct.mhd",
+        Geometry((40, 30, 20), (0.8, 0.8, 2.5), (10.0, -20.0, 30.0), np.eye(3).reshape(-1)),
+        values,
+    )
+
+
 def big_endian_mha(folder: Path, slices: list[str]) -> Built:
     values = ct_values((20, 30, 40))
     header = mha_header().replace("BinaryDataByteOrderMSB = False", "BinaryDataByteOrderMSB = True")
@@ -271,6 +284,7 @@ ODD_INPUTS: dict[str, Callable[[Path, list[str]], Built]] = {
     "MHD data in a sub-folder": mhd_data_in_subfolder,
     "MHD pattern of slice files": mhd_pattern_of_slices,
     "MHA big-endian": big_endian_mha,
+    "MHD compressed data file without CompressedDataSize": mhd_compressed_without_size,
     "NRRD LIST of gzip files": nrrd_detached_list,
     "NRRD oblique big-endian float": nrrd_oblique_big_endian,
     "DICOM with SEG, RTSTRUCT, DICOMDIR": dicom_with_seg_and_rtstruct,
