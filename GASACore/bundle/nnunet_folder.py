@@ -66,7 +66,11 @@ def _configuration_name(folder: Path, plans: dict[str, Any]) -> str:
         if candidate in plans.get("configurations", {}):
             logger.warning("could not read the configuration from folder name %r; using %s", folder.name, candidate)
             return candidate
-    raise ModelError(f"no 3D configuration found in {folder / 'plans.json'}")
+    found = sorted(plans.get("configurations", {})) if isinstance(plans.get("configurations"), dict) else []
+    named = f"'{parts[2]}' (the folder name's), " if len(parts) == 3 else ""
+    raise ModelError(
+        f"expected the configuration {named}3d_fullres or 3d_lowres in {folder / 'plans.json'}, found {found}"
+    )
 
 
 def _architecture(config: dict[str, Any], num_inputs: int, num_classes: int) -> ArchitectureSpec:

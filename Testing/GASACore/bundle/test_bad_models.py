@@ -340,6 +340,58 @@ def test_checkpoint_members_that_climb_out_are_refused(tmp_path: Path, nnunet_re
         load_model(folder)
 
 
+def test_plans_without_a_known_configuration_name_what_they_hold(tmp_path: Path, nnunet_results: Path) -> None:
+    folder, _ = _nnunet_copy(tmp_path, nnunet_results)
+    plans = json.loads((folder / "plans.json").read_text())
+    plans["configurations"] = {"3d_weird": plans["configurations"].pop("3d_fullres")}
+    (folder / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(
+        ModelError,
+        match=r"expected the configuration '3d_fullres' \(the folder name's\), 3d_fullres or 3d_lowres in "
+        r".*plans\.json, found \['3d_weird'\]",
+    ):
+        load_model(folder)
+
+
+def test_a_requested_fold_without_checkpoint_is_refused_naming_the_folds(tmp_path: Path, nnunet_results: Path) -> None:
+    folder, _ = _nnunet_copy(tmp_path, nnunet_results)
+    (folder / "fold_1").mkdir()
+    with pytest.raises(ModelError, match=r"folds \['fold_1'\] are not in model .*; it has \['fold_0'\]"):
+        load_model(folder, folds=["1"])
+
+
+@pytest.mark.parametrize("extra", [2, -1], ids=["more labels than channels", "fewer labels than channels"])
+def test_dataset_labels_that_do_not_match_the_checkpoint_are_refused(
+    tmp_path: Path, nnunet_results: Path, extra: int
+) -> None:
+    folder, _ = _nnunet_copy(tmp_path, nnunet_results)
+    dataset = json.loads((folder / "dataset.json").read_text())
+    if extra > 0:
+        dataset["labels"].update({"extra_1": 7, "extra_2": 8})
+    else:
+        dataset["labels"].pop(list(dataset["labels"])[-1])
+    (folder / "dataset.json").write_text(json.dumps(dataset))
+    model = load_model(folder)
+    with pytest.raises(ModelError, match=r"weights in .*checkpoint_final\.pth do not fit the"):
+        model.load_fold(model.folds[0])
+
+
+def test_zero_byte_weights_are_refused_in_one_line(tmp_path: Path) -> None:
+    bundle = _demo_copy(tmp_path)
+    _write_fold(bundle, b"")
+    with pytest.raises(ModelError, match=r"not a valid safetensors file: expected at least 8 bytes .*found 0"):
+        _load_weights(bundle)
+
+
+def test_a_label_value_given_twice_is_refused(tmp_path: Path) -> None:
+    bundle = _demo_copy(tmp_path)
+    meta = _meta(bundle)
+    meta["labels"][2]["value"] = meta["labels"][1]["value"]
+    _write_meta(bundle, meta)
+    with pytest.raises(ModelError, match=r"label values must be unique, got \[1, 2, 2, 4"):
+        load_model(bundle)
+
+
 # --- model.json numeric fields -------------------------------------------------------------------------------
 
 
