@@ -100,3 +100,27 @@ def test_tiny_table_2_runs_end_to_end_and_continue_redoes_nothing(planned_tiny: 
     log = (out / "btcv" / "logs" / "gasa-unet" / "fold_all" / "seed_0" / "train.log").read_text()
     commands = [line for line in log.splitlines() if line.startswith("$ ")]
     assert len(commands) == 2 and not commands[0].endswith("--continue") and commands[1].endswith("--continue")
+
+
+def test_tiny_table_2_with_every_row_skips_only_what_cannot_run_here(planned_tiny: Path, tmp_path: Path) -> None:
+    """All of Table 2's rows, as the acceptance runs it: MAT cannot take the tiny plan's (7, 7, 8) bottleneck, so
+    its row is skipped with that reason (as the paper leaves MAT out on AMOS); every other row trains."""
+    out = tmp_path / "repro"
+    args = ["reproduce", "2", "--dataset", "btcv", "--dataset-id", "991", "--tiny", "--out", str(out)]
+    log = run_cli(args, cli_env(planned_tiny), timeout=1200)
+    trained = ["nnunet", "nnunet-cbam", "nnunet-at", "gasa-unet", "gasa-l"]
+    assert f"trained {len(trained)} run(s); 0 finished before" in log
+    state = json.loads((out / "btcv" / "state.json").read_text())
+    assert sorted(state["runs"]) == sorted(f"{n}/fold_all/seed_0" for n in trained)
+    assert all(run["status"] == "done" for run in state["runs"].values())
+    assert list(state["skipped"]) == ["nnunet-mat"]
+    assert "its plans cannot be made from nnUNetPlans.json" in state["skipped"]["nnunet-mat"]
+    assert "cubic" in state["skipped"]["nnunet-mat"]
+    table = json.loads((out / "table2.json").read_text())
+    rows = table["datasets"]["btcv"]["rows"]
+    assert list(rows) == ["nnunet", "nnunet-cbam", "nnunet-at", "nnunet-mat", "gasa-unet", "gasa-l"]
+    assert rows["nnunet-mat"]["skipped"] == state["skipped"]["nnunet-mat"] and rows["nnunet-mat"]["dice"] is None
+    for network in trained:
+        assert 0.0 <= rows[network]["dice"] <= 1.0 and rows[network]["skipped"] is None
+    markdown = (out / "table2.md").read_text()
+    assert "nnunet-mat: skipped, its plans cannot be made" in markdown and "Not run:" not in markdown

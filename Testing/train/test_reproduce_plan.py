@@ -107,6 +107,18 @@ def test_plan_refuses_unknown_rows_and_empty_plans() -> None:
         _plan(table_spec(2), folds=[])
 
 
+def test_rows_whose_plans_cannot_be_made_move_to_the_skipped_rows_with_their_reason() -> None:
+    plan = _plan(table_spec(2), networks=["nnunet", "nnunet-mat", "gasa-unet"], trainable=[*TODAY, "nnunet-mat"])
+    assert plan.skipped == {}
+    reduced = plan.without({"nnunet-mat": "its plans cannot be made: not cubic", "vnet": "not in this plan"})
+    assert list(dict.fromkeys(run.network for run in reduced.runs)) == ["nnunet", "gasa-unet"]
+    assert len(reduced.runs) == len(plan.runs) - sum(run.network == "nnunet-mat" for run in plan.runs)
+    assert reduced.skipped == {"nnunet-mat": "its plans cannot be made: not cubic"}
+    assert plan.without({}) == plan
+    with pytest.raises(ValueError, match="nothing left to run on btcv"):
+        plan.without({"nnunet": "a", "nnunet-mat": "b", "gasa-unet": "c"})
+
+
 def test_state_resumes_only_when_asked_and_only_its_own_configuration(tmp_path: Path) -> None:
     config = {"table": 2, "dataset_key": "btcv", "dataset": "Dataset017_BTCV", "schedule": {"epochs": 1000}}
     path = tmp_path / "btcv" / "state.json"

@@ -71,6 +71,22 @@ class RunPlan:
     runs: tuple[RunKey, ...]
     skipped: dict[str, str]
 
+    def without(self, reasons: dict[str, str]) -> RunPlan:
+        """This plan with the rows of ``reasons`` (network -> why) moved from the runs to the skipped rows.
+
+        >>> plan = RunPlan("btcv", (RunKey("nnunet", "all", 0), RunKey("nnunet-mat", "all", 0)), {})
+        >>> [run.name for run in plan.without({"nnunet-mat": "not cubic"}).runs]
+        ['nnunet/fold_all/seed_0']
+
+        Raises:
+            ValueError: no run would be left.
+        """
+        runs = tuple(run for run in self.runs if run.network not in reasons)
+        skipped = {**self.skipped, **{n: r for n, r in reasons.items() if any(run.network == n for run in self.runs)}}
+        if not runs:
+            raise ValueError(f"nothing left to run on {self.dataset_key}: {skipped}")
+        return RunPlan(self.dataset_key, runs, skipped)
+
 
 def unavailable_reason(method: Method, *, trainable: Sequence[str], device: str, cuda_available: bool) -> str | None:
     """Why this installation cannot train ``method`` (``None`` when it can).

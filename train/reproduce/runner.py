@@ -27,7 +27,7 @@ from train.reproduce.plan import PAPER_FOLDS, PAPER_SEEDS, RunPlan, build_run_pl
 from train.reproduce.state import STATE_NAME, ReproductionState
 from train.reproduce.tables import DATASETS, TableSpec, table_spec
 
-__all__ = ["TINY_PLANNER", "ReproduceRequest", "ReproductionResult", "ensure_plans", "reproduce"]
+__all__ = ["TINY_PLANNER", "PlansOutcome", "ReproduceRequest", "ReproductionResult", "ensure_plans", "reproduce"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +104,26 @@ class ReproductionResult:
     bundles: dict[str, Path] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PlansOutcome:
+    """What :func:`ensure_plans` did: the plans files written, and the networks whose plans cannot be made here
+    (network -> the reason, e.g. MAT on a plan whose bottleneck is not cubic)."""
+
+    written: dict[str, Path]
+    refused: dict[str, str]
+
+
 def ensure_plans(
     dataset: str, preprocessed: Path, networks: Sequence[str], request: ReproduceRequest
-) -> dict[str, Path]:
-    """Make sure the base plans and the derived plans of ``networks`` exist; returns the files written.
+) -> PlansOutcome:
+    """Make sure the base plans and the derived plans of ``networks`` exist.
+
+    Each derived plan is written on its own: a network that cannot take the data set's plan (MAT needs a cubic
+    bottleneck) is *refused* with the reason, and the others are still written, so its table row is skipped
+    with that reason (as the paper leaves MAT out on AMOS) instead of stopping the whole table.
 
     Raises:
-        ValueError: planning needs ``nnUNet_raw`` and it is not set, or a plans derivation fails.
+        ValueError: planning needs ``nnUNet_raw`` and it is not set.
     """
     import os
 
@@ -120,21 +133,28 @@ def ensure_plans(
     derived = [n for n in networks if n in PLAN_VARIANTS]
     options = GASABlockOptions(**TINY_GASA) if request.tiny else None
     base = preprocessed / f"{request.plans_name}.json"
+    written: dict[str, Path] = {}
     if not base.is_file():
         if not os.environ.get("nnUNet_raw"):  # noqa: SIM112 - nnU-Net reads it
             raise ValueError(f"{base} is missing and planning needs the raw data: pass --nnunet-raw or set nnUNet_raw")
         settings = PlannerSettings(plans_name=request.plans_name, **(TINY_PLANNER if request.tiny else {}))
-        logger.info("planning %s (nnU-Net fingerprint, plans, pre-processing) for %s", dataset, derived)
-        planned = run_planning(
-            dataset, settings=settings, variants=derived, options=options, num_processes=request.num_processes
-        )
-        return {"base": planned.base_plans, **planned.gasa_plans}
-    missing = [n for n in derived if not (preprocessed / f"{plans_name_for(request.plans_name, n)}.json").is_file()]
-    if not missing:
-        return {}
-    logger.info("writing the plans of %s next to %s", missing, base.name)
-    written, _ = write_gasa_plans(preprocessed, base_plans_name=request.plans_name, variants=missing, options=options)
-    return dict(written)
+        logger.info("planning %s (nnU-Net fingerprint, plans, pre-processing)", dataset)
+        planned = run_planning(dataset, settings=settings, variants=(), num_processes=request.num_processes)
+        written["base"] = planned.base_plans
+    refused: dict[str, str] = {}
+    for network in derived:
+        if (preprocessed / f"{plans_name_for(request.plans_name, network)}.json").is_file():
+            continue
+        logger.info("writing the plans of %s next to %s", network, base.name)
+        try:
+            files, _ = write_gasa_plans(
+                preprocessed, base_plans_name=request.plans_name, variants=[network], options=options
+            )
+        except ValueError as error:
+            refused[network] = f"its plans cannot be made from {base.name}: {error}"
+            continue
+        written.update(files)
+    return PlansOutcome(written, refused)
 
 
 def _test_set(request: ReproduceRequest, raw: Path, dataset: str) -> tuple[Path, Path] | None:
@@ -208,7 +228,13 @@ def reproduce(request: ReproduceRequest) -> ReproductionResult:
     state.skipped = dict(plan.skipped)
     state.save()
     preprocessed = paths.preprocessed / dataset
-    ensure_plans(dataset, preprocessed, sorted({run.network for run in plan.runs}), request)
+    plans = ensure_plans(dataset, preprocessed, sorted({run.network for run in plan.runs}), request)
+    if plans.refused:
+        for network, reason in plans.refused.items():
+            logger.warning("table %d, %s: skipping %s: %s", table.number, request.dataset_key, network, reason)
+        plan = plan.without(plans.refused)
+        state.skipped = dict(plan.skipped)
+        state.save()
     context = RunContext(
         dataset=dataset,
         dataset_key=request.dataset_key,
