@@ -113,9 +113,7 @@ class PlansOutcome:
     refused: dict[str, str]
 
 
-def ensure_plans(
-    dataset: str, preprocessed: Path, networks: Sequence[str], request: ReproduceRequest
-) -> PlansOutcome:
+def ensure_plans(dataset: str, preprocessed: Path, networks: Sequence[str], request: ReproduceRequest) -> PlansOutcome:
     """Make sure the base plans and the derived plans of ``networks`` exist.
 
     Each derived plan is written on its own: a network that cannot take the data set's plan (MAT needs a cubic
