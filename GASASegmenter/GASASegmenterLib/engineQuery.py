@@ -1,8 +1,8 @@
 """Ask the engine a question that it answers with one JSON object (``--check-device``, ``--describe-model``).
 
-The question runs in the engine's own process (Slicer's process never imports torch), started through a
-:class:`~GASASegmenterLib.backgroundProcess.BackgroundProcess` and polled like a segmentation, so the
-application never waits on it; a query that takes too long is stopped the same non-blocking way.
+The question runs in the engine's own process (Slicer's process never imports torch) as an
+:class:`~GASASegmenterLib.engineProcessJob.EngineProcessJob`, polled like a segmentation, so the application
+never waits on it; a query that takes too long is stopped the same non-blocking way as a cancelled one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .backgroundProcess import BackgroundProcess
+from GASACore.events import LogEvent
+
+from .engineProcessJob import EngineProcessJob, JobState
 from .processRunner import ProcessRunner
 
 __all__ = ["EngineQuery"]
@@ -21,7 +23,7 @@ __all__ = ["EngineQuery"]
 logger = logging.getLogger(__name__)
 
 
-class EngineQuery:
+class EngineQuery(EngineProcessJob):
     """One engine command whose last stdout line is a JSON object.
 
     Attributes:
@@ -38,73 +40,62 @@ class EngineQuery:
         *,
         timeout: float = 120.0,
     ) -> None:
-        self.command = list(command)
+        super().__init__(runner, command, env, stage="query")
         self.result: dict[str, Any] | None = None
-        self.error = ""
-        self._finished = False
-        self._stdout: list[str] = []
-        self._stderr: list[str] = []
-        self._deadline = time.monotonic() + timeout
+        self._answer = ""
         self._timeout = timeout
-        self.process = BackgroundProcess(runner, self.command, env)
+        self._deadline = time.monotonic() + timeout
 
     @property
-    def runner(self) -> ProcessRunner:
-        return self.process.runner
+    def error(self) -> str:
+        return "" if self.state in (JobState.RUNNING, JobState.SUCCEEDED) else self.message
 
-    @property
-    def finished(self) -> bool:
-        """``True`` once answered or failed and no process of the query is left."""
-        return self._finished
+    def _handleEvent(self, event: object) -> None:
+        if isinstance(event, LogEvent):
+            self._answer = event.message  # the answer is the last line; it is not logged
+        else:
+            super()._handleEvent(event)
 
-    def _read(self) -> None:
-        self._stdout += self.process.readLines()
-        self._stderr = [*self._stderr, *self.process.readErrorLines()][-20:]
-
-    def _stopBecause(self, error: str) -> None:
-        self.error = error
-        logger.warning("engine query %s failed: %s", " ".join(self.command[-3:]), error)
-        self.process.stop()
+    def _finish(self, state: JobState, message: str) -> None:
+        if state is not JobState.SUCCEEDED:
+            logger.warning("engine query %s failed: %s", " ".join(self.command[-3:]), message)
+        super()._finish(state, message)
 
     def poll(self) -> bool:
         """Read what the engine wrote; ``True`` once it has answered, failed or been stopped. Never blocks."""
-        if self._finished:
-            return True
-        if self.process.stopping:
-            self._finished = self.process.stopped()
-            return self._finished
-        startError = self.process.startError
-        if startError:
-            self._stopBecause(f"could not start the engine ({self.command[0]}): {startError}")
-            return self.poll()
-        self._read()
-        code = self.process.exitCode()
-        if code is None:
-            if time.monotonic() > self._deadline:
-                self._stopBecause(f"the engine did not answer within {self._timeout:g} s")
-                return self.poll()
-            return False
-        self._read()
-        self._finished = True
-        lastError = next((line for line in reversed(self._stderr) if line.strip()), "")
+        finished = super().poll()
+        if not finished and self.state == JobState.RUNNING and time.monotonic() > self._deadline:
+            self._stop(f"the engine did not answer within {self._timeout:g} s")
+        return finished
+
+    def _onExit(self, code: int) -> None:
         if code != 0:
-            self.error = f"engine exit code {code}: {lastError or 'no message'}"
-            return True
-        answer = next((line for line in reversed(self._stdout) if line.strip()), "")
+            lastError = next((line for line in reversed(self.stderrTail) if line.strip()), "")
+            self._finish(JobState.FAILED, f"engine exit code {code}: {self.engineError or lastError or 'no message'}")
+            return
         try:
-            data = json.loads(answer)
+            data = json.loads(self._answer)
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            self.error = f"the engine printed no JSON object (last line: {answer!r}); {lastError}".rstrip("; ")
-            return True
+            lastError = next((line for line in reversed(self.stderrTail) if line.strip()), "")
+            self._finish(
+                JobState.FAILED,
+                f"the engine printed no JSON object (last line: {self._answer!r}); {lastError}".rstrip("; "),
+            )
+            return
         self.result = data
-        return True
+        self._finish(JobState.SUCCEEDED, "answered")
+
+    def _stop(self, why: str) -> None:
+        """Stop the engine because of ``why`` (non-blocking); it becomes the query's :attr:`error`."""
+        if self.state == JobState.RUNNING:
+            self.state, self.message = JobState.CANCELLING, why
+            self.process.stop()
 
     def cancel(self) -> None:
         """Stop the engine (non-blocking: keep polling until :attr:`finished`); the query then has no result."""
-        if not self._finished and not self.process.stopping:
-            self._stopBecause("cancelled")
+        self._stop("cancelled")
 
     def wait(self, interval: float = 0.05) -> dict[str, Any] | None:
         """Poll until finished (scripts and tests); returns :attr:`result`."""

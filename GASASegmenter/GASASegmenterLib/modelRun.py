@@ -207,9 +207,6 @@ class ModelRun:
         if self.finished:
             return
         step = self.current
-        if isinstance(step, EngineQuery):
-            if not step.finished:
-                step.process.killNow()
-        elif step is not None:
+        if step is not None:
             step.abandon()
         self.state, self.message = JobState.CANCELLED, "stopped: the module was closed"

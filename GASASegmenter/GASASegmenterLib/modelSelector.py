@@ -319,5 +319,5 @@ class ModelSelector:
             self.download.abandon()
         queries = [self.reading and self.reading.query, self.importing and self.importing[1], *self._stopping]
         for query in queries:
-            if query is not None and not query.finished:
-                query.process.killNow()
+            if query is not None:
+                query.abandon()

@@ -98,8 +98,8 @@ class GASASegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job.abandon()
         if self._install is not None:
             self._install.abandon()
-        if self._deviceCheck is not None and not self._deviceCheck.finished:
-            self._deviceCheck.process.killNow()
+        if self._deviceCheck is not None:
+            self._deviceCheck.abandon()
         if self.models is not None:
             self.models.cleanup()
         self.removeObservers()

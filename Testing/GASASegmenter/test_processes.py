@@ -104,6 +104,23 @@ def test_engine_query_failures_say_why(tmp_path: Path, body: str, error: str) ->
 
 
 @pytest.mark.parametrize("makeRunner", _runners())
+def test_engine_query_abandoned_when_the_module_closes_is_killed_at_once(tmp_path: Path, makeRunner) -> None:
+    query = EngineQuery(makeRunner(), _script(tmp_path, "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"))
+    deadline = time.monotonic() + 30
+    while not query.runner.pid and time.monotonic() < deadline:
+        query.poll()
+        time.sleep(0.01)
+    pid = query.runner.pid
+    started = time.monotonic()
+    query.abandon()
+    assert time.monotonic() - started < 1.0  # never waits
+    assert query.finished and query.result is None and query.error == "stopped: the module was closed"
+    while isProcessAlive(pid) and time.monotonic() - started < 2.0:
+        time.sleep(0.02)
+    assert not isProcessAlive(pid)
+
+
+@pytest.mark.parametrize("makeRunner", _runners())
 def test_engine_that_cannot_start_is_reported_not_raised(makeRunner) -> None:
     query = EngineQuery(makeRunner(), ["/nonexistent/PythonSlicer", "--check-device"])
     started = time.monotonic()
