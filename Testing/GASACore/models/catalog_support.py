@@ -66,3 +66,12 @@ def remote_entry(model_id: str, url: str | list[str], data: bytes, *, pinned: bo
 def write_catalog(path: Path, *entries: dict) -> Path:
     path.write_text(json.dumps({"schema_version": 1, "models": list(entries)}, indent=2), encoding="utf-8")
     return path
+
+
+def serve_site_catalog(
+    folder: Path, server: Any, data: bytes, *, url: str | list[str] | None = None, **extra: Any
+) -> Path:
+    """Serve ``data`` as ``/m.zip`` from the loopback ``server`` and write ``folder/site.json`` with one pinned
+    entry ``site-model`` for it (``url`` overrides where the entry points; ``extra`` its other fields)."""
+    server.files["/m.zip"] = data
+    return write_catalog(folder / "site.json", remote_entry("site-model", url or server.url("/m.zip"), data, **extra))

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from catalog_support import MODEL_FOLDER, remote_entry, sha256, write_catalog
+from catalog_support import MODEL_FOLDER, serve_site_catalog, sha256
 from model_server import ModelServer
 
 from GASACore.errors import Cancelled
@@ -27,11 +27,7 @@ FAST = DownloadPolicy(timeout=2.0, tries=3, backoff=0.01, chunk_size=8192)
 
 
 def _entry(tmp_path: Path, server: ModelServer, data: bytes, **extra):
-    server.files["/m.zip"] = data
-    extra.setdefault("url", server.url("/m.zip"))
-    url = extra.pop("url")
-    catalog = write_catalog(tmp_path / "site.json", remote_entry("site-model", url, data, **extra))
-    return read_catalog_file(catalog)[0]
+    return read_catalog_file(serve_site_catalog(tmp_path, server, data, **extra))[0]
 
 
 def _nothing_left(entry) -> None:

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from catalog_support import MODEL_FOLDER, REPO_ROOT, remote_entry, sha256, write_catalog
+from catalog_support import MODEL_FOLDER, REPO_ROOT, serve_site_catalog, sha256
 from model_server import ModelServer
 
 from GASACore.errors import BundleIntegrityError, ModelError
@@ -39,9 +39,7 @@ FAST = DownloadPolicy(timeout=2.0, tries=2, backoff=0.01, chunk_size=8192)
 
 
 def _catalog(tmp_path: Path, server: ModelServer, data: bytes, **extra):
-    server.files["/m.zip"] = data
-    path = write_catalog(tmp_path / "site.json", remote_entry("site-model", server.url("/m.zip"), data, **extra))
-    return load_catalog([path])
+    return load_catalog([serve_site_catalog(tmp_path, server, data, **extra)])
 
 
 def _zip(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
