@@ -157,9 +157,10 @@ class CpuBackend(StrEnum):
     openvino 0.051 s after a one-off conversion of 15-250 s and less exact on large windows.
     """
 
-    AUTO = "auto"  #: ``onednn`` where PyTorch has oneDNN (every x86-64 / aarch64 build), else ``eager``
+    AUTO = "auto"  #: ``onednn-bf16`` where the CPU has AMX bf16 units, else ``onednn`` (with oneDNN), else ``eager``
     EAGER = "eager"  #: plain PyTorch, its own convolution dispatch
     ONEDNN = "onednn"  #: plain PyTorch with every 3D convolution on oneDNN, channels-last activations
+    ONEDNN_BF16 = "onednn-bf16"  #: as ``onednn`` with bfloat16 convolutions and activations, float32 logits
     OPENVINO = "openvino"  #: the network converted to OpenVINO (optional package ``openvino``)
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from GASACore.inference.cpu_capability import CpuCapability, auto_cpu_backend, detect_cpu_capability
 from GASACore.inference.instance_norm import instance_norm_channels_last, instance_norm_channels_last_
 from GASACore.inference.lean_unet import lean_unet_forward
 from GASACore.options import CpuBackend, check_cpu_backend
@@ -38,6 +39,7 @@ __all__ = [
     "CpuBackend",
     "CpuForward",
     "ForwardRecord",
+    "LowPrecisionWeights",
     "OneDNNConvolutions",
     "instance_norm_channels_last",
     "instance_norm_channels_last_",
@@ -65,14 +67,16 @@ def _bind(spec: Sequence[tuple[str, Any]], args: tuple[Any, ...], kwargs: dict[s
     return list(args) + [kwargs.get(name, default) for name, default in spec[len(args) :]]
 
 
-def _routable(x: Any, weight: Any) -> bool:
-    """Whether oneDNN can take this convolution: dense float32 5D CPU tensors and no autograd."""
+def _routable(x: Any, weight: Any, dtype: torch.dtype = torch.float32) -> bool:
+    """Whether oneDNN can take this convolution: dense 5D CPU tensors, float32 weights, input float32 or the
+    mode's ``dtype``, and no autograd."""
     tensors = isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)
     return (
         tensors
         and x.dim() == 5
         and x.device.type == weight.device.type == "cpu"
-        and x.dtype == weight.dtype == torch.float32
+        and x.dtype in (torch.float32, dtype)
+        and weight.dtype == torch.float32
         and x.layout == weight.layout == torch.strided
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     )
@@ -116,14 +120,47 @@ def pointwise_conv_planar(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
 
 
 def _normalisable(x: Any) -> bool:
-    """Whether :func:`instance_norm_channels_last` takes ``x``: a channels-last float32 CPU tensor, no autograd."""
+    """Whether :func:`instance_norm_channels_last` takes ``x``: a channels-last float32 or bfloat16 CPU tensor,
+    no autograd."""
     return (
         isinstance(x, torch.Tensor)
         and _channels_last(x)
         and x.device.type == "cpu"
-        and x.dtype == torch.float32
+        and x.dtype in (torch.float32, torch.bfloat16)
         and not (torch.is_grad_enabled() and x.requires_grad)
     )
+
+
+class LowPrecisionWeights:
+    """Copies of a network's float32 convolution weights in a lower precision, made once and reused.
+
+    Keyed on the parameter (or the view of one, as the lean U-Net's split decoder convolution passes) and its
+    version counter: a weight changed in place (``load_state_dict`` of another fold) gets a fresh copy.
+    Only parameters (and views of them) are kept; any other weight tensor is converted per call. The
+    network's own parameters are never modified.
+
+    Example: ``cache = LowPrecisionWeights(torch.bfloat16)``; ``cache(conv.weight)`` is a bfloat16 copy, the
+    same tensor on every later call while ``conv.weight`` is unchanged.
+    """
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self._copies: dict[tuple[int, tuple[int, ...], tuple[int, ...]], tuple[int, torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
+        if not (isinstance(weight, nn.Parameter) or isinstance(weight._base, nn.Parameter)):
+            return weight.to(self.dtype)
+        key = (weight.data_ptr(), tuple(weight.shape), weight.stride())
+        version = weight._version
+        held = self._copies.get(key)
+        if held is None or held[0] != version:
+            # the source is held too, so that its address cannot be reused by another tensor under this key
+            held = (version, weight, weight.to(self.dtype))
+            self._copies[key] = held
+        return held[2]
+
+    def __len__(self) -> int:
+        return len(self._copies)
 
 
 class OneDNNConvolutions(TorchFunctionMode):
@@ -137,6 +174,11 @@ class OneDNNConvolutions(TorchFunctionMode):
     dtypes, ``padding="same"``, tensors that need gradients) passes through unchanged. Weights and module
     state are not touched, so ``load_state_dict`` of another fold still works.
 
+    With ``dtype=torch.bfloat16`` the 3x3x3 and transposed convolutions run in bfloat16 (AMX tiles where the CPU
+    has them): float32 inputs are converted, weights are converted once (:class:`LowPrecisionWeights`), the
+    outputs and so the activations between layers are bfloat16 (oneDNN accumulates in float32); instance norms
+    compute their statistics in float32; 1x1x1 heads read their input as float32 and return float32 logits.
+
     Example::
 
         with torch.inference_mode(), OneDNNConvolutions() as mode:
@@ -145,17 +187,35 @@ class OneDNNConvolutions(TorchFunctionMode):
 
     Attributes:
         routed: number of convolutions sent to oneDNN so far.
+        dtype: the convolutions' precision, ``torch.float32`` or ``torch.bfloat16``.
     """
 
-    def __init__(self, *, channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        channels_last: bool = True,
+        dtype: torch.dtype = torch.float32,
+        weights: LowPrecisionWeights | None = None,
+    ) -> None:
         super().__init__()
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype!r}")
         self.channels_last = channels_last
+        self.dtype = dtype
         self.routed = 0
+        low = dtype != torch.float32
+        self._weights = (weights if weights is not None else LowPrecisionWeights(dtype)) if low else None
 
     def _layout(self, y: torch.Tensor) -> torch.Tensor:
         if self.channels_last and y.shape[1] > 1 and not _channels_last(y):
             return y.contiguous(memory_format=CHANNELS_LAST)  # 1-channel inputs give plain outputs
         return y
+
+    def _operands(self, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input and weight in the mode's precision (bias stays float32: oneDNN adds it to float32 sums)."""
+        if self._weights is None:
+            return x, weight
+        return x.to(self.dtype), self._weights(weight)
 
     def __torch_function__(
         self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -163,18 +223,20 @@ class OneDNNConvolutions(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is F.conv3d:
             x, weight, bias, stride, padding, dilation, groups = _bind(_CONV_ARGS, args, kwargs)
-            if _routable(x, weight) and not isinstance(padding, str):
+            if _routable(x, weight, self.dtype) and not isinstance(padding, str):
                 self.routed += 1
                 if _pointwise(weight, stride, padding, dilation, groups):
-                    return pointwise_conv_planar(x, weight, bias)
+                    return pointwise_conv_planar(x.float(), weight, bias)  # heads: float32 logits
+                x, weight = self._operands(x, weight)
                 y = torch.mkldnn_convolution(
                     x, weight, bias, _triple(padding), _triple(stride), _triple(dilation), int(groups)
                 )
                 return self._layout(y)
         elif func is F.conv_transpose3d:
             x, weight, bias, stride, padding, out_pad, groups, dilation = _bind(_CONV_T_ARGS, args, kwargs)
-            if _routable(x, weight):
+            if _routable(x, weight, self.dtype):
                 self.routed += 1
+                x, weight = self._operands(x, weight)
                 y = torch.ops.mkldnn._convolution_transpose_pointwise(
                     x, weight, bias, _triple(padding), _triple(out_pad), _triple(stride), _triple(dilation),
                     int(groups), "none", [], None,
@@ -187,19 +249,21 @@ class OneDNNConvolutions(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def resolve_cpu_backend(requested: CpuBackend | str) -> CpuBackend:
+def resolve_cpu_backend(requested: CpuBackend | str, *, capability: CpuCapability | None = None) -> CpuBackend:
     """The backend ``requested`` stands for on this machine (``auto`` resolved).
 
-    Examples: ``resolve_cpu_backend("auto")`` is ``CpuBackend.ONEDNN`` on every x86-64 / aarch64 build of torch
-    (oneDNN is built in); ``resolve_cpu_backend("openvino")`` is ``CpuBackend.OPENVINO`` whether or not the
-    package is installed (:func:`prepare_cpu_forward` falls back when it is not).
+    Examples: ``resolve_cpu_backend("auto")`` is ``CpuBackend.ONEDNN_BF16`` on a CPU with AMX bf16 units
+    (Xeon Sapphire Rapids and later), else ``CpuBackend.ONEDNN`` on every x86-64 / aarch64 build of torch
+    (:func:`~GASACore.inference.cpu_capability.auto_cpu_backend`); ``resolve_cpu_backend("openvino")`` is
+    ``CpuBackend.OPENVINO`` whether or not the package is installed (:func:`prepare_cpu_forward` falls back
+    when it is not).
 
     Raises:
-        ValueError: not one of ``auto``, ``eager``, ``onednn``, ``openvino``.
+        ValueError: not one of :class:`CpuBackend`'s values.
     """
     backend = check_cpu_backend(requested)
     if backend is CpuBackend.AUTO:
-        return CpuBackend.ONEDNN if torch.backends.mkldnn.is_available() else CpuBackend.EAGER
+        return auto_cpu_backend(capability if capability is not None else detect_cpu_capability())[0]
     return backend
 
 
@@ -228,14 +292,32 @@ class CpuForward:
         except (torch.cuda.OutOfMemoryError, MemoryError):  # out of memory is not the backend's fault: no rerun
             raise
         except Exception as err:  # any backend failure: the same call in plain PyTorch decides
+            cause = f"{self.backend.value} failed on input {tuple(x.shape)}: {type(err).__name__}: {err}"
+            if self.backend is CpuBackend.ONEDNN_BF16:  # float32 oneDNN first, then plain PyTorch
+                float32 = _onednn_call(self.network)
+                try:
+                    output = float32(x)
+                except (torch.cuda.OutOfMemoryError, MemoryError):
+                    raise
+                except Exception:  # plain PyTorch below decides, as for every backend
+                    pass
+                else:
+                    self.fall_back(cause, to=CpuBackend.ONEDNN, forward=float32)
+                    return output
             output = self.network(x)  # raises too when the network itself rejects x: then nothing changes
-            self.fall_back(f"{self.backend.value} failed on input {tuple(x.shape)}: {type(err).__name__}: {err}")
+            self.fall_back(cause)
             return output
 
-    def fall_back(self, reason: str) -> None:
-        """Switch to plain PyTorch for good, logging ``reason`` once."""
-        logger.warning("CPU backend %s -> eager: %s", self.backend.value, reason)
-        self.backend, self.reason, self._accelerated = CpuBackend.EAGER, reason, None
+    def fall_back(
+        self,
+        reason: str,
+        *,
+        to: CpuBackend = CpuBackend.EAGER,
+        forward: Callable[[torch.Tensor], Any] | None = None,
+    ) -> None:
+        """Switch to ``to`` (plain PyTorch unless told, else with ``forward``) for good, logging ``reason`` once."""
+        logger.warning("CPU backend %s -> %s: %s", self.backend.value, to.value, reason)
+        self.backend, self.reason, self._accelerated = to, reason, forward
 
 
 @dataclass
@@ -262,22 +344,28 @@ class ForwardRecord:
         self.reason = prepared.reason or self.reason
 
 
-_AUTO_REASONS = {
-    CpuBackend.ONEDNN: "auto: every 3D convolution on oneDNN (PyTorch's own dispatch skips it for small windows)",
-    CpuBackend.EAGER: "auto: this torch build has no oneDNN",
-}
-
-
-def _onednn_call(network: nn.Module) -> Callable[[torch.Tensor], Any]:
+def _onednn_call(network: nn.Module, dtype: torch.dtype = torch.float32) -> Callable[[torch.Tensor], Any]:
+    """``network``'s forward under :class:`OneDNNConvolutions` of ``dtype``; lower-precision weight copies are
+    made once per call object (that is, per prepared fold)."""
     forward = lean_unet_forward(network) or network  # nnU-Net's U-Nets: same modules, less memory held
+    weights = LowPrecisionWeights(dtype) if dtype != torch.float32 else None
 
     def call(x: torch.Tensor) -> Any:
-        with OneDNNConvolutions():
+        with OneDNNConvolutions(dtype=dtype, weights=weights):
             output = forward(x)
         # channels-last logits back to the plain layout callers index and view (a copy of K x window only)
-        return output.contiguous() if isinstance(output, torch.Tensor) else output
+        return _float_logits(output)
 
     return call
+
+
+def _float_logits(output: Any) -> Any:
+    """Float32 contiguous logits; a deep-supervision list as float32 tensors in their own layouts."""
+    if isinstance(output, torch.Tensor):
+        return output.float().contiguous()
+    if isinstance(output, (list, tuple)):
+        return type(output)(o.float() if isinstance(o, torch.Tensor) else o for o in output)
+    return output
 
 
 def prepare_cpu_forward(
@@ -287,6 +375,7 @@ def prepare_cpu_forward(
     backend: CpuBackend | str = CpuBackend.AUTO,
     num_threads: int | None = None,
     cache_dir: str | Path | None = None,
+    capability: CpuCapability | None = None,
 ) -> CpuForward:
     """Prepare ``network`` (in eval mode, weights loaded, on the CPU) for fast CPU forward passes.
 
@@ -294,11 +383,14 @@ def prepare_cpu_forward(
         network: maps ``(B, C, X, Y, Z)`` float32 windows to logits. It is not modified.
         input_shape: ``(B, C, X, Y, Z)`` of the windows it will get; OpenVINO compiles for exactly this shape
             (other shapes run in PyTorch).
-        backend: ``auto`` (oneDNN), ``eager``, ``onednn`` or ``openvino``.
+        backend: ``auto`` (``onednn-bf16`` where the CPU has AMX bf16 units, else ``onednn``), ``eager``,
+            ``onednn``, ``onednn-bf16`` (falls back to ``onednn`` where oneDNN has no bf16 kernels) or
+            ``openvino``.
         num_threads: CPU threads for OpenVINO (default: torch's current setting). PyTorch backends use
             torch's setting.
         cache_dir: OpenVINO only: folder for converted models, keyed by network structure, weights, shape
             and versions, so that a second run skips the conversion. ``None``: convert every time.
+        capability: what the CPU offers (default: :func:`~GASACore.inference.cpu_capability.detect_cpu_capability`).
 
     Returns:
         The callable; its ``backend`` says what runs (``eager`` after a fallback, with the ``reason``).
@@ -306,17 +398,22 @@ def prepare_cpu_forward(
     Raises:
         ValueError: bad ``backend`` or ``input_shape``.
     """
-    requested = resolve_cpu_backend(backend)
+    capability = capability if capability is not None else detect_cpu_capability()
+    requested = resolve_cpu_backend(backend, capability=capability)
     auto = check_cpu_backend(backend) is CpuBackend.AUTO
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 5 or any(s < 1 for s in shape):
         raise ValueError(f"input_shape must be 5 positive sizes (B, C, X, Y, Z), got {tuple(input_shape)!r}")
-    prepared = CpuForward(network, requested, requested, _AUTO_REASONS.get(requested, "") if auto else "")
-    if requested is CpuBackend.ONEDNN:
-        if torch.backends.mkldnn.is_available():
-            prepared._accelerated = _onednn_call(network)
-        else:
+    prepared = CpuForward(network, requested, requested, auto_cpu_backend(capability)[1] if auto else "")
+    if requested in (CpuBackend.ONEDNN, CpuBackend.ONEDNN_BF16):
+        if not capability.onednn:
             prepared.fall_back("this torch build has no oneDNN (mkldnn)")
+        elif requested is CpuBackend.ONEDNN_BF16 and not capability.onednn_bf16:
+            why = "oneDNN has no bf16 convolutions on this CPU: float32 onednn instead"
+            prepared.fall_back(f"onednn-bf16 requested but {why}", to=CpuBackend.ONEDNN, forward=_onednn_call(network))
+        else:
+            dtype = torch.bfloat16 if requested is CpuBackend.ONEDNN_BF16 else torch.float32
+            prepared._accelerated = _onednn_call(network, dtype)
     elif requested is CpuBackend.OPENVINO:
         from GASACore.inference.cpu_openvino import openvino_call
 

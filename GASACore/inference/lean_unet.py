@@ -43,6 +43,10 @@ _FIXED_PATCH_FORWARD = FixedPatchPlainConvUNet.forward
 _KNOWN_FORWARDS = (PlainConvUNet.forward, ResidualEncoderUNet.forward, _FIXED_PATCH_FORWARD)
 
 
+#: Activation dtypes normalised in place here: float32, and bfloat16 of the ``onednn-bf16`` backend.
+_NORM_DTYPES = (torch.float32, torch.bfloat16)
+
+
 def _is_in_place_norm(module: nn.Module) -> bool:
     """An ``InstanceNorm3d`` that normalises by the input's own statistics (no running statistics)."""
     return isinstance(module, nn.InstanceNorm3d) and not module.track_running_stats
@@ -56,7 +60,7 @@ def _block(block: ConvDropoutNormReLU, x: torch.Tensor) -> torch.Tensor:
 def _after_conv(block: ConvDropoutNormReLU, y: torch.Tensor) -> torch.Tensor:
     """The modules of ``block`` after its convolution, applied to its output ``y`` (in place where they can)."""
     for module in list(block.all_modules)[1:]:
-        if _is_in_place_norm(module) and y.dtype == torch.float32 and y.device.type == "cpu" and y.dim() == 5:
+        if _is_in_place_norm(module) and y.dtype in _NORM_DTYPES and y.device.type == "cpu" and y.dim() == 5:
             y = instance_norm_channels_last_(y, module.weight, module.bias, float(module.eps))
         elif isinstance(module, nn.LeakyReLU):
             y = F.leaky_relu(y, module.negative_slope, inplace=True)
@@ -161,8 +165,8 @@ def lean_unet_forward(network: nn.Module) -> Callable[[torch.Tensor], Any] | Non
         if fixed:
             check_spatial_size(x, network.patch_size, type(network).__name__)
         skips = _encode(network.encoder, x)
-        if fixed:
-            skips[-1] = network._bottleneck(skips[-1])
+        if fixed:  # the bottleneck block (GASA attention) in float32 also when the convolutions run in bfloat16
+            skips[-1] = network._bottleneck(skips[-1].float())
         return _decode(network.decoder, skips)
 
     return forward

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from GASACore.bundle import load_model
+from GASACore.inference.cpu_capability import detect_cpu_capability
 from GASACore.inference.cpu_openvino import model_cache_key
 from GASACore.inference.cpu_runtime import (
     CHANNELS_LAST,
@@ -29,32 +29,11 @@ from GASACore.inference.cpu_runtime import (
     prepare_cpu_forward,
     resolve_cpu_backend,
 )
-from GASACore.io import read_image
-from GASACore.preprocessing import preprocess
 
-DEMO = Path(__file__).resolve().parents[3] / "Resources" / "models" / "gasa-demo-btcv"
 LOGIT_ATOL = 1e-3
 LAYER_ATOL = 1e-4
 OPENVINO_ATOL = 2e-2
 MIN_AGREEMENT = 0.999
-
-
-@pytest.fixture(scope="module")
-def demo_and_window(example_ct: Path) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The bundled demo model (trained weights), one patch-sized window of the real CT at its centre, and the
-    model's eager logits for it."""
-    bundle = load_model(DEMO)
-    network = bundle.build_network()
-    network.load_state_dict(bundle.load_fold(bundle.folds[0], network))
-    network.eval()
-    image = read_image(example_ct)
-    data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
-    starts = [(s - p) // 2 for s, p in zip(data.shape[1:], bundle.patch_size, strict=True)]
-    crop = tuple(slice(b, b + p) for b, p in zip(starts, bundle.patch_size, strict=True))
-    window = torch.from_numpy(data[(slice(None), *crop)].copy())[None]
-    with torch.inference_mode():
-        reference = network(window)
-    return network, window, reference
 
 
 def _agreement(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -142,9 +121,11 @@ def test_onednn_on_a_real_ct_window_with_the_trained_demo_model(demo_and_window)
 
 
 def test_backends_resolve_and_bad_requests_are_refused() -> None:
-    assert resolve_cpu_backend("auto") is CpuBackend.ONEDNN  # every x86-64 torch build has oneDNN
+    # auto: onednn-bf16 on CPUs with AMX bf16 units, else onednn (every x86-64 torch build has oneDNN)
+    expected = CpuBackend.ONEDNN_BF16 if detect_cpu_capability().amx_bf16 else CpuBackend.ONEDNN
+    assert resolve_cpu_backend("auto") is expected
     assert resolve_cpu_backend(CpuBackend.EAGER) is CpuBackend.EAGER
-    with pytest.raises(ValueError, match=r"one of \['auto', 'eager', 'onednn', 'openvino'\], got 'mkl'"):
+    with pytest.raises(ValueError, match=r"one of \['auto', 'eager', 'onednn', 'onednn-bf16', 'openvino'\], got 'mkl'"):
         resolve_cpu_backend("mkl")
     with pytest.raises(ValueError, match=r"5 positive sizes \(B, C, X, Y, Z\), got \(1, 48, 40, 48\)"):
         prepare_cpu_forward(nn.Identity(), input_shape=(1, 48, 40, 48))
