@@ -16,10 +16,14 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from GASACore import SegmentOptions, segment
 from GASACore.cli import main
 from GASACore.events import DoneEvent, parse_event_line
+from GASACore.inference.cpu_capability import auto_cpu_backend, detect_cpu_capability
 from GASACore.inference.cpu_session import CpuSession
 from GASACore.openmp_env import USER_WAIT_SETTINGS
+
+DEMO = Path(__file__).resolve().parents[3] / "Resources" / "models" / "gasa-demo-btcv"
 
 
 class ConvolutionSpy:
@@ -42,14 +46,21 @@ def _segment_json(ct: Path, model: Path, out: Path, capsys, *extra: str) -> Done
     return done[0]
 
 
+#: What ``auto`` and ``onednn-bf16`` run on this machine (bfloat16 only where the CPU has AMX / oneDNN bf16 kernels).
+_AUTO, AUTO_REASON = auto_cpu_backend(detect_cpu_capability())
+AUTO = _AUTO.value
+BF16_HERE = "onednn-bf16" if detect_cpu_capability().onednn_bf16 else "onednn"
+
+
 @pytest.mark.parametrize(
     ("flag", "backend", "reason", "routed"),
     [
-        ([], "onednn", "auto: every 3D convolution on oneDNN", True),
+        ([], AUTO, AUTO_REASON, True),
         (["--cpu-backend", "onednn"], "onednn", None, True),
+        (["--cpu-backend", "onednn-bf16"], BF16_HERE, None if BF16_HERE == "onednn-bf16" else "onednn-bf16", True),
         (["--cpu-backend", "eager"], "eager", None, False),
     ],
-    ids=["auto", "onednn", "eager"],
+    ids=["auto", "onednn", "onednn-bf16", "eager"],
 )
 def test_the_chosen_backend_runs_and_the_report_says_so(
     small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
@@ -73,6 +84,21 @@ def test_backends_give_the_same_labels(small_ct: Path, nnunet_model: Path, tmp_p
     assert float(np.mean(labels["eager"] == labels["onednn"])) >= 0.999
 
 
+@pytest.mark.parametrize("case", ["sample", pytest.param("dicom", marks=pytest.mark.slow)])
+def test_bf16_agrees_with_float32_on_whole_real_cts_with_the_demo_model(shared_data: Path, case: str) -> None:
+    """The accuracy gate of ``onednn-bf16`` (what ``auto`` picks on AMX CPUs): whole-volume argmax agreement with
+    float32 ``onednn`` >= 99.9% for the trained demo model (measured 99.995% on the sample CT, 99.983% on the
+    DICOM CT of another patient)."""
+    folder = shared_data / "totalsegmentator"
+    ct = folder / ("example_ct.nii.gz" if case == "sample" else "example_ct_dicom")
+    labels = {
+        backend: segment(ct, DEMO, options=SegmentOptions(device="cpu", cpu_backend=backend)).labels
+        for backend in ("onednn", "onednn-bf16")
+    }
+    assert len(np.unique(labels["onednn"])) >= 3, "the demo model must find organs in the CT"
+    assert float(np.mean(labels["onednn"] == labels["onednn-bf16"])) >= 0.999
+
+
 def test_a_failing_backend_falls_back_and_the_report_says_why(
     small_ct: Path, nnunet_model: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,8 +107,8 @@ def test_a_failing_backend_falls_back_and_the_report_says_why(
 
     monkeypatch.setattr(torch, "mkldnn_convolution", broken)
     done = _segment_json(small_ct, nnunet_model, tmp_path / "seg.nii.gz", capsys)
-    assert done.backend == "eager"
-    assert "onednn failed" in (done.backend_reason or "") and "simulated" in (done.backend_reason or "")
+    assert done.backend == "eager"  # onednn-bf16 (where auto picks it) tries float32 onednn first: fails too
+    assert f"{AUTO} failed" in (done.backend_reason or "") and "simulated" in (done.backend_reason or "")
 
 
 def test_the_done_event_keeps_the_backend_through_json() -> None:

@@ -30,7 +30,10 @@ def _nnunet_prediction(model: Path, ct: Path, *, mirroring: bool) -> np.ndarray:
 
 
 def _agreement(model: Path, ct: Path, *, tta: bool) -> tuple[float, np.ndarray]:
-    ours = segment(ct, model, options=SegmentOptions(device="cpu", tta=tta)).labels
+    # float32 oneDNN, not auto: a comparison with nnU-Net's float32 arithmetic, the same on every CPU (auto runs
+    # bfloat16 convolutions on CPUs with AMX; its agreement with float32 is tested in test_cpu_backend.py)
+    options = SegmentOptions(device="cpu", tta=tta, cpu_backend="onednn")
+    ours = segment(ct, model, options=options).labels
     theirs = _nnunet_prediction(model, ct, mirroring=tta)
     assert ours.shape == theirs.shape
     return float((ours == theirs).mean()), ours

@@ -92,7 +92,12 @@ def _demo_logits(ct: Path, sums: str) -> tuple[torch.Tensor, tuple[int, ...]]:
     image = read_image(ct)
     data, _ = preprocess(image.array[None], image.geometry.spacing_zyx, bundle.preprocessing)
     cfg = SlidingWindowConfig(
-        patch_size=bundle.patch_size, mirror_axes=(), device=torch.device("cpu"), num_threads=1, logit_sums=sums
+        patch_size=bundle.patch_size,
+        mirror_axes=(),
+        device=torch.device("cpu"),
+        num_threads=1,
+        logit_sums=sums,
+        cpu_backend="onednn",  # float32 forward passes on every CPU: only the sums differ between the two runs
     )
     folds = [bundle.load_fold(fold, network) for fold in bundle.folds]
     logits = predict_sliding_window(

@@ -60,7 +60,7 @@ def _nnunet(network: torch.nn.Module, image: torch.Tensor, *, mirror: bool) -> t
 
 
 def _ours(network: torch.nn.Module, image: torch.Tensor, *, mirror: bool, **settings: str) -> torch.Tensor:
-    """Our logits; ``settings`` (``cpu_backend``, ``logit_sums``) default to the engine's automatic choice."""
+    """Our logits; ``settings`` (``cpu_backend``, ``logit_sums``) default to the engine's automatic choices."""
     axes = (0, 1, 2) if mirror else ()
     cfg = SlidingWindowConfig(patch_size=SMALL_PLAN.patch_size, mirror_axes=axes, num_threads=1, **settings)  # type: ignore[arg-type]
     return predict_sliding_window(network, image, num_classes=NUM_CLASSES, config=cfg).float()
@@ -86,7 +86,9 @@ def test_identical_to_nnunet_with_float32_accumulation(
 
 def test_close_to_stock_nnunet(network: torch.nn.Module, ct_crop: torch.Tensor) -> None:
     reference = _nnunet(network, ct_crop, mirror=False)
-    ours = _ours(network, ct_crop, mirror=False)
+    # the engine's float16 sums with float32 oneDNN (auto's bfloat16 on AMX CPUs differs more than 5e-3 in
+    # logits, by design; the same float32 arithmetic on every CPU keeps this comparison exact enough)
+    ours = _ours(network, ct_crop, mirror=False, cpu_backend="onednn")
     spatial = tuple(ct_crop.shape[1:])
     weights = torch.zeros(spatial)
     gaussian = gaussian_importance(SMALL_PLAN.patch_size)
