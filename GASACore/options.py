@@ -154,7 +154,8 @@ class CpuBackend(StrEnum):
     """How the network's forward passes run on the CPU (:func:`GASACore.inference.cpu_runtime.prepare_cpu_forward`).
 
     Measured on the demo model (``bench/cpu_conv_bench.py``, 1 thread): eager 0.44 s per window, onednn 0.078 s,
-    openvino 0.051 s after a one-off conversion of 15-250 s and less exact on large windows.
+    openvino 0.051 s after a one-off conversion of 15-250 s and less exact on large windows (demo model 0.1.0,
+    48x40x48 windows). On a CPU with AMX (demo model 0.2.0, 64^3 windows): onednn 0.195 s, onednn-bf16 ~0.1 s.
     """
 
     AUTO = "auto"  #: ``onednn-bf16`` where the CPU has AMX bf16 units, else ``onednn`` (with oneDNN), else ``eager``
@@ -309,7 +310,7 @@ class SegmentOptions:
         offline: never open a network connection: a catalogue model that is not installed is an error
             instead of a download (``GASACore.models.resolve_model``).
         cpu_backend: how forward passes run when the device is the CPU (:class:`CpuBackend`; ``auto``:
-            oneDNN). Ignored on CUDA.
+            bfloat16 oneDNN on CPUs with AMX bf16 units, else float32 oneDNN). Ignored on CUDA.
     """
 
     device: Device = Device()
@@ -437,7 +438,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.cpu_backend.value,
         metavar="{" + ",".join(CpuBackend.values()) + "}",
         help=(
-            "how the network runs on the CPU: auto (= onednn: every 3D convolution on oneDNN, ~5x faster for small "
-            "networks), eager (plain PyTorch), openvino (optional package; converts the model first)"
+            "how the network runs on the CPU: auto (= onednn-bf16 on CPUs with AMX bf16 units, e.g. Xeon "
+            "Sapphire Rapids and later, else onednn), onednn (every 3D convolution on oneDNN in float32, ~5x faster "
+            "than eager for small networks, outputs within 1e-5), onednn-bf16 (the same in bfloat16: ~1.6x faster per "
+            "window on AMX, argmax agreement >= 99.9%%, float32 logits), eager (plain PyTorch), openvino (optional "
+            "package; converts the model first)"
         ),
     )

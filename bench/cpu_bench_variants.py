@@ -137,6 +137,26 @@ def onednn(net: nn.Module, x: torch.Tensor, batch: int = 1, *, channels_last: bo
     return _timed_build(lambda: call, batch)
 
 
+def onednn_bf16(net: nn.Module, x: torch.Tensor, batch: int = 1) -> Prepared:
+    """The engine's ``onednn-bf16`` backend: bfloat16 convolutions routed to oneDNN (AMX), float32 logits."""
+    xb = x[:batch].contiguous()
+    forward = prepare_cpu_forward(net, input_shape=xb.shape, backend="onednn-bf16")
+    if forward.backend.value != "onednn-bf16":
+        raise RuntimeError(f"onednn-bf16 fell back to {forward.backend.value}: {forward.reason}")
+    return _timed_build(lambda: lambda: forward(xb), batch)
+
+
+def bf16_autocast(net: nn.Module, x: torch.Tensor) -> Prepared:
+    """``torch.autocast("cpu", bfloat16)`` around the channels-last network (PyTorch's own bf16 dispatch)."""
+    net_cl, x1 = copy.deepcopy(net).to(memory_format=CL), x[:1].contiguous(memory_format=CL)
+
+    def call() -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return net_cl(x1).float()
+
+    return _timed_build(lambda: call)
+
+
 def channels_last(net: nn.Module, x: torch.Tensor) -> Prepared:
     """Network and input in channels_last_3d, PyTorch's own dispatch."""
     net_cl, x1 = copy.deepcopy(net).to(memory_format=CL), x[:1]
@@ -222,6 +242,8 @@ LAYER_VARIANTS: dict[str, Callable[[nn.Module, torch.Tensor], Prepared]] = {
     "eager": eager,
     "onednn-plain": lambda n, x: onednn(n, x, channels_last=False),
     "onednn": onednn,
+    "onednn-bf16": onednn_bf16,
+    "bf16-autocast": bf16_autocast,
     "channels_last": channels_last,
     "eager-b2": lambda n, x: eager(n, x, 2),
     "eager-b4": lambda n, x: eager(n, x, 4),

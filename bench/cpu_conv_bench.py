@@ -113,7 +113,7 @@ def bench_layers(repeats: int, quick: bool) -> list[dict[str, Any]]:
 
 
 #: Variants measured on the larger plans (all of them on the demo model): the rest add nothing but minutes.
-CORE_VARIANTS = ("eager", "onednn-plain", "onednn", "openvino")
+CORE_VARIANTS = ("eager", "onednn-plain", "onednn", "onednn-bf16", "openvino")
 
 
 def bench_networks(plans: tuple[str, ...], repeats: int, skip: set[str]) -> list[dict[str, Any]]:
@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument(
         "--demo-backends",
         nargs="+",
-        default=["eager", "onednn", "openvino"],
+        default=["eager", "onednn", "onednn-bf16", "openvino"],
         help="backends of the demo section; the first is the reference of the argmax agreement",
     )
     parser.add_argument("--demo-tta", choices=("off", "on", "both"), default="both")

@@ -4,7 +4,7 @@ Same nnU-Net v2 results folder, same CT file, same settings (step 0.5, Gaussian,
 tool runs in its own fresh Python process so that import time, peak resident memory (ru_maxrss) and CPU time
 are its own; wall time is measured around the process. ``gasa`` is what ``gasa-segment`` does (its OpenMP
 defaults are applied before torch loads, its CPU backend is the automatic one); ``nnunet`` is nnUNetPredictor as
-its users call it.
+its users call it; ``gasa-onednn`` is ``gasa`` with ``--cpu-backend onednn`` (float32), to compare with ``auto``.
 
 Model (default): a PlainConvUNet with features 8-16-32-64-128, patch 48x128x128, 14 classes (the 13 BTCV organs
 of TotalSegmentator's labels), plan spacing 3 x 2 x 2 mm (z, y, x), briefly trained on the sample CT
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 SAMPLE_CT = ROOT / "Resources" / "SampleData" / "example_ct.nii.gz"
-TOOLS = ("nnunet", "gasa", "gasa-skip-air", "monai")
+TOOLS = ("nnunet", "gasa", "gasa-skip-air", "gasa-onednn", "monai")
 
 
 def _shared_ct_folder() -> Path:
@@ -185,8 +185,10 @@ def run_nnunet(case: Path, model: Path, output: Path, device: str = "cpu") -> di
     return timings
 
 
-def run_gasa(case: Path, model: Path, output: Path, skip_air: bool, device: str = "cpu") -> dict[str, float | str]:
-    """What ``gasa-segment CASE -o OUTPUT -m MODEL --device cpu --no-tta`` does, stage by stage."""
+def run_gasa(
+    case: Path, model: Path, output: Path, skip_air: bool, device: str = "cpu", cpu_backend: str = "auto"
+) -> dict[str, float | str]:
+    """What ``gasa-segment CASE -o OUTPUT -m MODEL --device cpu --no-tta [--cpu-backend B]`` does, stage by stage."""
     timings: dict[str, float | str] = {}
     start = time.perf_counter()
     from GASACore.malloc_env import apply_malloc_defaults
@@ -205,7 +207,8 @@ def run_gasa(case: Path, model: Path, output: Path, skip_air: bool, device: str 
     mark = time.perf_counter()
     image = read_image(case)
     read_seconds = time.perf_counter() - mark
-    result = segment(image, bundle, options=SegmentOptions(device=device, tta=False, skip_air=skip_air))
+    options = SegmentOptions(device=device, tta=False, skip_air=skip_air, cpu_backend=cpu_backend)
+    result = segment(image, bundle, options=options)
     timings["model load"] += result.timings["load"]
     timings["read + preprocess"] = read_seconds + result.timings["preprocess"]
     timings["predict"] = result.timings["predict"]
@@ -246,7 +249,8 @@ def child(tool: str, case: Path, model: Path, output: Path, report: Path, device
     elif tool == "monai":
         timings = run_monai(case, model, output)
     else:
-        timings = run_gasa(case, model, output, skip_air=tool == "gasa-skip-air", device=device)
+        backend = "onednn" if tool == "gasa-onednn" else "auto"  # gasa-onednn: float32 oneDNN, for comparison
+        timings = run_gasa(case, model, output, skip_air=tool == "gasa-skip-air", device=device, cpu_backend=backend)
     backend = timings.pop("backend", None)
     timings["total"] = sum(float(v) for v in timings.values())
     result = {"timings": timings, "peak_rss_mb": _peak_rss_mb(), "cpu_s": _cpu_seconds(), "backend": backend}
@@ -356,6 +360,12 @@ def print_table(results: dict[str, dict[str, dict]]) -> None:
                 f"peak RSS {g['peak_rss_mb'] / n['peak_rss_mb']:.2f}, predict "
                 f"{g['timings']['predict'] / n['timings']['predict']:.2f}; agreement {g['agreement_vs_nnunet']:.4%}; "
                 f"gasa ran {g['backend']}; load average {n['load_before']}-{g['load_after']}"
+            )
+        if "nnunet" in tools and "gasa-onednn" in tools:
+            n, o = tools["nnunet"], tools["gasa-onednn"]
+            print(
+                f"ratios gasa-onednn/nnunet: wall {o['wall_s'] / n['wall_s']:.2f}, "
+                f"peak RSS {o['peak_rss_mb'] / n['peak_rss_mb']:.2f}; agreement {o['agreement_vs_nnunet']:.4%}"
             )
         if "gasa-skip-air" in tools and "gasa" in tools:
             s, g = tools["gasa-skip-air"], tools["gasa"]

@@ -59,8 +59,9 @@ class SlidingWindowConfig:
             (:class:`~GASACore.inference.thread_governor.ThreadGovernor`: every CPU this process may use, fewer
             for tiny windows or, unless OpenMP waits passively, when other programs keep CPUs busy), unless
             ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set (then torch's setting stays).
-        cpu_backend: how the network runs when ``device`` is the CPU (``auto`` = oneDNN, ``eager``,
-            ``onednn``, ``openvino``; :func:`~GASACore.inference.cpu_runtime.prepare_cpu_forward`).
+        cpu_backend: how the network runs when ``device`` is the CPU (``auto`` = ``onednn-bf16`` on CPUs with
+            AMX bf16 units, else ``onednn``; ``eager``, ``onednn``, ``onednn-bf16``, ``openvino``;
+            :func:`~GASACore.inference.cpu_runtime.prepare_cpu_forward`).
         logit_sums: precision of the whole-image logit sums (:class:`~GASACore.inference.accumulation.LogitSums`):
             ``auto`` = pre-normalised float16 where they live on the CPU, float32 on a GPU.
     """

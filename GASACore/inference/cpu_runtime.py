@@ -13,8 +13,16 @@ The ``onednn`` backend runs nnU-Net's U-Nets through :func:`~GASACore.inference.
 (same modules, skips and concatenations released once used, norms in place: a 48x128x128 window of an
 8-channel network holds ~115 MB instead of ~310 MB, ``bench/window_forward_bench.py``).
 
+The ``onednn-bf16`` backend runs the same convolutions in bfloat16 (``OneDNNConvolutions(dtype=torch.bfloat16)``):
+on CPUs with AMX bf16 units oneDNN multiplies bfloat16 tiles natively, 1.6x faster per demo window than float32
+(0.252 -> 0.153 s, 1 thread) and 2.4x on nnU-Net 16-256 at 64^3; weights are converted once per prepared fold,
+instance-norm statistics, the segmentation head and the logits stay float32 (logits within ~0.4 of float32's,
+whole-CT argmax agreement >= 99.98% with the demo model). ``auto`` picks it only on such CPUs
+(:mod:`GASACore.inference.cpu_capability`).
+
 :func:`prepare_cpu_forward` turns a network into a :class:`CpuForward` for one backend and falls back to
-plain PyTorch (logged) when the backend is unavailable or fails, when preparing or on any later call.
+plain PyTorch (logged) when the backend is unavailable or fails, when preparing or on any later call
+(``onednn-bf16`` first to float32 ``onednn``).
 """
 
 from __future__ import annotations

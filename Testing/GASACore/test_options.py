@@ -138,7 +138,10 @@ def test_all_names_the_fold_all_folder_never_every_fold() -> None:
         ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
         ({"batch_size": 2.0}, "batch_size must be an integer >= 1, got 2.0"),
         ({"batch_size": True}, "got True"),
-        ({"cpu_backend": "mkl"}, r"cpu_backend must be one of \['auto', 'eager', 'onednn', 'onednn-bf16', 'openvino'\], got 'mkl'"),
+        (
+            {"cpu_backend": "mkl"},
+            r"cpu_backend must be one of \['auto', 'eager', 'onednn', 'onednn-bf16', 'openvino'\], got 'mkl'",
+        ),
         ({"cpu_backend": None}, "cpu_backend must be one of .*, got None"),
     ],
 )
