@@ -39,6 +39,7 @@ from GASACore.malloc_env import release_free_memory
 from GASACore.options import SegmentOptions
 from GASACore.preprocessing import (
     AIR_HU,
+    NormalizationScheme,
     PreprocessingConfig,
     air_threshold,
     check_run_memory,
@@ -95,6 +96,16 @@ def _air_threshold(model: ModelBundle, config: PreprocessingConfig) -> float | N
     if threshold is None:
         logger.warning("air-window skipping needs a CT-normalised model; %s is not, so it is off", model.name)
     return threshold
+
+
+def _check_modality(loaded: LoadedImage, model: ModelBundle) -> None:
+    """Refuse a DICOM series of another modality (MR, PT...) for a model that normalises CT Hounsfield units."""
+    scheme = model.preprocessing.normalization_schemes[0]
+    if loaded.modality and loaded.modality != "CT" and scheme == NormalizationScheme.CT:
+        raise InputError(
+            f"expected a CT series (Modality CT) for model {model.name}, which normalises CT Hounsfield units, got "
+            f"Modality {loaded.modality} in {loaded.source}: its values are not Hounsfield units"
+        )
 
 
 def _check_run_size(
@@ -312,6 +323,7 @@ def segment(
     folds = opts.folds.names  # empty: every fold
     bundle = model.select_folds(folds) if isinstance(model, ModelBundle) else _load(model, opts, progress, cancel)
     loaded = image if isinstance(image, LoadedImage) else read_image(image, series=series)
+    _check_modality(loaded, bundle)
     if bundle.architecture.num_input_channels != 1:
         raise ModelError(
             f"model {bundle.name} expects {bundle.architecture.num_input_channels} input channels; "

@@ -48,13 +48,20 @@ class DicomSeries:
     @property
     def description(self) -> str:
         """SeriesDescription (0008,103E) of the first file, ``""`` when absent or unreadable."""
+        return self._first_tag("0008|103e")
+
+    @property
+    def modality(self) -> str:
+        """Modality (0008,0060) of the first file (``"CT"``, ``"MR"``...), ``""`` when absent or unreadable."""
+        return self._first_tag("0008|0060").upper()
+
+    def _first_tag(self, key: str) -> str:
         reader = sitk.ImageFileReader()
         reader.SetFileName(self.files[0])
         try:
             reader.ReadImageInformation()
         except RuntimeError:
             return ""
-        key = "0008|103e"
         return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
 
     def summary(self) -> str:
@@ -234,15 +241,23 @@ def read_dicom_series(series: DicomSeries, *, limit: int) -> sitk.Image:
     """
     folder = Path(series.files[0]).parent
     with _quiet_itk():
-        files, step = stack_slices([read_slice_info(name) for name in series.files], folder)
+        infos = [read_slice_info(name) for name in series.files]
+        files, step = stack_slices(infos, folder)
         first = sitk.ImageFileReader()
         first.SetFileName(files[0])
         first.ReadImageInformation()
     columns, rows = first.GetSize()[:2]
+    kept = set(files)
+    pixel_ids = {info.pixel_id for info in infos if info.file in kept}
     dtype = sitk.GetArrayViewFromImage(sitk.Image([1, 1], first.GetPixelID())).dtype
     check_image_size(folder, (columns, rows, len(files)), dtype.name, dtype.itemsize, limit=limit)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
+    if len(pixel_ids) > 1:
+        # ITK reads every slice as the first slice's type: a later slice whose rescale gives floats (or larger
+        # integers) would be truncated or wrap around. Read them all as float32, each with its own rescale.
+        logger.info("slices of %s read as %s types after their rescale: reading as float32", folder, len(pixel_ids))
+        reader.SetOutputPixelType(sitk.sitkFloat32)
     try:
         with _quiet_itk():
             image = reader.Execute()

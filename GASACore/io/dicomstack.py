@@ -53,6 +53,9 @@ class SliceInfo:
         kind: the name of a non-image object (SEG, RTSTRUCT...) from its SOP class or modality, else ``""``.
         instance: SOPInstanceUID (``""`` when absent).
         missing: the geometry tags the header lacks (GDCM then assumes a position, orientation or pixel size).
+        pixel_id: the SimpleITK pixel type GDCM reads the slice as, after its own rescale (a slice with a
+            fractional RescaleSlope reads as float, one with slope 1 as its stored integers).
+        slope: RescaleSlope (0028,1053) as stored (``""`` when absent).
     """
 
     file: str
@@ -64,6 +67,8 @@ class SliceInfo:
     kind: str
     instance: str
     missing: tuple[str, ...] = ()
+    pixel_id: int = -1
+    slope: str = ""
 
     @property
     def name(self) -> str:
@@ -104,7 +109,31 @@ def read_slice_info(file: str) -> SliceInfo:
         kind=non_image_kind(tag("0008|0016"), tag("0008|0060")) or "",
         instance=tag("0008|0018"),
         missing=tuple(name for key, name in _GEOMETRY_TAGS.items() if not tag(key)),
+        pixel_id=int(reader.GetPixelID()),
+        slope=tag("0028|1053"),
     )
+
+
+def _check_rescale(slices: Sequence[SliceInfo], folder: Path) -> None:
+    """Refuse a RescaleSlope of 0 or one that is not a finite number: no Hounsfield unit can be computed from it
+    (GDCM reads a slope of 0 as if it were 1)."""
+    bad = []
+    for info in slices:
+        if not info.slope:
+            continue
+        try:
+            value = float(info.slope)
+        except ValueError:
+            value = math.nan
+        if value == 0 or not math.isfinite(value):
+            bad.append(info)
+    if bad:
+        names = ", ".join(info.name for info in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise InputError(
+            f"expected a non-zero, finite RescaleSlope (0028,1053) in every slice of the DICOM series of {folder}, "
+            f"got {bad[0].slope!r} in {len(bad)} of {len(slices)} slices ({names}): the stored values cannot be "
+            "turned into Hounsfield units"
+        )
 
 
 def _drop_non_slices(slices: list[SliceInfo], folder: Path) -> list[SliceInfo]:
@@ -133,6 +162,7 @@ def _drop_non_slices(slices: list[SliceInfo], folder: Path) -> list[SliceInfo]:
             f"got {len(unplaced)} of {len(kept)} slices without {' and '.join(unplaced[0].missing)} ({names}): "
             "where and how large they are in the patient is unknown"
         )
+    _check_rescale(kept, folder)
     first = kept[0]
     for info in kept[1:]:
         if info.size != first.size or not np.allclose(info.spacing, first.spacing, rtol=0, atol=1e-4):

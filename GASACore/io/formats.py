@@ -16,9 +16,9 @@ __all__ = [
     "volume_suffix",
 ]
 
-#: Suffixes :func:`GASACore.io.read_image` reads (lower case); DICOM comes as a folder. ``.nhdr`` and ``.mhd``
-#: are headers whose voxels are in a file next to them.
-IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: Suffixes :func:`GASACore.io.read_image` reads (lower case); DICOM comes as a folder. ``.hdr`` (a NIfTI-1 pair,
+#: voxels in the ``.img`` next to it), ``.nhdr`` and ``.mhd`` are headers whose voxels are in a file next to them.
+IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".hdr", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Suffixes :func:`GASACore.io.write_label_map` writes (lower case).
 LABEL_MAP_SUFFIXES: tuple[str, ...] = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
 #: A 3D Slicer segmentation file: a label map, not an image to segment.

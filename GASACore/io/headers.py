@@ -15,7 +15,7 @@ from GASACore.errors import DamagedFileError, InputError
 from GASACore.io.datafiles import MAX_DATA_FILES, DataLayout, DataPiece, confined
 from GASACore.io.formats import describe_content
 
-__all__ = ["MAX_HEADER_BYTES", "metaimage_layout", "nrrd_layout"]
+__all__ = ["MAX_HEADER_BYTES", "data_files_of", "metaimage_layout", "nrrd_layout"]
 
 #: Longest text header read (bytes); a longer one is refused as damaged.
 MAX_HEADER_BYTES = 1 << 20
@@ -38,6 +38,19 @@ _MET_TYPES = frozenset(
         "DOUBLE",
     ]
 )
+#: MetaImage fields of numbers (lower-case key -> name, how many: NDims or NDims^2, unit) that MetaIO reads as 0
+#: where they are not numbers: ``Offset = 10 nan 30`` would place the image at y = 0 without a word.
+_METAIMAGE_NUMBERS = {
+    "elementspacing": ("ElementSpacing", "ndims", " (mm)"),
+    "elementsize": ("ElementSize", "ndims", " (mm)"),
+    "offset": ("Offset", "ndims", " (mm)"),
+    "origin": ("Origin", "ndims", " (mm)"),
+    "position": ("Position", "ndims", " (mm)"),
+    "centerofrotation": ("CenterOfRotation", "ndims", " (mm)"),
+    "transformmatrix": ("TransformMatrix", "square", ""),
+    "rotation": ("Rotation", "square", ""),
+    "orientation": ("Orientation", "square", ""),
+}
 _NRRD_ENCODINGS = {
     "raw": "raw",
     "txt": "text",
@@ -132,7 +145,8 @@ def _check_metaimage_grid(path: Path, fields: dict[str, str]) -> None:
 
     Raises:
         DamagedFileError: NDims is not a whole number from 1 to 7, DimSize not NDims whole numbers, or
-            ElementSpacing / ElementSize not NDims finite numbers.
+            ElementSpacing / ElementSize / Offset (Origin, Position) not NDims finite numbers, or TransformMatrix
+            (Rotation, Orientation) not NDims x NDims finite numbers.
     """
     ndims_text = fields.get("ndims", "")
     if not re.fullmatch(r"\s*[1-7]\s*", ndims_text):
@@ -150,12 +164,13 @@ def _check_metaimage_grid(path: Path, fields: dict[str, str]) -> None:
             f"expected ElementType = one of {', '.join(sorted(_MET_TYPES))} in the MetaImage header {path}, "
             f"got {element_type!r}"
         )
-    for key in ("elementspacing", "elementsize"):
+    for key, (name, count, unit) in _METAIMAGE_NUMBERS.items():
         values = fields.get(key, "").split()
-        if values and (len(values) != ndims or not all(_finite(v) for v in values)):
-            name = "ElementSpacing" if key == "elementspacing" else "ElementSize"
+        wanted = ndims * ndims if count == "square" else ndims
+        if values and (len(values) != wanted or not all(_finite(v) for v in values)):
             raise DamagedFileError(
-                f"expected {name} = {ndims} finite numbers (mm) in the MetaImage header {path}, got {fields[key]!r}"
+                f"expected {name} = {wanted} finite numbers{unit} in the MetaImage header {path}, got {fields[key]!r}: "
+                "MetaIO would read what is not a number as 0 and misplace the image"
             )
 
 
@@ -197,6 +212,28 @@ def _metaimage_pieces(path: Path, fields: dict[str, str], data_start: int, follo
     return DataLayout(tuple(DataPiece(file, start, encoding, one_length) for file in files), path)
 
 
+_VECTOR = re.compile(r"\(([^()]*)\)")
+
+
+def _check_nrrd_vectors(path: Path, fields: dict[str, str]) -> None:
+    """Refuse a ``space origin`` or ``space directions`` vector that is not all finite numbers, in our words.
+
+    Raises:
+        DamagedFileError: naming the field and its text (``(10,nan,30)``, ``(1,0)``...).
+    """
+    for key, name in (("spaceorigin", "space origin"), ("spacedirections", "space directions")):
+        text = fields.get(key, "").strip()
+        if not text:
+            continue
+        rest = _VECTOR.sub(" ", text).replace("none", " ").strip()
+        vectors = [part.split(",") for part in _VECTOR.findall(text)]
+        if rest or not vectors or not all(len(v) == len(vectors[0]) and all(_finite(c) for c in v) for v in vectors):
+            raise DamagedFileError(
+                f"expected '{name}' to be vectors of finite numbers such as (10,-20,30) (or none for a non-spatial "
+                f"axis) in the NRRD header of {path}, got {text!r}"
+            )
+
+
 def nrrd_layout(path: Path) -> DataLayout:
     """The voxel data of a NRRD file: inline after the header's blank line, or its ``data file`` field.
 
@@ -230,6 +267,7 @@ def nrrd_layout(path: Path) -> DataLayout:
         raise DamagedFileError(
             f"expected voxel data in the NRRD file {path}: inline after a blank line or in a 'data file', found neither"
         )
+    _check_nrrd_vectors(path, fields)
     name = fields.get("encoding", "raw").lower()
     if name not in _NRRD_ENCODINGS:
         raise InputError(f"expected a NRRD encoding of {sorted(set(_NRRD_ENCODINGS))}, got {name!r} in {path}")
@@ -251,3 +289,26 @@ def nrrd_layout(path: Path) -> DataLayout:
     else:  # lines are skipped first, then bytes (of the decoded data when compressed)
         pieces = [DataPiece(file, base, encoding, None, line_skip, byte_skip) for file in files]
     return DataLayout(tuple(pieces), path)
+
+
+def data_files_of(path: Path) -> list[Path]:
+    """The files other than ``path`` that hold its voxels: a ``.mhd`` / ``.nhdr`` header's data files, a NIfTI
+    pair's ``.img``; ``[]`` for a single-file image or a header that cannot be parsed (its read refuses it).
+
+    For the output checks: an output must never replace an input's voxel data (``-o vox.nii`` for a ``.mhd``
+    whose ElementDataFile is ``vox.nii``).
+    """
+    from GASACore.errors import GASAError
+    from GASACore.io.formats import image_suffix
+
+    suffix = image_suffix(path)
+    layouts = {".mha": metaimage_layout, ".mhd": metaimage_layout, ".nrrd": nrrd_layout, ".nhdr": nrrd_layout}
+    if suffix == ".hdr":
+        return [path.with_name(path.name[: -len(".hdr")] + ending) for ending in (".img", ".img.gz")]
+    if suffix not in layouts:
+        return []
+    try:
+        layout = layouts[suffix](path)
+    except (GASAError, OSError):
+        return []
+    return [piece.path for piece in layout.pieces if piece.path.resolve() != path.resolve()]

@@ -60,8 +60,11 @@ class NiftiImage:
         self.array, self.geometry, self.pixel_type, self.unplaced = array, geometry, pixel_type, unplaced
 
 
-def _header(stream: VoxelStream, path: Path) -> Nifti1Header:
-    """Parse the fixed header (348 or 540 bytes) with nibabel, without nibabel's silent fixes."""
+def _header(stream: VoxelStream, path: Path, *, pair: bool = False) -> Nifti1Header:
+    """Parse the fixed header (348 or 540 bytes) with nibabel, without nibabel's silent fixes.
+
+    ``pair``: ``path`` is the ``.hdr`` of a NIfTI pair, whose magic is ``ni1`` / ``ni2``.
+    """
     head = stream.read(348)
     sizes = {struct.unpack("<i", head[:4])[0], struct.unpack(">i", head[:4])[0]} if len(head) >= 4 else set()
     known = sorted(sizes & set(_HEADER_SIZES))
@@ -78,17 +81,25 @@ def _header(stream: VoxelStream, path: Path) -> Nifti1Header:
             raise DamagedFileError(f"expected a 540-byte NIfTI-2 header in {path}, found {len(head)} bytes")
     header = klass(binaryblock=head, check=False)
     magic = bytes(header["magic"]).rstrip(b"\0")
-    expected = b"n+1" if known[0] == 348 else b"n+2"
+    expected = (b"ni1" if known[0] == 348 else b"ni2") if pair else (b"n+1" if known[0] == 348 else b"n+2")
     if magic != expected:
         if magic in (b"ni1", b"ni2"):
-            what = "a NIfTI header for a separate .img file"
-        elif magic in (b"n+1", b"n+2"):
+            what = "a NIfTI header for a separate .img file (name it .hdr)"
+        elif magic in (b"n+1", b"n+2") and not pair:
             what = f"the magic of the other NIfTI version in a {known[0]}-byte header: the header is damaged"
+        elif magic in (b"n+1", b"n+2"):
+            what = "the magic of a single-file NIfTI image (name it .nii)"
+        elif pair and known[0] == 348:
+            what = (
+                "an Analyze 7.5 header (no NIfTI magic), whose orientation ITK and nibabel read differently: "
+                "convert it to NIfTI with its true orientation first"
+            )
         else:
             what = "no NIfTI magic"
+        kind = "a NIfTI pair header" if pair else "a single-file NIfTI image"
         raise InputError(
-            f"expected a single-file NIfTI image (magic {expected.decode()!r} after a {known[0]}-byte header) in "
-            f"{path}, got {what} ({magic!r})"
+            f"expected {kind} (magic {expected.decode()!r} after a {known[0]}-byte header) in {path}, got {what} "
+            f"({magic!r})"
         )
     return header
 
@@ -208,9 +219,13 @@ def _scaling(header: Nifti1Header, path: Path) -> tuple[float | None, float | No
     return slope, inter
 
 
-def _data_offset(header: Nifti1Header, path: Path) -> int:
+def _data_offset(header: Nifti1Header, path: Path, *, pair: bool = False) -> int:
     offset = float(header["vox_offset"])
     size = int(header["sizeof_hdr"])
+    if pair:  # the voxels are in the .img file, from byte vox_offset (usually 0)
+        if not math.isfinite(offset) or offset < 0 or offset != int(offset):
+            raise DamagedFileError(f"expected vox_offset >= 0 (a whole number) in {path}, got {offset!r}")
+        return int(offset)
     if offset == 0:
         return size + 4  # an unset offset: the data follows the header and its 4 extension bytes
     if not math.isfinite(offset) or offset < size + 4 or offset != int(offset):
@@ -260,11 +275,47 @@ def _read_voxels(stream: VoxelStream, path: Path, offset: int, claimed: tuple[tu
     return raw
 
 
+def _read_checked(
+    stream: VoxelStream, path: Path, file_size: int, offset: int, claimed: tuple[tuple[int, ...], np.dtype], limit: int
+) -> np.ndarray:
+    """The voxel bytes of ``stream`` once the file (of ``file_size`` bytes) is known to be able to hold them and
+    their float32 array to fit ``limit``."""
+    size, dtype = claimed
+    if stream.encoding == "raw":
+        check_data_fits(path, size, dtype.name, dtype.itemsize, max(0, file_size - offset), detail=" in the file")
+    else:
+        bound = file_size * DEFLATE_MAX_RATIO
+        detail = f" at most ({format_bytes(file_size)} of {stream.encoding} data expand {DEFLATE_MAX_RATIO}-fold)"
+        check_data_fits(path, size, dtype.name, dtype.itemsize, bound, detail=detail)
+    check_image_size(path, size, dtype.name, dtype.itemsize, limit=limit)
+    return _read_voxels(stream, path, offset, claimed)
+
+
+def _read_pair_voxels(
+    header_path: Path, offset: int, claimed: tuple[tuple[int, ...], np.dtype], limit: int
+) -> np.ndarray:
+    """The voxels of a NIfTI pair, from the ``.img`` (or ``.img.gz``) next to its ``.hdr``."""
+    stem = header_path.name[: -len(".hdr")]
+    candidates = [header_path.with_name(stem + ending) for ending in (".img", ".IMG", ".img.gz", ".IMG.GZ")]
+    found = [candidate for candidate in candidates if candidate.is_file()]
+    if not found:
+        raise DamagedFileError(
+            f"expected the voxel data of the NIfTI pair header {header_path} in {stem}.img next to it, found none"
+        )
+    data_path = found[0]
+    with data_path.open("rb") as handle:
+        head = handle.read(4)
+        handle.seek(0)
+        stream = VoxelStream(handle, compression_of(head))
+        return _read_checked(stream, data_path, data_path.stat().st_size, offset, claimed, limit)
+
+
 def read_nifti(path: Path, *, limit: int) -> NiftiImage:
     """Read a NIfTI file as float32 (z, y, x) voxels with LPS geometry.
 
     Args:
-        path: a ``.nii`` or ``.nii.gz`` file (compression is recognised from the content, not the name).
+        path: a ``.nii`` or ``.nii.gz`` file (compression is recognised from the content, not the name), or the
+            ``.hdr`` of a NIfTI-1/2 pair whose voxels are in the ``.img`` (or ``.img.gz``) next to it.
         limit: the largest float32 array accepted, in bytes.
 
     Returns:
@@ -277,28 +328,24 @@ def read_nifti(path: Path, *, limit: int) -> NiftiImage:
             gzip data is corrupt.
         ImageTooLargeError: the float32 array would exceed ``limit``.
     """
-    file_size = path.stat().st_size
+    pair = path.name.lower().endswith(".hdr")
     with path.open("rb") as handle:
         head = handle.read(4)
         handle.seek(0)
         stream = VoxelStream(handle, compression_of(head))
         try:
-            header = _header(stream, path)
+            header = _header(stream, path, pair=pair)
         except StreamError as err:
             raise DamagedFileError(f"expected a NIfTI header in {path}, but {err} before its end") from err
         size, dtype = _dimensions(header, path)
         size3 = spatial_size(path, size)
         geometry = _geometry(header, size3, path)
         slope, inter = _scaling(header, path)
-        offset = _data_offset(header, path)
-        if stream.encoding == "raw":
-            check_data_fits(path, size, dtype.name, dtype.itemsize, max(0, file_size - offset), detail=" in the file")
+        offset = _data_offset(header, path, pair=pair)
+        if pair:
+            raw = _read_pair_voxels(path, offset, (size, dtype), limit)
         else:
-            bound = file_size * DEFLATE_MAX_RATIO
-            detail = f" at most ({format_bytes(file_size)} of {stream.encoding} data expand {DEFLATE_MAX_RATIO}-fold)"
-            check_data_fits(path, size, dtype.name, dtype.itemsize, bound, detail=detail)
-        check_image_size(path, size, dtype.name, dtype.itemsize, limit=limit)
-        raw = _read_voxels(stream, path, offset, (size, dtype))
+            raw = _read_checked(stream, path, path.stat().st_size, offset, (size, dtype), limit)
     values = raw.view(dtype).reshape(size3[::-1])
     array = to_float32(values, path, slope=slope, inter=inter, reuse=True)
     unplaced = _form(header).startswith("voxel")

@@ -42,10 +42,14 @@ _IMAGE_IO[".nhdr"] = _IMAGE_IO[".nrrd"]  # a NRRD header whose voxels are in its
 _ITK_PREFIX = re.compile(r"^(?:.*?ITK ERROR: \w+\(0x[0-9a-fA-F]+\): |sitk::ERROR: )")
 
 
+#: The NRRD library's function names before its reasons (``[nrrd] _nrrdHeaderCheck: ``): not for users.
+_TEEM_PREFIX = re.compile(r"\[nrrd\] _?\w+: ")
+
+
 def _itk_reason(err: RuntimeError, lines: int = 1) -> str:
-    """The last ``lines`` of an ITK error, without its object address and prefixes."""
+    """The last ``lines`` of an ITK error, without its object address, prefixes and library function names."""
     text = " ".join(line.strip() for line in str(err).strip().splitlines()[-lines:])
-    return _ITK_PREFIX.sub("", text)
+    return _TEEM_PREFIX.sub("", _ITK_PREFIX.sub("", text))
 
 
 @dataclass
@@ -60,6 +64,7 @@ class LoadedImage:
         pixel_type: the pixel type stored in the file, as SimpleITK names it (e.g. ``"32-bit signed integer"``).
         unplaced: a NIfTI file with neither sform nor qform (both codes 0): ``geometry`` is nibabel's fallback,
             and a label map for it is best written the same way (``write_label_map(..., unplaced=True)``).
+        modality: a DICOM series' Modality (0008,0060), e.g. ``"CT"`` or ``"MR"``; ``""`` for files (unknown).
     """
 
     array: np.ndarray
@@ -67,6 +72,7 @@ class LoadedImage:
     source: str
     pixel_type: str
     unplaced: bool = False
+    modality: str = ""
 
     def __post_init__(self) -> None:
         if self.array.dtype != np.float32 or self.array.shape != self.geometry.shape_zyx:
@@ -144,6 +150,11 @@ def _read_file(path: Path, suffix: str, limit: int) -> tuple[sitk.Image, Geometr
     spacing, origin = reader.GetSpacing()[:3], reader.GetOrigin()[:3]
     geometry = checked_geometry(path, size3, spacing, origin, direction, what="header")
     _check_data(path, layout, size, reader.GetPixelID(), limit)
+    if any(piece.encoding == "bzip2" for piece in layout.pieces):
+        raise InputError(
+            f"expected NRRD voxel data encoded raw, gzip, text or hex (what SimpleITK decodes), got bzip2 data in "
+            f"{path}: re-save it with gzip encoding (e.g. in 3D Slicer, or 'unu save -e gz')"
+        )
     try:
         with native_stderr_to_log(logger, "SimpleITK"):
             image = reader.Execute()
@@ -196,12 +207,12 @@ def read_image(path: str | Path, *, series: str | None = None, max_bytes: int | 
         size = spatial_size(path, image.GetSize())
         geometry = checked_geometry(path, size, image.GetSpacing(), image.GetOrigin(), image.GetDirection())
         array = to_float32(sitk.GetArrayViewFromImage(image), path)
-        loaded = LoadedImage(array, geometry, str(path), image.GetPixelIDTypeAsString())
+        loaded = LoadedImage(array, geometry, str(path), image.GetPixelIDTypeAsString(), modality=chosen.modality)
     else:
         if series is not None:
             raise InputError(f"series={series!r} selects a DICOM series in a folder, but {path} is a file")
         suffix = _check_file_name(path)
-        if suffix in (".nii", ".nii.gz"):
+        if suffix in (".nii", ".nii.gz", ".hdr"):
             nifti = read_nifti(path, limit=limit)
             loaded = LoadedImage(nifti.array, nifti.geometry, str(path), nifti.pixel_type, nifti.unplaced)
             if nifti.unplaced:
