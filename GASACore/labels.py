@@ -12,6 +12,7 @@ paints one label value, and :func:`region_labels` names the label each channel l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,14 +135,31 @@ class Label:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Label:
+        """A label from its JSON object; refuses what no label map, ``.seg.nrrd`` or table could hold.
+
+        Raises:
+            ValueError: a value below 1, a colour that is not 3 whole numbers 0-255 (NaN included), or a name
+                that is empty or holds control characters (a line break would break a ``.seg.nrrd`` header).
+        """
         value = int(data["value"])
-        color = tuple(int(c) for c in data.get("color", (128, 128, 128)))
+        raw_color = data.get("color", (128, 128, 128))
+        numbers = list(raw_color) if isinstance(raw_color, (list, tuple)) else []
+        whole = all(isinstance(c, (int, float)) and math.isfinite(c) and c == int(c) for c in numbers)
+        color = tuple(int(c) for c in numbers) if whole else ()
         if value < 1 or len(color) != 3 or any(not 0 <= c <= 255 for c in color):
-            raise ValueError(f"a label needs a value >= 1 and an RGB colour 0-255, got {dict(data)!r}")
+            raise ValueError(
+                f"a label needs a value >= 1 and an RGB colour of 3 whole numbers 0-255, got {dict(data)!r}"
+            )
+        name = str(data["name"])
+        if not name.strip() or any(ord(char) < 32 or ord(char) == 127 for char in name):
+            raise ValueError(
+                f"a label needs a non-empty name without line breaks or other control characters, got {name!r} "
+                f"(value {value})"
+            )
         term = data.get("terminology")
         return cls(
             value=value,
-            name=str(data["name"]),
+            name=name,
             color=color,  # type: ignore[arg-type]
             terminology=Terminology.from_json(term) if term else None,
         )

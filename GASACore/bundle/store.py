@@ -114,6 +114,9 @@ def read_bundle(folder: Path) -> ModelBundle:
         raise ModelError(f"model.json in {folder} is malformed: {type(err).__name__}: {err}") from err
     if not folds:
         raise ModelError(f"model.json in {folder} lists no folds")
+    names = [fold.name for fold in folds]
+    if len(set(names)) != len(names):
+        raise ModelError(f"model.json in {folder} must list each fold once, got folds {names}")
     return ModelBundle(
         root=folder,
         metadata=meta,

@@ -139,9 +139,14 @@ def _planned_outputs(request: RunRequest, plan: _Plan) -> list[Any]:
 
 def _protected(request: RunRequest, plan: _Plan) -> list[Any]:
     """The user's paths no output may be or lie in: every input (a DICOM folder as a whole) and a local model."""
+    from GASACore.io.headers import data_files_of
     from GASACore.io.outputs import Protected
 
     protected = [Protected(c.path, "the input DICOM folder" if c.is_dicom else "the input") for c in plan.cases]
+    for case in plan.cases:  # the voxel data files a .mhd / .nhdr header (or a NIfTI pair's .hdr) names
+        if not case.is_dicom:
+            named = f"the voxel data file named by the input {case.path.name},"
+            protected += [Protected(data, named) for data in data_files_of(case.path)]
     model = Path(str(request.model)).expanduser()
     if model.exists():
         protected.append(Protected(model, "the model folder" if model.is_dir() else "the model file"))

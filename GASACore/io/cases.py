@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from GASACore.errors import InputError
-from GASACore.io.dicom import find_series_folders, has_dicom_series
-from GASACore.io.formats import IMAGE_SUFFIXES, image_suffix, strip_suffix
+from GASACore.io.dicom import find_series_folders, has_dicom_series, select_dicom_series
+from GASACore.io.formats import IMAGE_SUFFIXES, image_suffix, looks_like_dicom_file, strip_suffix
 from GASACore.io.pathkind import check_input_path
 
 __all__ = ["Case", "find_cases"]
 
 logger = logging.getLogger(__name__)
+
+#: Files of a folder without cases looked at for a DICOM preamble (enough to tell a DICOM folder).
+_DICOM_PROBES = 50
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,31 @@ def _cases_in_folder(folder: Path) -> list[Case]:
     return images + dicom_dirs
 
 
+def _refuse_empty_folder(path: Path) -> None:
+    """Raise the reason a folder holds no case, naming what it does hold.
+
+    DICOM files that form no image series (SEG, SR, encapsulated PDF, presentation states, files without pixel
+    data) are named by :func:`~GASACore.io.dicom.select_dicom_series`'s own refusal.
+    """
+    entries = sorted(entry for entry in path.iterdir() if not entry.name.startswith("."))
+    files = [entry for entry in entries if entry.is_file()]
+    if any(looks_like_dicom_file(entry) for entry in files[:_DICOM_PROBES]):
+        select_dicom_series(path)  # raises: non-image objects or unreadable files, each by name
+    deeper = find_series_folders(path)
+    if deeper:
+        found = f"none; DICOM series lie deeper, in {deeper}: pass one of those folders"
+    elif entries:
+        names = ", ".join(entry.name + ("/" if entry.is_dir() else "") for entry in entries[:5])
+        more = f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+        found = f"none: it holds only {names}{more}, which are not image files or DICOM image series"
+    else:
+        found = "none: it holds only hidden entries" if any(path.iterdir()) else "none: the folder is empty"
+    raise InputError(
+        f"expected image files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series in folder {path} or its "
+        f"sub-folders, found {found}"
+    )
+
+
 def find_cases(path: str | Path) -> list[Case]:
     """List the cases of a batch.
 
@@ -88,11 +116,6 @@ def find_cases(path: str | Path) -> list[Case]:
         return [Case(strip_suffix(path), path, False)]
     cases = _cases_in_folder(path)
     if not cases:
-        deeper = find_series_folders(path)
-        hint = f"; DICOM series lie deeper, in {deeper}: pass one of those folders" if deeper else ""
-        raise InputError(
-            f"expected image files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series in folder {path} or its "
-            f"sub-folders, found none{hint}"
-        )
+        _refuse_empty_folder(path)
     logger.info("found %d case(s) in %s", len(cases), path)
     return _unique_names(cases)

@@ -61,6 +61,17 @@ def _check_destination(path: Path, overwrite: bool) -> str:
     return suffix
 
 
+def _lower_case_suffix(temporary: Path, suffix: str) -> Path:
+    """Where ITK writes ``temporary``: the same name with the format's suffix in lower case.
+
+    ITK chooses its writer (and NIfTI its reader) by a lower-case suffix: ``OUT.NII.GZ``, ``ct.MHA`` or
+    ``ct.Nii`` find none, so such a file is written and checked under its lower-case name, then renamed.
+    """
+    if temporary.name.endswith(suffix):
+        return temporary
+    return temporary.with_name(temporary.name[: -len(suffix)] + suffix)
+
+
 def _write_image(image: sitk.Image, destination: Path, target: Path) -> None:
     writer = sitk.ImageFileWriter()
     writer.SetFileName(str(destination))
@@ -170,11 +181,18 @@ def write_label_map(
     need = array.nbytes + _HEADER_BYTES
     try:
         with atomic_output(path, overwrite=overwrite, need_bytes=need) as temporary:
-            _write_image(image, temporary, path)
-            unplaced = unplaced and suffix in _NIFTI_SUFFIXES
-            if unplaced:
-                _unplace_nifti(temporary)
-            _verify(temporary, array, geometry, path, unplaced=unplaced)
+            written = _lower_case_suffix(temporary, suffix)
+            try:
+                _write_image(image, written, path)
+                unplaced = unplaced and suffix in _NIFTI_SUFFIXES
+                if unplaced:
+                    _unplace_nifti(written)
+                _verify(written, array, geometry, path, unplaced=unplaced)
+                if written != temporary:
+                    written.replace(temporary)
+            finally:
+                if written != temporary:
+                    written.unlink(missing_ok=True)
     except FileExistsError as err:  # appeared while we were writing
         raise InputError(_EXISTS.format(path=path)) from err
     except OSError as err:  # the temporary is gone: say why the place could not hold the file
