@@ -307,7 +307,10 @@ def _read_pair_voxels(
         head = handle.read(4)
         handle.seek(0)
         stream = VoxelStream(handle, compression_of(head))
-        return _read_checked(stream, data_path, data_path.stat().st_size, offset, claimed, limit)
+        try:
+            return _read_checked(stream, data_path, data_path.stat().st_size, offset, claimed, limit)
+        except DamagedFileError as err:
+            raise DamagedFileError(f"{err} (the voxels of the NIfTI pair header {header_path})") from err
 
 
 def read_nifti(path: Path, *, limit: int) -> NiftiImage:
