@@ -392,6 +392,38 @@ def test_a_label_value_given_twice_is_refused(tmp_path: Path) -> None:
         load_model(bundle)
 
 
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"color": [float("nan"), 0, 0]},
+            r"a value >= 1 and an RGB colour of 3 whole numbers 0-255, got .*'color': \[nan, 0, 0\]",
+        ),
+        ({"color": [1, 2]}, r"a value >= 1 and an RGB colour of 3 whole numbers 0-255, got .*'color': \[1, 2\]"),
+        ({"name": "spl\neen"}, r"a non-empty name without line breaks .*, got 'spl\\neen' \(value 1\)"),
+        ({"name": " "}, r"a non-empty name .*, got ' ' \(value 1\)"),
+    ],
+    ids=["NaN colour", "two-number colour", "line break in name", "blank name"],
+)
+def test_labels_no_output_could_hold_are_refused(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
+    """A NaN colour gave Python's "cannot convert float NaN to integer"; a line break would break a .seg.nrrd header."""
+    bundle = _demo_copy(tmp_path)
+    meta = _meta(bundle)
+    meta["labels"][0].update(change)
+    _write_meta(bundle, meta)
+    with pytest.raises(ModelError, match=r"model.json in .* is malformed: ValueError: a label needs " + expected):
+        load_model(bundle)
+
+
+def test_a_fold_listed_twice_is_refused(tmp_path: Path) -> None:
+    bundle = _demo_copy(tmp_path)
+    meta = _meta(bundle)
+    meta["folds"].append(dict(meta["folds"][0]))
+    _write_meta(bundle, meta)
+    with pytest.raises(ModelError, match=r"must list each fold once, got folds \['fold_all', 'fold_all'\]"):
+        load_model(bundle)
+
+
 # --- model.json numeric fields -------------------------------------------------------------------------------
 
 

@@ -70,6 +70,36 @@ def test_an_output_that_is_the_input_is_refused_even_with_overwrite(
     assert _files(tmp_path) == listing, "no output, temporary or lock file"
 
 
+@pytest.mark.parametrize("layout", [".mhd whose data file is vox.nii", "NIfTI pair"])
+def test_an_output_that_is_an_inputs_voxel_data_file_is_refused(
+    tmp_path: Path, layout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A header's data file is the patient's voxels too: ``-o vox.nii --overwrite`` replaced them."""
+    from bad_inputs_itk import mha_header
+    from bad_inputs_more import pair_bytes
+    from bad_inputs_nifti import ct_values
+
+    values = ct_values((20, 30, 40))
+    if layout == "NIfTI pair":
+        header, data = pair_bytes(values)
+        (tmp_path / "ct.hdr").write_bytes(header)
+        (tmp_path / "ct.img").write_bytes(data)
+        source, data_file, output = tmp_path / "ct.hdr", tmp_path / "ct.img", tmp_path / "ct.img.nii"
+        output.symlink_to(data_file)
+    else:
+        (tmp_path / "vox.nii").write_bytes(values.tobytes())
+        (tmp_path / "ct.mhd").write_text(mha_header(data_file="vox.nii"))
+        source, data_file = tmp_path / "ct.mhd", tmp_path / "vox.nii"
+        output = data_file
+    before, listing = data_file.read_bytes(), _files(tmp_path)
+    line = _refused(_segment(source, output, "--overwrite"), capsys)
+    assert line == (
+        f"gasa-segment: error: output {output} is the voxel data file named by the input {source.name}, {data_file}; "
+        f"{NEVER_INPUT}"
+    )
+    assert data_file.read_bytes() == before and _files(tmp_path) == listing
+
+
 def test_an_output_inside_the_input_dicom_folder_is_refused(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -134,3 +134,20 @@ def test_run_byte_limit_from_environment(softmax_model: ModelBundle, tmp_path: P
         segment(ct, softmax_model)
     monkeypatch.delenv("GASA_MAX_RUN_BYTES")
     assert segment(ct, softmax_model, options=SegmentOptions(tta=False, device="cpu")).labels.shape == (40, 96, 96)
+
+
+def test_a_dicom_series_of_another_modality_is_refused_for_a_ct_model(
+    softmax_model: ModelBundle, tmp_path: Path
+) -> None:
+    """An MR series through a model that normalises Hounsfield units would give a plausible-looking nonsense map."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
+    from bad_inputs_dicom import volume_series
+
+    from GASACore.io import Geometry
+
+    geometry = Geometry((12, 10, 6), (2.0, 2.0, 3.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    folder = volume_series(tmp_path / "mr", np.zeros((6, 10, 12), np.int16), geometry, tags={"0008|0060": "MR"})
+    with pytest.raises(
+        InputError, match=r"expected a CT series \(Modality CT\) for model tiny-softmax, .* got Modality MR"
+    ):
+        segment(folder, softmax_model, options=SegmentOptions(tta=False, device="cpu"))

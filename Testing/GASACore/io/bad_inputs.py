@@ -14,6 +14,7 @@ from pathlib import Path
 
 import bad_inputs_dicom as dicom
 import bad_inputs_itk as itk
+import bad_inputs_more as more
 import bad_inputs_nifti as nifti
 
 from GASACore.errors import (
@@ -338,4 +339,62 @@ DICOM_CASES = {
     "DICOM single slice": BadInput(dicom.single_slice, InputError, r"at least 2 voxels .* got size \(512, 512, 1\)"),
 }
 
-BAD_INPUTS: dict[str, BadInput] = {**NIFTI_CASES, **ITK_CASES, **DICOM_CASES}
+MISREAD = r"MetaIO would read what is not a number as 0 and misplace the image"
+SPACING = r"expected a voxel spacing between 0.001 and 1000 mm along each axis, got"
+SCALAR = r"expected a scalar image \(1 value per voxel\), got 3 components per voxel"
+ONE_THICK = r"expected a 3D volume with at least 2 voxels along each axis, got size"
+SLOPE = r"expected a non-zero, finite RescaleSlope \(0028,1053\) in every slice of the DICOM series of .*, got"
+NON_IMAGE = r"expected a DICOM image series in folder .*, found only non-image objects:"
+
+# The second sweep: what MetaIO and teem misread or relay, vector / 2D / one-voxel images in NRRD and MetaImage,
+# NIfTI pairs and Analyze headers, unusable DICOM rescales and DICOM folders holding no image.
+MORE_CASES = {
+    "nrrd RGB": _case(more.nrrd_rgb, InputError, rf"{SCALAR} .*rgb.nrrd, size \(20, 20, 10\)"),
+    "nrrd 3-vector": _case(more.nrrd_vector, InputError, rf"{SCALAR} .*vector.nrrd"),
+    "mha 3 channels": _case(more.mha_three_channels, InputError, rf"{SCALAR} .*channels.mha"),
+    "mha MET_STRING": _case(more.mha_string_type, DamagedFileError, r"ElementType = one of MET_CHAR, .*'MET_STRING'"),
+    "nrrd 2D": _case(more.nrrd_2d, InputError, r"expected a 3D volume, got a 2D image of size \(40, 30\)"),
+    "mha one slice": _case(more.mha_one_slice, InputError, rf"{ONE_THICK} \(40, 30, 1\)"),
+    "nrrd one row": _case(more.nrrd_one_row, InputError, rf"{ONE_THICK} \(40, 1, 20\)"),
+    "nrrd negative spacings": _case(more.nrrd_negative_spacings, UnsupportedGeometryError, rf"{SPACING} \(0.8, -0.8"),
+    "mha negative spacing": _case(more.mha_negative_spacing, UnsupportedGeometryError, rf"{SPACING} \(0.8, -0.8"),
+    "mha Offset with NaN": _case(
+        more.mha_offset_nan, DamagedFileError, rf"expected Offset = 3 finite numbers \(mm\) .*'10 nan 30': {MISREAD}"
+    ),
+    "mha Position with text": _case(more.mha_position_text, DamagedFileError, r"Position = 3 finite .*'10 abc 30'"),
+    "mha TransformMatrix with NaN": _case(more.mha_matrix_nan, DamagedFileError, r"TransformMatrix = 9 finite .*nan"),
+    "mha TransformMatrix of 6": _case(more.mha_matrix_short, DamagedFileError, r"9 finite numbers .*'1 0 0 0 1 0'"),
+    "nrrd space origin NaN": _case(
+        more.nrrd_origin_nan, DamagedFileError, r"expected 'space origin' to be vectors of finite .*'\(10,nan,30\)'"
+    ),
+    "nrrd without endian": _case(
+        more.nrrd_without_endian, InputError, r"header in .*no_endian.nrrd: type \(short\) and encoding \(raw\) require"
+    ),
+    "nrrd bzip2 (complete)": _case(
+        more.nrrd_bzip2_complete, InputError, r"expected NRRD voxel data encoded raw, gzip, text or hex .*got bzip2"
+    ),
+    "empty .nrrd": _case(more.empty_nrrd, InputError, r"expected a NRRD file .*got an empty file \(0 bytes\)"),
+    "empty .mha": _case(more.empty_mha, InputError, r"expected a MetaImage header .*got an empty file \(0 bytes\)"),
+    "float128 NIfTI": _case(more.float128_nii, InputError, r"up to 64-bit\), got void \(datatype code 1536\)"),
+    "spacing 1e-6 mm": _case(more.micro_spacing_nii, UnsupportedGeometryError, rf"{SPACING} \(9.99999"),
+    "zip named .nii.gz": _case(more.zip_as_nii_gz, InputError, r"NIfTI-1 or NIfTI-2 image .*, got a zip archive"),
+    "Analyze 7.5 header": _case(
+        more.analyze_header, InputError, r"NIfTI pair header .* got an Analyze 7.5 header \(no NIfTI magic\)"
+    ),
+    "NIfTI pair without .img": _case(
+        more.pair_without_img, DamagedFileError, r"voxel data of the NIfTI pair header .*lone.hdr in lone.img .*none"
+    ),
+    "NIfTI pair .img cut short": _case(
+        more.pair_img_cut_short, DamagedFileError, rf"cut.img \(its header claims 40x30x20 int16 .*found 30000 .*{CUT}"
+    ),
+    "DICOM RescaleSlope 0": BadInput(more.dicom_slope_zero, InputError, rf"{SLOPE} '0' in 6 of 6 slices"),
+    "DICOM RescaleSlope text": BadInput(more.dicom_slope_text, InputError, rf"{SLOPE} 'ab' in 6 of 6 slices"),
+    "DICOM encapsulated PDF only": BadInput(more.dicom_only("pdf"), InputError, rf"{NON_IMAGE} pdf.dcm \(Encapsulated"),
+    "DICOM SR only": BadInput(more.dicom_only("sr"), InputError, rf"{NON_IMAGE} sr.dcm \(Structured Report \(SR\)\)"),
+    "DICOM presentation state only": BadInput(more.dicom_only("pr"), InputError, rf"{NON_IMAGE} pr.dcm \(Presentation"),
+    "DICOM without pixel data": BadInput(
+        more.dicom_without_pixel_data, DamagedFileError, r"but 6 cannot be read \(damaged or cut short\): IM0000.dcm"
+    ),
+}
+
+BAD_INPUTS: dict[str, BadInput] = {**NIFTI_CASES, **ITK_CASES, **DICOM_CASES, **MORE_CASES}

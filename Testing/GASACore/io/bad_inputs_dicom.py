@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import shutil
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from GASACore.io import Geometry
 
 # Tags copied from the real slices into rewritten ones (patient, study, modality, windowing).
 _KEPT_TAGS = ("0010|0010", "0010|0020", "0008|0060", "0020|000d", "0008|0020", "0018|0050", "0028|1050", "0028|1051")
@@ -218,3 +220,60 @@ def export_tree(folder: Path, slices: list[str]) -> Path:
 def without_pixel_spacing(folder: Path, slices: list[str]) -> Path:
     """PixelSpacing removed: GDCM would read 1 x 1 mm pixels (0.98 mm in the real series) and segment them."""
     return _without_element(rewrite_slices(slices[:4], folder / "series"), 0x0028, 0x0030)
+
+
+def volume_series(
+    folder: Path,
+    values_zyx: np.ndarray,
+    geometry: Geometry,
+    *,
+    tags: dict[str, str] | None = None,
+    per_slice: Callable[[int], dict[str, str]] | None = None,
+    name: Callable[[int], str] = lambda k: f"IM{k:04d}.dcm",
+) -> Path:
+    """A CT series of ``values_zyx`` (HU) on ``geometry``, one slice file per z: ITK stores HU through each slice's
+    RescaleSlope/Intercept (``tags`` for all slices, ``per_slice(k)`` for slice k)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image = sitk.GetImageFromArray(values_zyx)
+    geometry.apply_to(image)
+    d = geometry.direction
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(image.GetDepth()):
+        piece = image[:, :, k]
+        header = {
+            "0008|0060": "CT",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
+            "0008|0018": f"{_UID}.60.{k + 1}",
+            "0020|000d": f"{_UID}.61",
+            "0020|000e": f"{_UID}.62",
+            "0020|0013": str(k + 1),
+            "0020|0032": "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
+            "0020|0037": "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
+            "0028|0030": f"{geometry.spacing[1]:.6f}\\{geometry.spacing[0]:.6f}",
+            "0028|1052": "0",
+            "0028|1053": "1",
+            **(tags or {}),
+            **(per_slice(k) if per_slice else {}),
+        }
+        for key, value in header.items():
+            piece.SetMetaData(key, value)
+        writer.SetFileName(str(folder / name(k)))
+        writer.Execute(piece)
+    return folder
+
+
+def replace_in_element(path: Path, group: int, element: int, old: bytes, new: bytes) -> None:
+    """Replace ``old`` by ``new`` (same length) in the value of one data element of a slice file."""
+    content = path.read_bytes()
+    at = content.find(struct.pack("<HH", group, element), 132)
+    index = content.index(old, at, at + 16)
+    path.write_bytes(content[:index] + new + content[index + len(old) :])
+
+
+def rescale_slope(folder: Path, written: str, stored: Callable[[int], bytes]) -> Path:
+    """Overwrite the two-character RescaleSlope ``written`` of each slice k (sorted by name) with ``stored(k)``:
+    values ITK's writer refuses to write (0, text, a fractional slope on integer voxels)."""
+    for k, path in enumerate(sorted(folder.iterdir())):
+        replace_in_element(path, 0x0028, 0x1053, written.encode().ljust(2), stored(k))
+    return folder

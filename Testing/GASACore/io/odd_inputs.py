@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from bad_inputs_dicom import RTSTRUCT_CLASS, SEG_CLASS, copy_slices, part10_object, rewrite_slices
 from bad_inputs_itk import mha_header, nrrd_header
 from bad_inputs_nifti import affine_of, ct_values, nifti_bytes, write
+from odd_inputs_more import MORE_ODD_INPUTS
 
 from GASACore.io import Geometry
 
@@ -290,4 +291,5 @@ ODD_INPUTS: dict[str, Callable[[Path, list[str]], Built]] = {
     "DICOM with SEG, RTSTRUCT, DICOMDIR": dicom_with_seg_and_rtstruct,
     "DICOM with copied slices": dicom_with_copies,
     "DICOM with a localizer in the series": dicom_with_localizer_in_series,
+    **MORE_ODD_INPUTS,  # the second sweep
 }

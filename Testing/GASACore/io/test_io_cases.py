@@ -101,3 +101,19 @@ def test_a_dicom_export_tree_is_refused_naming_its_series_folders(tmp_path: Path
         r"'patient/study/series_2'\]: pass one of those folders",
     ):
         find_cases(tmp_path / "export")
+
+
+def test_a_folder_of_other_files_says_what_it_holds(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(InputError, match=r"found none: it holds only notes.txt, sub/, which are not image files or"):
+        find_cases(tmp_path)
+
+
+def test_a_folder_of_dicom_non_images_names_them(tmp_path: Path) -> None:
+    """A folder holding only an encapsulated PDF is no batch of nothing: the DICOM object is named."""
+    from bad_inputs_dicom import part10_object
+
+    part10_object(tmp_path / "report.dcm", "1.2.840.10008.5.1.4.1.1.104.1", "DOC")
+    with pytest.raises(InputError, match=r"found only non-image objects: report.dcm \(Encapsulated document\)"):
+        find_cases(tmp_path)

@@ -133,3 +133,14 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path, suffix: str) -> No
     reason = "file too large for the file size limit (ulimit -f) of 4.0 KB (needs ~66.5 KB)"  # an OSError
     assert result.stdout.strip() == f"OutputError cannot write {tmp_path / f'out{suffix}'}: {reason}", result.stderr
     assert _listing(tmp_path) == before  # no temporary file, earlier output untouched
+
+
+@pytest.mark.parametrize("name", ["SEG.NII.GZ", "seg.Nii", "SEG.MHA", "Seg.Nrrd", "SEG.SEG.NRRD"])
+def test_an_upper_case_suffix_is_written_in_its_format(tmp_path: Path, name: str) -> None:
+    """ITK picks its writer by a lower-case suffix: OUT.NII.GZ failed after the model ran, OUT.MHA became .mhd +
+    .zraw left behind. The file is written under the lower-case name, checked, then renamed."""
+    path = write_label_map(LABELS, GEOMETRY, tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    image = sitk.ReadImage(str(path.rename(tmp_path / name.lower())))  # ITK reads by lower-case suffix too
+    assert Geometry.from_sitk(image).is_close(GEOMETRY, atol=1e-5)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), LABELS)
