@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from GASACore.errors import OutputError
+from GASACore.io.formats import label_map_suffix
 
 __all__ = [
     "atomic_output",
@@ -85,10 +86,13 @@ def stale_temporaries(path: Path) -> list[Path]:
     path = Path(path)
     if not path.parent.is_dir():
         return []
+    suffix = label_map_suffix(path)
+    # A label map named with an upper-case suffix (OUT.NII.GZ) is written under its lower-case one first.
+    names = {path.name, path.name[: -len(suffix)] + suffix if suffix else path.name}
     found = []
     for entry in path.parent.glob(".partial-*"):
         match = _TEMPORARY.fullmatch(entry.name)
-        if match is not None and match.group("name") == path.name:
+        if match is not None and match.group("name") in names:
             found.append(entry)
     return sorted(found)
 

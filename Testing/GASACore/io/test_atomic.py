@@ -13,7 +13,7 @@ import pytest
 from small_mounts import fill, run_with_file_size_limit, tmpfs
 
 from GASACore.errors import OutputError
-from GASACore.io import atomic_output, give_default_permissions
+from GASACore.io import atomic_output, give_default_permissions, stale_temporaries
 from GASACore.io.formats import LABEL_MAP_SUFFIXES
 from GASACore.io.geometry import Geometry
 from GASACore.io.writer import write_label_map
@@ -198,3 +198,14 @@ def test_the_file_size_limit_gives_one_line_and_no_partial_file(tmp_path: Path, 
         f"cannot write {target}: file too large for the file size limit (ulimit -f) of 32.0 KB (needs ~164.0 KB)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temporaries_of_an_upper_case_label_map_include_its_lower_case_one(tmp_path: Path) -> None:
+    """write_label_map writes OUT.NII.GZ as .partial-...-OUT.nii.gz first (ITK needs the lower-case suffix)."""
+    for name in ("OUT.nii.gz", "OUT.NII.GZ", "other.nii.gz"):
+        (tmp_path / f".partial-0123456789ab-{name}").write_bytes(b"")
+    assert [p.name for p in stale_temporaries(tmp_path / "OUT.NII.GZ")] == [
+        ".partial-0123456789ab-OUT.NII.GZ",
+        ".partial-0123456789ab-OUT.nii.gz",
+    ]
+    assert [p.name for p in stale_temporaries(tmp_path / "OUT.nii.gz")] == [".partial-0123456789ab-OUT.nii.gz"]
