@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from GASACore.errors import InputError
-from GASACore.io.dicom import find_series_folders, has_dicom_series, select_dicom_series
+from GASACore.io.dicom import find_series_folders, select_dicom_series, series_uids
 from GASACore.io.formats import IMAGE_SUFFIXES, image_suffix, looks_like_dicom_file, strip_suffix
 from GASACore.io.pathkind import check_input_path
 
@@ -58,11 +58,13 @@ def _folder_name(folder: Path) -> str:
 def _cases_in_folder(folder: Path) -> list[Case]:
     entries = sorted((entry for entry in folder.iterdir() if not entry.name.startswith(".")), key=lambda p: p.name)
     images = [Case(strip_suffix(p), p, False) for p in entries if p.is_file() and image_suffix(p) is not None]
-    dicom_dirs = [Case(p.name, p, True) for p in entries if p.is_dir() and has_dicom_series(p)]
-    if has_dicom_series(folder):
+    uids = {p: series_uids(p) for p in [*(entry for entry in entries if entry.is_dir()), folder]}
+    dicom_dirs = [Case(p.name, p, True) for p in entries if p.is_dir() and uids[p]]
+    if uids[folder]:
         # The folder itself holds a series (alone, or next to image files / series sub-folders): one more case.
         dicom_dirs.append(Case(_folder_name(folder), folder, True))
     dicom_paths = {case.path for case in dicom_dirs}
+    _refuse_split_series({case.path: uids[case.path] for case in dicom_dirs})
     skipped = [p.name for p in entries if p.is_dir() and p not in dicom_paths]
     if skipped:
         logger.info("skipping sub-folders of %s that hold no DICOM series: %s", folder, skipped)
@@ -92,6 +94,21 @@ def _refuse_empty_folder(path: Path) -> None:
         f"expected image files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series in folder {path} or its "
         f"sub-folders, found {found}"
     )
+
+
+def _refuse_split_series(folders: dict[Path, tuple[str, ...]]) -> None:
+    """Refuse DICOM case folders (folder -> its SeriesInstanceUIDs) that hold parts of one series: each part alone
+    would be segmented as a volume."""
+    seen: dict[str, Path] = {}
+    for folder, uids in folders.items():
+        for uid in (uid for uid in uids if uid.strip()):  # a missing UID ties nothing together
+            first = seen.setdefault(uid, folder)
+            if first != folder:
+                raise InputError(
+                    f"expected each DICOM series in one folder, got series {uid!r} in both {first} and {folder} "
+                    "(split between them, or copied): each would be segmented as a volume of its own; put all its "
+                    "slices in one folder, once"
+                )
 
 
 def find_cases(path: str | Path) -> list[Case]:

@@ -28,6 +28,7 @@ __all__ = [
     "list_dicom_series",
     "read_dicom_series",
     "select_dicom_series",
+    "series_uids",
 ]
 
 logger = logging.getLogger(__name__)
@@ -131,10 +132,15 @@ def list_dicom_series(folder: Path) -> list[DicomSeries]:
     return _image_series(folder)[0]
 
 
+def series_uids(folder: Path) -> tuple[str, ...]:
+    """The SeriesInstanceUIDs of the DICOM series directly inside ``folder`` (GDCM's grouping)."""
+    with _quiet_itk():
+        return tuple(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+
+
 def has_dicom_series(folder: Path) -> bool:
     """True when ``folder`` directly holds at least one DICOM series."""
-    with _quiet_itk():
-        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    return bool(series_uids(folder))
 
 
 #: How deep :func:`find_series_folders` looks below a folder, and how many folders it visits at most.
@@ -212,6 +218,12 @@ def select_dicom_series(folder: Path, series: str | None = None) -> DicomSeries:
             available = ", ".join(item.summary() for item in found)
             raise InputError(f"no DICOM series with SeriesInstanceUID {series!r} in {folder}; available: {available}")
         return chosen[0]
+    if len(found) > 1 and len(found[0].files) < 2:
+        raise InputError(
+            f"expected a DICOM series of at least 2 slices in {folder}, got {len(found)} series of one slice each "
+            "(every file has a SeriesInstanceUID of its own, e.g. "
+            f"{', '.join(item.uid for item in found[:3])}): the files do not form one volume; re-export the series"
+        )
     if len(found) > 1:
         others = ", ".join(item.summary() for item in found[1:])
         logger.warning(

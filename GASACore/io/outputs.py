@@ -73,6 +73,31 @@ def _suffix_problem(output: PlannedOutput) -> str | None:
     return f"expected {kind} ending in {endings}, got {output.path}"
 
 
+#: What the longest hidden sibling of an output adds to its name: the temporary ``.partial-<12 hex>-NAME``.
+_SIBLING_EXTRA = len(temporary_sibling(Path("x")).name) - 1
+
+
+def _name_limit(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` (or of its nearest existing ancestor) takes."""
+    try:
+        return int(os.pathconf(_existing_ancestor(folder), "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no answer
+        return 255
+
+
+def _name_length_problem(output: PlannedOutput) -> str | None:
+    """An output name too long for its file system once its temporary's prefix is added."""
+    limit = _name_limit(output.path.parent) - _SIBLING_EXTRA
+    length = len(os.fsencode(output.path.name))
+    if length <= limit:
+        return None
+    return (
+        f"expected an output file name of at most {limit} bytes (the file system's limit of {limit + _SIBLING_EXTRA} "
+        f"less {_SIBLING_EXTRA} for the temporary file written first), got a name of {length} bytes: "
+        f"{output.path.name[:40]}...{output.path.name[-20:]} in {output.path.parent}"
+    )
+
+
 def _key(path: Path) -> str:
     """A path's identity for comparisons: resolved (links followed) and case-folded where the OS folds."""
     return os.path.normcase(str(path.resolve()))
@@ -157,7 +182,7 @@ def output_problem(outputs: Sequence[PlannedOutput], protected: Sequence[Protect
     no two outputs share a path; its folder exists and can be written, or can be made.
     """
     for output in outputs:
-        problem = _suffix_problem(output)
+        problem = _suffix_problem(output) or _name_length_problem(output)
         if problem is None and output.path.is_dir():
             problem = f"expected an output file path for {output.owner}, got the existing folder {output.path}"
         problem = problem or _protection_problem(output, protected)

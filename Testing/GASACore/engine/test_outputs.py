@@ -134,6 +134,18 @@ def test_an_unsupported_output_suffix_is_refused_before_the_model_runs(
     assert _files(out) == []
 
 
+def test_an_output_name_too_long_for_its_temporary_is_refused(ct: Path, tmp_path: Path, capsys) -> None:
+    """A 247-byte name fits the file system's 255 but not with the 22-byte prefix of its temporary: it gave
+    "[Errno 36] File name too long" before, from the output checks."""
+    name = "x" * 240 + ".nii.gz"
+    line = _refused(_segment(ct, tmp_path / name), capsys)
+    assert line == (
+        "gasa-segment: error: expected an output file name of at most 233 bytes (the file system's limit of 255 less "
+        f"22 for the temporary file written first), got a name of 247 bytes: {'x' * 40}...{'x' * 13}.nii.gz in "
+        f"{tmp_path}"
+    )
+
+
 def test_an_output_folder_that_is_a_file_is_refused(ct: Path, tmp_path: Path, capsys) -> None:
     blocker = tmp_path / "notes.txt"
     blocker.write_text("the user's notes")

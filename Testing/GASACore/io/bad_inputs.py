@@ -392,6 +392,12 @@ MORE_CASES = {
     "DICOM encapsulated PDF only": BadInput(more.dicom_only("pdf"), InputError, rf"{NON_IMAGE} pdf.dcm \(Encapsulated"),
     "DICOM SR only": BadInput(more.dicom_only("sr"), InputError, rf"{NON_IMAGE} sr.dcm \(Structured Report \(SR\)\)"),
     "DICOM presentation state only": BadInput(more.dicom_only("pr"), InputError, rf"{NON_IMAGE} pr.dcm \(Presentation"),
+    "DICOM one series per slice": BadInput(
+        more.dicom_one_series_per_slice,
+        InputError,
+        r"expected a DICOM series of at least 2 slices in .*each, got 6 series of one slice each \(every file has a "
+        r"SeriesInstanceUID of its own",
+    ),
     "DICOM without pixel data": BadInput(
         more.dicom_without_pixel_data, DamagedFileError, r"but 6 cannot be read \(damaged or cut short\): IM0000.dcm"
     ),

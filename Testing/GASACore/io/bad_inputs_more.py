@@ -212,3 +212,8 @@ def dicom_without_pixel_data(folder: Path, slices: list[str]) -> Path:
         content = path.read_bytes()
         path.write_bytes(content[: content.rfind(b"\xe0\x7f\x10\x00")])
     return series
+
+
+def dicom_one_series_per_slice(folder: Path, slices: list[str]) -> Path:
+    """Every file with a SeriesInstanceUID of its own: GDCM sees 6 one-slice series."""
+    return _series(folder / "each", per_slice=lambda k: {"0020|000e": f"1.2.826.0.1.3680043.8.498.7.80.{k}"})

@@ -117,3 +117,14 @@ def test_a_folder_of_dicom_non_images_names_them(tmp_path: Path) -> None:
     part10_object(tmp_path / "report.dcm", "1.2.840.10008.5.1.4.1.1.104.1", "DOC")
     with pytest.raises(InputError, match=r"found only non-image objects: report.dcm \(Encapsulated document\)"):
         find_cases(tmp_path)
+
+
+def test_a_series_split_between_two_case_folders_is_refused(tmp_path: Path, dicom_slices: list[str]) -> None:
+    """Each half alone is an evenly spaced stack: segmented as two volumes without a word before. (The sample
+    series has no SeriesInstanceUID, which ties nothing together: its slices are rewritten with one.)"""
+    from bad_inputs_dicom import rewrite_slices
+
+    rewrite_slices(dicom_slices[:3], tmp_path / "a", uid="1.2.826.0.1.3680043.8.498.7.81")
+    rewrite_slices(dicom_slices[3:6], tmp_path / "b", uid="1.2.826.0.1.3680043.8.498.7.81", start=4)
+    with pytest.raises(InputError, match=r"got series '.*' in both .*/a and .*/b \(split between them, or copied\)"):
+        find_cases(tmp_path)
