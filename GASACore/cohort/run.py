@@ -93,7 +93,7 @@ def _plan(request: RunRequest) -> _Plan:
 
     cases = find_cases(request.input)
     batch = len(cases) > 1 or (request.input.is_dir() and not cases[0].is_dicom)
-    folder = batch or request.output.is_dir()
+    folder = batch or os.path.isdir(request.output)  # False, not OSError, for a name too long to stat
     outputs = [request.output / f"{c.name}{request.suffix}" if folder else request.output for c in cases]
     extras = [] if batch else [p for p in (request.overlay, request.volumes) if p is not None]
     return _Plan(cases, outputs, extras, batch)

@@ -134,15 +134,16 @@ def test_an_unsupported_output_suffix_is_refused_before_the_model_runs(
     assert _files(out) == []
 
 
-def test_an_output_name_too_long_for_its_temporary_is_refused(ct: Path, tmp_path: Path, capsys) -> None:
-    """A 247-byte name fits the file system's 255 but not with the 22-byte prefix of its temporary: it gave
-    "[Errno 36] File name too long" before, from the output checks."""
-    name = "x" * 240 + ".nii.gz"
+@pytest.mark.parametrize("length", [240, 300])
+def test_an_output_name_too_long_for_its_temporary_is_refused(ct: Path, tmp_path: Path, length: int, capsys) -> None:
+    """A 247-byte name fits the file system's 255 but not with the 22-byte prefix of its temporary, a 307-byte one
+    fits neither: both gave "[Errno 36] File name too long" before."""
+    name = "x" * length + ".nii.gz"
     line = _refused(_segment(ct, tmp_path / name), capsys)
     assert line == (
         "gasa-segment: error: expected an output file name of at most 233 bytes (the file system's limit of 255 less "
-        f"22 for the temporary file written first), got a name of 247 bytes: {'x' * 40}...{'x' * 13}.nii.gz in "
-        f"{tmp_path}"
+        f"22 for the temporary file written first), got a name of {length + 7} bytes: {'x' * 40}...{'x' * 13}.nii.gz "
+        f"in {tmp_path}"
     )
 
 
