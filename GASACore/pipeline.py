@@ -98,14 +98,28 @@ def _air_threshold(model: ModelBundle, config: PreprocessingConfig) -> float | N
     return threshold
 
 
+#: DICOM Modality (0008,0060) values whose pixels are certainly not Hounsfield units: MR, nuclear medicine and PET,
+#: ultrasound, and projection radiography (a CT model must not read them). Others (``OT`` secondary captures of a CT,
+#: vendor or empty values) only get a warning, since anonymisers and converters rewrite the tag.
+NOT_HOUNSFIELD_MODALITIES = frozenset({"MR", "PT", "NM", "US", "CR", "DX", "MG", "XA", "RF", "IO", "PX", "OP", "XC"})
+
+
 def _check_modality(loaded: LoadedImage, model: ModelBundle) -> None:
-    """Refuse a DICOM series of another modality (MR, PT...) for a model that normalises CT Hounsfield units."""
+    """Refuse a DICOM series of a modality without Hounsfield units (MR, PT...) for a model that normalises CT
+    Hounsfield units; warn for any other non-CT modality."""
     scheme = model.preprocessing.normalization_schemes[0]
-    if loaded.modality and loaded.modality != "CT" and scheme == NormalizationScheme.CT:
+    modality = loaded.modality.strip().upper()
+    if not modality or modality == "CT" or scheme != NormalizationScheme.CT:
+        return
+    if modality in NOT_HOUNSFIELD_MODALITIES:
         raise InputError(
             f"expected a CT series (Modality CT) for model {model.name}, which normalises CT Hounsfield units, got "
             f"Modality {loaded.modality} in {loaded.source}: its values are not Hounsfield units"
         )
+    logger.warning(
+        "%s has DICOM Modality %s, not CT: model %s reads its values as Hounsfield units; check the result",
+        loaded.source, loaded.modality, model.name,
+    )  # fmt: skip
 
 
 def _check_run_size(

@@ -3,6 +3,7 @@ before any work, naming their numbers; normal inputs are unaffected. Bundles and
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
@@ -137,7 +138,7 @@ def test_run_byte_limit_from_environment(softmax_model: ModelBundle, tmp_path: P
 
 
 def test_a_dicom_series_of_another_modality_is_refused_for_a_ct_model(
-    softmax_model: ModelBundle, tmp_path: Path
+    softmax_model: ModelBundle, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An MR series through a model that normalises Hounsfield units would give a plausible-looking nonsense map."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
@@ -151,3 +152,9 @@ def test_a_dicom_series_of_another_modality_is_refused_for_a_ct_model(
         InputError, match=r"expected a CT series \(Modality CT\) for model tiny-softmax, .* got Modality MR"
     ):
         segment(folder, softmax_model, options=SegmentOptions(tta=False, device="cpu"))
+    # A secondary capture ("OT") of a CT, as some converters and anonymisers write it: segmented, with a warning.
+    other = volume_series(tmp_path / "ot", np.zeros((6, 10, 12), np.int16), geometry, tags={"0008|0060": "OT"})
+    with caplog.at_level(logging.WARNING, logger="GASACore.pipeline"):
+        result = segment(other, softmax_model, options=SegmentOptions(tta=False, device="cpu"))
+    assert result.labels.shape == (6, 10, 12)
+    assert "has DICOM Modality OT, not CT" in caplog.text
