@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import os
 
 # Tests run tiny networks, for which OpenMP's thread barriers cost more than a second core gains (16x
@@ -42,6 +43,18 @@ def gasa_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("GASA_HOME", None)
     else:
         os.environ["GASA_HOME"] = previous
+
+
+@pytest.fixture(autouse=True)
+def locale_unchanged() -> Iterator[None]:
+    """Fail a test after which the process's C locale differs (a C library that switches to "C" turns Python's
+    default text encoding into ASCII for every later test and subprocess read); the locale is restored."""
+    before = locale.setlocale(locale.LC_ALL)
+    yield
+    after = locale.setlocale(locale.LC_ALL)
+    if after != before:
+        locale.setlocale(locale.LC_ALL, before)
+        pytest.fail(f"the test changed the process locale from {before!r} to {after!r}")
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,9 @@ def cli_env(root: Path) -> dict[str, str]:
 def run_cli(args: list[str], env: dict[str, str], *, timeout: float = 300, module: str = "train.cli") -> str:
     """Run ``python -m train.cli ARGS``; returns stdout + stderr, raises with the output on failure."""
     command = [sys.executable, "-m", module, *args]
-    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        command, env=env, cwd=REPO_ROOT, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout
+    )
     output = done.stdout + done.stderr
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(command)} exited {done.returncode}:\n{output[-6000:]}")

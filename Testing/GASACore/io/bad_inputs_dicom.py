@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import locale
 import math
 import shutil
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +235,28 @@ def volume_series(
 ) -> Path:
     """A CT series of ``values_zyx`` (HU) on ``geometry``, one slice file per z: ITK stores HU through each slice's
     RescaleSlope/Intercept (``tags`` for all slices, ``per_slice(k)`` for slice k)."""
+    with _locale_kept():  # ITK's DICOM writer leaves the process in the "C" locale after a RescaleSlope other than 1
+        return _write_volume_series(folder, values_zyx, geometry, tags, per_slice, name)
+
+
+@contextmanager
+def _locale_kept() -> Iterator[None]:
+    """Restore the process's locale afterwards (the C library's LC_ALL, which Python's text I/O defaults follow)."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _write_volume_series(
+    folder: Path,
+    values_zyx: np.ndarray,
+    geometry: Geometry,
+    tags: dict[str, str] | None,
+    per_slice: Callable[[int], dict[str, str]] | None,
+    name: Callable[[int], str],
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     image = sitk.GetImageFromArray(values_zyx)
     geometry.apply_to(image)
