@@ -128,12 +128,17 @@ def _check_rescale(slices: Sequence[SliceInfo], folder: Path) -> None:
         if value == 0 or not math.isfinite(value):
             bad.append(info)
     if bad:
-        names = ", ".join(info.name for info in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        names = _slice_names(bad)
         raise InputError(
             f"expected a non-zero, finite RescaleSlope (0028,1053) in every slice of the DICOM series of {folder}, "
             f"got {bad[0].slope!r} in {len(bad)} of {len(slices)} slices ({names}): the stored values cannot be "
             "turned into Hounsfield units"
         )
+
+
+def _slice_names(slices: list[SliceInfo], shown: int = 5) -> str:
+    """The first ``shown`` slices' file names for a message, ``" ..."`` after them when there are more."""
+    return ", ".join(info.name for info in slices[:shown]) + (" ..." if len(slices) > shown else "")
 
 
 def _drop_non_slices(slices: list[SliceInfo], folder: Path) -> list[SliceInfo]:
@@ -156,7 +161,7 @@ def _drop_non_slices(slices: list[SliceInfo], folder: Path) -> list[SliceInfo]:
         )
     unplaced = [info for info in kept if info.missing]
     if unplaced:
-        names = ", ".join(info.name for info in unplaced[:5]) + (" ..." if len(unplaced) > 5 else "")
+        names = _slice_names(unplaced)
         raise UnsupportedGeometryError(
             f"expected every slice of the DICOM series of {folder} to hold {', '.join(_GEOMETRY_TAGS.values())}, "
             f"got {len(unplaced)} of {len(kept)} slices without {' and '.join(unplaced[0].missing)} ({names}): "
