@@ -23,18 +23,18 @@ _VARIANCE_BLOCK = 1 << 18
 
 
 def _mean_variance(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per ``(N, C)`` mean and (biased) variance of ``x``, shaped ``(N, C, 1, 1, 1)``, float32 (float64 for float64).
+    """Per ``(N, C)`` mean and (biased) variance of a float32 (or float64) ``x``, shaped ``(N, C, 1, 1, 1)``.
 
     The mean by a (cascade) sum, then the variance of the centred values one block of depth slices at a time
     (two passes, no cancellation; each block's temporary holds at most :data:`_VARIANCE_BLOCK` elements).
+    bfloat16 tensors take :func:`_mean_variance_rows`.
     """
     spatial = x.shape[2] * x.shape[3] * x.shape[4]
-    accumulate = torch.float64 if x.dtype == torch.float64 else torch.float32  # bfloat16 summed in float32
-    mean = x.sum(dim=(2, 3, 4), keepdim=True, dtype=accumulate).div_(spatial)
-    variance = torch.zeros((x.shape[0], x.shape[1], 1, 1, 1), dtype=accumulate)
+    mean = x.sum(dim=(2, 3, 4), keepdim=True).div_(spatial)
+    variance = torch.zeros((x.shape[0], x.shape[1], 1, 1, 1), dtype=x.dtype)
     step = max(1, _VARIANCE_BLOCK // max(1, x.shape[0] * x.shape[1] * x.shape[3] * x.shape[4]))
     for start in range(0, x.shape[2], step):
-        block = x[:, :, start : start + step] - mean  # bfloat16 - float32 is float32: centred in full precision
+        block = x[:, :, start : start + step] - mean
         variance += block.mul_(block).sum(dim=(2, 3, 4), keepdim=True)
     return mean, variance.div_(spatial)
 
